@@ -1,0 +1,349 @@
+//! The flags of a topology binary, parsed with clap, and the dispatch to each command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use super::Application;
+use super::generator::GeneratorOptions;
+use super::produce::{ProduceOptions, produce};
+use crate::kafka::KafkaSettings;
+use crate::plan::describe;
+use crate::runtime::{EngineConfig, RunningEngine, plan_of, start};
+use crate::time::parse_timestamp;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "A Sluice topology binary: run it, feed it, benchmark it."
+)]
+struct Cli {
+    /// Log filter, e.g. `info` or `sluice=debug`.
+    #[arg(long, global = true, default_value = "info", env = "SLUICE_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the topology against a Kafka cluster and serve its views over HTTP.
+    Run(RunArgs),
+    /// Publish deterministic generated events.
+    Produce(ProduceArgs),
+    /// Run everything in one process on rdkafka's in-memory mock broker (development only).
+    Demo(DemoArgs),
+    /// Preload events, then measure consuming them all from offset zero.
+    Bench(BenchArgs),
+    /// Print the topology's graph.
+    Describe(DescribeArgs),
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct KafkaArgs {
+    /// Bootstrap servers, e.g. 127.0.0.1:9092.
+    #[arg(long, env = "SLUICE_BROKERS")]
+    pub brokers: String,
+    /// Longest time the broker may hold a fetch; keep it low for Tansu.
+    #[arg(long, default_value_t = 10)]
+    pub fetch_wait_max_ms: u32,
+    /// Partitions of the topics this command creates when they are missing.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1024))]
+    pub partitions: i32,
+}
+
+impl KafkaArgs {
+    pub(crate) fn settings(&self, group: &str) -> KafkaSettings {
+        let mut settings = KafkaSettings::new(&self.brokers);
+        settings.group_id = group.to_string();
+        settings.fetch_wait_max_ms = self.fetch_wait_max_ms;
+        settings.partitions = self.partitions;
+        settings
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Where RocksDB keeps the views.
+    #[arg(long, default_value = "sluice-state")]
+    state_dir: PathBuf,
+    /// Address of the HTTP query API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct EngineArgs {
+    /// Timely worker threads (default: the number of cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+    /// Granularity of timely times in milliseconds of event time.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=3_600_000))]
+    pub tick_ms: i64,
+}
+
+impl EngineArgs {
+    pub(crate) fn apply(&self, config: &mut EngineConfig) {
+        if let Some(workers) = self.workers {
+            config.workers = usize::from(workers);
+        }
+        config.tick_ms = self.tick_ms;
+    }
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct GeneratorArgs {
+    /// Fraction of generated orders that fail, from 0 to 1.
+    #[arg(long, default_value_t = 0.05, value_parser = fraction)]
+    pub failure_rate: f64,
+    /// Random seed: the same seed gives the same events.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Event time of the first event (RFC 3339 or epoch ms).
+    #[arg(long, default_value = "2024-01-15T10:30:00Z", value_parser = timestamp)]
+    pub start_time: i64,
+    /// Event time between consecutive events, in milliseconds.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..=86_400_000))]
+    pub interval_ms: i64,
+}
+
+impl GeneratorArgs {
+    pub(crate) fn options(&self) -> GeneratorOptions {
+        GeneratorOptions {
+            seed: self.seed,
+            failure_rate: self.failure_rate,
+            start_ms: self.start_time,
+            interval_ms: self.interval_ms,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ProduceArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// How many events to publish.
+    #[arg(long, default_value_t = 10_000)]
+    count: u64,
+    /// Events per second of wall time; 0 publishes as fast as the broker takes them.
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
+    rate: f64,
+    #[command(flatten)]
+    generator: GeneratorArgs,
+    /// Destination topic (default: the application's input topic).
+    #[arg(long)]
+    topic: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct DemoArgs {
+    /// Address of the HTTP query API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Generated events per second.
+    #[arg(long, default_value_t = 20.0, value_parser = positive)]
+    pub rate: f64,
+    /// Fraction of generated orders that fail, from 0 to 1.
+    #[arg(long, default_value_t = 0.05, value_parser = fraction)]
+    pub failure_rate: f64,
+    /// Where RocksDB keeps the views (default: a temporary directory).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Events to preload before measuring.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Measure what the topic already holds instead of preloading.
+    #[arg(long)]
+    pub no_preload: bool,
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DescribeFormat {
+    Text,
+    Dot,
+    Json,
+}
+
+#[derive(Args)]
+struct DescribeArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: DescribeFormat,
+}
+
+fn fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err(format!("`{text}` is not a fraction from 0 to 1")),
+    }
+}
+
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value >= 0.0 && value.is_finite() => Ok(value),
+        _ => Err(format!(
+            "`{text}` is not a number of events per second (0 or more)"
+        )),
+    }
+}
+
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value > 0.0 && value.is_finite() => Ok(value),
+        _ => Err(format!(
+            "`{text}` is not a positive number of events per second"
+        )),
+    }
+}
+
+fn timestamp(text: &str) -> Result<i64, String> {
+    if text == "now" {
+        return Ok(chrono::Utc::now().timestamp_millis());
+    }
+    parse_timestamp(text)
+}
+
+/// Parses the command line and runs the command.
+pub fn run(application: impl Application) -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let application: Arc<dyn Application> = Arc::new(application);
+    match runtime.block_on(dispatch(cli.command, application)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => {
+            let mut config =
+                EngineConfig::new(args.kafka.settings(application.name()), args.state_dir);
+            config.http_addr = Some(args.http);
+            args.engine.apply(&mut config);
+            let engine = start(config, application.topology()).await?;
+            if let Some(addr) = engine.http_addr() {
+                println!(
+                    "{} is running; views at http://{addr}/views, status at http://{addr}/status",
+                    application.name()
+                );
+            }
+            run_until_stopped(engine).await
+        }
+        Command::Produce(args) => {
+            let settings = args.kafka.settings(application.name());
+            let topic = args
+                .topic
+                .unwrap_or_else(|| application.input_topic().to_string());
+            crate::kafka::admin::ensure_topics(
+                &settings,
+                std::slice::from_ref(&topic),
+                Duration::from_secs(60),
+            )
+            .await?;
+            let mut generator = application.generator(&args.generator.options());
+            let options = ProduceOptions {
+                topic,
+                count: Some(args.count),
+                rate: args.rate,
+                progress: true,
+            };
+            let report = tokio::task::spawn_blocking(move || {
+                produce(
+                    &settings,
+                    generator.as_mut(),
+                    &options,
+                    &AtomicBool::new(false),
+                )
+            })
+            .await
+            .context("the producer thread failed")??;
+            println!(
+                "published {} events to {} in {:.2} s ({:.0} events/s), {} failed",
+                report.delivered,
+                application.input_topic(),
+                report.elapsed.as_secs_f64(),
+                report.delivered as f64 / report.elapsed.as_secs_f64().max(1e-9),
+                report.failed
+            );
+            anyhow::ensure!(
+                report.failed == 0,
+                "{} events were not acknowledged by the broker",
+                report.failed
+            );
+            Ok(())
+        }
+        Command::Demo(args) => super::demo::demo(application, args).await,
+        Command::Bench(args) => super::bench::bench(application, args).await,
+        Command::Describe(args) => {
+            let plan = plan_of(&application.topology());
+            match args.format {
+                DescribeFormat::Text => print!("{}", describe(&plan)),
+                DescribeFormat::Dot => print!("{}", crate::plan::to_dot(&plan)),
+                DescribeFormat::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Waits for Ctrl-C (or a fatal error), then stops the engine cleanly.
+pub(crate) async fn run_until_stopped(engine: RunningEngine) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            signal = tokio::signal::ctrl_c() => {
+                signal.context("cannot listen for Ctrl-C")?;
+                eprintln!("stopping: waiting for the workers and flushing output");
+                break;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                if engine.is_stopping() {
+                    break;
+                }
+            }
+        }
+    }
+    engine.join().await?;
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! Publishing generated events: steady-rate or as fast as the broker takes them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+
+use super::generator::EventGenerator;
+use crate::error::EngineError;
+use crate::kafka::KafkaSettings;
+
+/// What a produce run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProduceReport {
+    /// Events acknowledged by the broker.
+    pub delivered: u64,
+    /// Events the broker refused.
+    pub failed: u64,
+    /// Wall time from the first send to the last acknowledgement.
+    pub elapsed: Duration,
+}
+
+#[derive(Default)]
+struct Acknowledgements {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct CountingContext(Arc<Acknowledgements>);
+
+impl ClientContext for CountingContext {}
+
+impl ProducerContext for CountingContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.0.delivered.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.0.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+/// How to publish.
+pub struct ProduceOptions {
+    /// Destination topic.
+    pub topic: String,
+    /// How many events; `None` runs until `stop` is set.
+    pub count: Option<u64>,
+    /// Events per second of wall time; 0 means as fast as possible.
+    pub rate: f64,
+    /// Show a progress bar on the terminal.
+    pub progress: bool,
+}
+
+/// Publishes events from `generator` and waits for every acknowledgement.
+pub fn produce(
+    settings: &KafkaSettings,
+    generator: &mut dyn EventGenerator,
+    options: &ProduceOptions,
+    stop: &AtomicBool,
+) -> Result<ProduceReport, EngineError> {
+    let acknowledgements = Arc::new(Acknowledgements::default());
+    let producer: ThreadedProducer<CountingContext> = settings
+        .producer_config("sluice-producer")
+        .create_with_context(CountingContext(Arc::clone(&acknowledgements)))
+        .map_err(|error| EngineError::kafka("creating the producer", error))?;
+    let bar = match (options.progress, options.count) {
+        (true, Some(count)) => ProgressBar::new(count),
+        (true, None) => ProgressBar::new_spinner(),
+        (false, _) => ProgressBar::hidden(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events, {per_sec}, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let mut sent: u64 = 0;
+    while options.count.is_none_or(|count| sent < count) && !stop.load(Ordering::Relaxed) {
+        if options.rate > 0.0 {
+            // Pace against the start, not the previous send, so the rate does not drift.
+            let due = started + Duration::from_secs_f64(sent as f64 / options.rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        let event = generator.next_event();
+        let mut record = BaseRecord::to(&options.topic)
+            .key(&event.key)
+            .payload(&event.payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    producer.poll(Duration::from_millis(5));
+                }
+                Err((error, _)) => return Err(EngineError::kafka("queueing an event", error)),
+            }
+        }
+        sent += 1;
+        if sent % 1024 == 0 {
+            bar.set_position(sent);
+        }
+    }
+    bar.set_position(sent);
+    producer
+        .flush(Duration::from_secs(60))
+        .map_err(|error| EngineError::kafka("waiting for acknowledgements", error))?;
+    bar.finish_and_clear();
+    Ok(ProduceReport {
+        delivered: acknowledgements.delivered.load(Ordering::Relaxed),
+        failed: acknowledgements.failed.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+    })
+}

@@ -1,0 +1,40 @@
+//! The user API: declare a topology the way Kafka Streams does, without timely types.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use serde::{Deserialize, Serialize};
+//! use sluice::dsl::{Source, Topology, TumblingWindows};
+//!
+//! #[derive(Clone, Serialize, Deserialize)]
+//! struct Click { page: String, at: i64 }
+//!
+//! fn clicks(topology: &mut Topology<'_>) {
+//!     topology
+//!         .source(Source::<Click>::topic("clicks").event_time(|click| click.at))
+//!         .key_by("page", |click| click.page.clone())
+//!         .window(TumblingWindows::of(Duration::from_secs(60)))
+//!         .count()
+//!         .materialize("clicks_per_minute");
+//! }
+//! ```
+//!
+//! - [`topology`]: [`Topology`] and [`Source`], where streams start.
+//! - [`stream`]: [`Stream`] and its stateless operators and sinks.
+//! - [`windowed`]: windowed aggregation and windowed views.
+//! - [`table`]: tables derived from windowed views.
+
+pub mod stream;
+pub mod table;
+pub mod topology;
+pub mod windowed;
+
+pub use crate::record::Data;
+pub use crate::time::EventTime;
+pub use crate::window::{TumblingWindows, WindowBounds};
+pub use stream::Stream;
+pub use table::Table;
+pub use topology::{Source, Topology, TopologyFn};
+pub use windowed::{WindowedStream, WindowedTable};
+
+#[cfg(test)]
+mod tests;

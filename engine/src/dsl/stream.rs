@@ -1,0 +1,182 @@
+//! [`Stream`]: a stream of keyed, event-timed values, with stateless operators and sinks.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::probe::Probe;
+
+use super::topology::BuildContext;
+use super::windowed::WindowedStream;
+use crate::plan::NodeId;
+use crate::record::{Data, Record};
+use crate::render::sink::to_topic;
+use crate::window::TumblingWindows;
+
+pub(crate) type Inner<'scope, T> = timely::dataflow::Stream<'scope, u64, Vec<Record<T>>>;
+
+/// A stream of values of type `T`, each with a key and an event time.
+pub struct Stream<'scope, T: Data> {
+    pub(crate) inner: Inner<'scope, T>,
+    pub(crate) node: NodeId,
+    pub(crate) key_name: String,
+    pub(crate) context: Rc<BuildContext>,
+}
+
+impl<'scope, T: Data> Stream<'scope, T> {
+    pub(crate) fn new(
+        inner: Inner<'scope, T>,
+        node: NodeId,
+        key_name: String,
+        context: Rc<BuildContext>,
+    ) -> Self {
+        Stream {
+            inner,
+            node,
+            key_name,
+            context,
+        }
+    }
+
+    fn derive<U: Data>(
+        &self,
+        label: &str,
+        inner: Inner<'scope, U>,
+        key_name: String,
+    ) -> Stream<'scope, U> {
+        let node = self
+            .context
+            .plan
+            .borrow_mut()
+            .add_node(label, vec![self.node]);
+        Stream::new(inner, node, key_name, Rc::clone(&self.context))
+    }
+
+    fn flat_map_records<U: Data>(
+        &self,
+        name: &str,
+        mut logic: impl FnMut(Record<T>, &mut dyn FnMut(Record<U>)) + 'static,
+    ) -> Inner<'scope, U> {
+        self.inner
+            .clone()
+            .unary::<CapacityContainerBuilder<Vec<Record<U>>>, _, _, _>(
+                Pipeline,
+                name,
+                move |_capability, _info| {
+                    move |input, output| {
+                        input.for_each(|stamp, records| {
+                            let mut session = output.session(&stamp);
+                            for record in records.drain(..) {
+                                logic(record, &mut |out| session.give(out));
+                            }
+                        });
+                    }
+                },
+            )
+    }
+
+    /// Keeps the values for which `predicate` holds.
+    pub fn filter(&self, predicate: impl Fn(&T) -> bool + 'static) -> Stream<'scope, T> {
+        let inner = self.flat_map_records("Filter", move |record, emit| {
+            if predicate(&record.value) {
+                emit(record);
+            }
+        });
+        self.derive("filter", inner, self.key_name.clone())
+    }
+
+    /// Transforms every value, keeping its key and event time.
+    pub fn map<U: Data>(&self, transform: impl Fn(T) -> U + 'static) -> Stream<'scope, U> {
+        let inner = self.flat_map_records("Map", move |record, emit| {
+            let Record {
+                key,
+                event_time,
+                origin,
+                value,
+            } = record;
+            emit(Record {
+                key,
+                event_time,
+                origin,
+                value: transform(value),
+            });
+        });
+        self.derive("map", inner, self.key_name.clone())
+    }
+
+    /// Turns every value into zero or more values, keeping its key and event time. Each
+    /// output remembers its position, which makes its output id unique.
+    pub fn flat_map<U: Data, I>(&self, expand: impl Fn(T) -> I + 'static) -> Stream<'scope, U>
+    where
+        I: IntoIterator<Item = U>,
+    {
+        let inner = self.flat_map_records("FlatMap", move |record, emit| {
+            let Record {
+                key,
+                event_time,
+                origin,
+                value,
+            } = record;
+            for (index, value) in expand(value).into_iter().enumerate() {
+                let mut origin = origin;
+                origin.index = index as u32;
+                emit(Record {
+                    key: key.clone(),
+                    event_time,
+                    origin,
+                    value,
+                });
+            }
+        });
+        self.derive("flat_map", inner, self.key_name.clone())
+    }
+
+    /// Sets every record's key; `key_name` says what the key is in `describe` and `/views`.
+    pub fn key_by(
+        &self,
+        key_name: &str,
+        key: impl Fn(&T) -> String + 'static,
+    ) -> Stream<'scope, T> {
+        let inner = self.flat_map_records("KeyBy", move |mut record, emit| {
+            record.key = key(&record.value);
+            emit(record);
+        });
+        self.derive(&format!("key_by {key_name}"), inner, key_name.to_string())
+    }
+
+    /// Groups the stream into event-time windows, per key.
+    pub fn window(&self, windows: TumblingWindows) -> WindowedStream<'scope, T> {
+        WindowedStream::new(self, windows)
+    }
+
+    /// Writes every value as JSON to `topic`, keyed by the record key. Each record carries a
+    /// deterministic id header, so a consumer can drop the duplicates of at-least-once output.
+    pub fn to(&self, topic: &str) {
+        let source_topics = {
+            let mut plan = self.context.plan.borrow_mut();
+            plan.add_node(format!("to {topic}"), vec![self.node]);
+            plan.sink_topics.push(topic.to_string());
+            plan.sources
+                .iter()
+                .map(|source| source.topic.clone())
+                .collect()
+        };
+        let probed = self.inner.clone().probe_with(&self.context.probe);
+        if let Some(env) = &self.context.env {
+            to_topic(probed, Arc::clone(env), topic.to_string(), source_topics);
+        }
+    }
+}
+
+impl<T: Data> Clone for Stream<'_, T> {
+    fn clone(&self) -> Self {
+        Stream::new(
+            self.inner.clone(),
+            self.node,
+            self.key_name.clone(),
+            Rc::clone(&self.context),
+        )
+    }
+}

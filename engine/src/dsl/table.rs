@@ -1,0 +1,58 @@
+//! [`Table`]: one value per key, kept by differential dataflow.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use timely::dataflow::operators::probe::Probe;
+
+use super::topology::BuildContext;
+use crate::plan::{NodeId, ViewKind, ViewSpec};
+use crate::record::Data;
+use crate::render::materialize::materialize_table;
+use crate::render::table::TableUpdates;
+
+/// A table: the latest value per key, as a stream of insertions and retractions.
+pub struct Table<'scope, B: Data> {
+    updates: TableUpdates<'scope, B>,
+    node: NodeId,
+    key_name: String,
+    value_shape: serde_json::Value,
+    context: Rc<BuildContext>,
+}
+
+impl<'scope, B: Data> Table<'scope, B> {
+    pub(crate) fn new(
+        updates: TableUpdates<'scope, B>,
+        node: NodeId,
+        key_name: String,
+        value_shape: serde_json::Value,
+        context: Rc<BuildContext>,
+    ) -> Self {
+        Table {
+            updates,
+            node,
+            key_name,
+            value_shape,
+            context,
+        }
+    }
+
+    /// Stores the table in RocksDB as the view `name`, served at `/views/{name}`.
+    pub fn materialize(&self, name: &str) -> &Self {
+        {
+            let mut plan = self.context.plan.borrow_mut();
+            plan.add_node(format!("materialize {name}"), vec![self.node]);
+            plan.views.push(ViewSpec {
+                name: name.to_string(),
+                kind: ViewKind::Table,
+                key: self.key_name.clone(),
+                value: self.value_shape.clone(),
+            });
+        }
+        let probed = self.updates.clone().probe_with(&self.context.probe);
+        if let Some(env) = &self.context.env {
+            materialize_table(probed, Arc::clone(env), name.to_string());
+        }
+        self
+    }
+}

@@ -1,0 +1,142 @@
+//! Where a topology starts: [`Topology`] hands out source streams.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use timely::dataflow::Scope;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+
+use super::stream::Stream;
+use crate::plan::{EventTimeKind, Plan, SourcePlan};
+use crate::record::Data;
+use crate::render::source::{EventTimeExtractor, SourceConfig, kafka_source};
+use crate::runtime::RunEnv;
+
+/// A topology definition: called once per worker to build that worker's dataflow, and once
+/// without brokers to describe it. It must declare the same graph every time.
+pub type TopologyFn = Arc<dyn for<'scope> Fn(&mut Topology<'scope>) + Send + Sync>;
+
+/// Shared by every handle the DSL gives out while one worker builds its dataflow.
+pub(crate) struct BuildContext {
+    pub plan: RefCell<Plan>,
+    /// `None` when only describing: nothing reads Kafka or writes state.
+    pub env: Option<Arc<RunEnv>>,
+    /// Follows the frontier of every terminal operator: the watermark views reflect.
+    pub probe: ProbeHandle<u64>,
+}
+
+/// The builder a topology function receives.
+pub struct Topology<'scope> {
+    scope: Scope<'scope, u64>,
+    context: Rc<BuildContext>,
+}
+
+impl<'scope> Topology<'scope> {
+    pub(crate) fn new(scope: Scope<'scope, u64>, env: Option<Arc<RunEnv>>) -> Self {
+        let context = BuildContext {
+            plan: RefCell::new(Plan::default()),
+            env,
+            probe: ProbeHandle::new(),
+        };
+        Topology {
+            scope,
+            context: Rc::new(context),
+        }
+    }
+
+    /// The plan recorded so far, and the probe of the terminal operators.
+    pub(crate) fn finish(self) -> (Plan, ProbeHandle<u64>) {
+        (
+            self.context.plan.borrow().clone(),
+            self.context.probe.clone(),
+        )
+    }
+
+    /// A stream of the JSON records of a topic, decoded into `T`.
+    pub fn source<T: Data>(&mut self, source: Source<T>) -> Stream<'scope, T> {
+        let (index, node) = {
+            let mut plan = self.context.plan.borrow_mut();
+            let index = plan.sources.len() as u32;
+            plan.sources.push(SourcePlan {
+                topic: source.topic.clone(),
+                event_time: match source.event_time {
+                    EventTimeExtractor::Payload(_) => EventTimeKind::Payload,
+                    EventTimeExtractor::RecordTimestamp => EventTimeKind::RecordTimestamp,
+                },
+                grace_ms: source.grace.as_millis() as i64,
+                idle_timeout_ms: source.idle_timeout.as_millis() as u64,
+            });
+            (
+                index,
+                plan.add_node(format!("source {}", source.topic), vec![]),
+            )
+        };
+        let inner = match &self.context.env {
+            Some(env) => kafka_source(
+                self.scope,
+                Arc::clone(env),
+                SourceConfig {
+                    index,
+                    topic: source.topic,
+                    grace_ms: source.grace.as_millis() as i64,
+                    idle_timeout: source.idle_timeout,
+                    event_time: source.event_time,
+                },
+            ),
+            None => timely::dataflow::operators::generic::operator::empty(self.scope),
+        };
+        Stream::new(
+            inner,
+            node,
+            "record key".to_string(),
+            Rc::clone(&self.context),
+        )
+    }
+}
+
+/// A source topic with its event-time settings.
+pub struct Source<T> {
+    topic: String,
+    event_time: EventTimeExtractor<T>,
+    grace: Duration,
+    idle_timeout: Duration,
+}
+
+impl<T: Data> Source<T> {
+    /// Reads `topic`, with event time from the Kafka record timestamp until
+    /// [`Source::event_time`] says otherwise, a grace of 5 s and an idle timeout of 10 s.
+    pub fn topic(topic: impl Into<String>) -> Self {
+        Source {
+            topic: topic.into(),
+            event_time: EventTimeExtractor::RecordTimestamp,
+            grace: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Takes event time (epoch milliseconds) from the payload.
+    pub fn event_time(mut self, extract: impl Fn(&T) -> i64 + 'static) -> Self {
+        self.event_time = EventTimeExtractor::Payload(Box::new(extract));
+        self
+    }
+
+    /// Takes event time from the Kafka record timestamp.
+    pub fn record_timestamp(mut self) -> Self {
+        self.event_time = EventTimeExtractor::RecordTimestamp;
+        self
+    }
+
+    /// How far out of order records may arrive and still count.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// How long a silent partition may hold back the watermark.
+    pub fn idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
+    }
+}

@@ -1,0 +1,174 @@
+//! Windowed aggregation: [`WindowedStream`] aggregates, [`WindowedTable`] holds the result.
+
+use std::fmt::Debug;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use timely::dataflow::operators::probe::Probe;
+
+use super::stream::Stream;
+use super::table::Table;
+use super::topology::BuildContext;
+use crate::plan::{NodeId, ViewKind, ViewSpec, shape_of};
+use crate::record::{Data, Record};
+use crate::render::materialize::materialize_windows;
+use crate::render::sink::late_to_topics;
+use crate::render::table::summarize_windows;
+use crate::render::window::{WindowChange, tumbling_aggregate};
+use crate::window::{TumblingWindows, WindowBounds};
+
+/// A keyed stream grouped into windows, waiting for an aggregation.
+pub struct WindowedStream<'scope, T: Data> {
+    stream: Stream<'scope, T>,
+    windows: TumblingWindows,
+}
+
+impl<'scope, T: Data> WindowedStream<'scope, T> {
+    pub(crate) fn new(stream: &Stream<'scope, T>, windows: TumblingWindows) -> Self {
+        WindowedStream {
+            stream: stream.clone(),
+            windows,
+        }
+    }
+
+    /// Counts the records of each window.
+    pub fn count(&self) -> WindowedTable<'scope, u64> {
+        self.build("count", || 0, |count: &mut u64, _| *count += 1)
+    }
+
+    /// Sums a number taken from each record.
+    pub fn sum(&self, number: impl Fn(&T) -> f64 + 'static) -> WindowedTable<'scope, f64> {
+        self.build(
+            "sum",
+            || 0.0,
+            move |total: &mut f64, value| *total += number(value),
+        )
+    }
+
+    /// Folds each window's records into an aggregate that starts at `init()`.
+    pub fn aggregate<A: Data>(
+        &self,
+        init: impl Fn() -> A + 'static,
+        fold: impl Fn(&mut A, &T) + 'static,
+    ) -> WindowedTable<'scope, A> {
+        self.build("aggregate", init, fold)
+    }
+
+    fn build<A: Data>(
+        &self,
+        what: &str,
+        init: impl Fn() -> A + 'static,
+        fold: impl Fn(&mut A, &T) + 'static,
+    ) -> WindowedTable<'scope, A> {
+        let context = Rc::clone(&self.stream.context);
+        let value_shape = shape_of(&init());
+        let (node, source_topics) = {
+            let mut plan = context.plan.borrow_mut();
+            let label = format!("window tumbling {} ms, {what}", self.windows.size_ms());
+            let node = plan.add_node(label, vec![self.stream.node]);
+            (
+                node,
+                plan.sources
+                    .iter()
+                    .map(|source| source.topic.clone())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let operator_name = format!("window #{node}");
+        let (changes, late) = tumbling_aggregate(
+            self.stream.inner.clone(),
+            self.windows,
+            operator_name,
+            init,
+            fold,
+        );
+        if let Some(env) = &context.env {
+            late_to_topics(late, Arc::clone(env), source_topics);
+        }
+        WindowedTable {
+            changes,
+            node,
+            windows: self.windows,
+            key_name: self.stream.key_name.clone(),
+            value_shape,
+            context,
+        }
+    }
+}
+
+/// The windows of each key with their aggregates, updated on every record.
+pub struct WindowedTable<'scope, A: Data> {
+    changes: timely::dataflow::Stream<'scope, u64, Vec<Record<WindowChange<A>>>>,
+    node: NodeId,
+    windows: TumblingWindows,
+    key_name: String,
+    value_shape: serde_json::Value,
+    context: Rc<BuildContext>,
+}
+
+impl<'scope, A: Data> WindowedTable<'scope, A> {
+    /// Stores the windows in RocksDB as the view `name`, served at `/views/{name}`. Open
+    /// windows are visible with `"final": false` and update on every record.
+    pub fn materialize(&self, name: &str) -> &Self {
+        {
+            let mut plan = self.context.plan.borrow_mut();
+            plan.add_node(format!("materialize {name}"), vec![self.node]);
+            plan.views.push(ViewSpec {
+                name: name.to_string(),
+                kind: ViewKind::Tumbling {
+                    size_ms: self.windows.size_ms(),
+                },
+                key: self.key_name.clone(),
+                value: self.value_shape.clone(),
+            });
+        }
+        let probed = self.changes.clone().probe_with(&self.context.probe);
+        if let Some(env) = &self.context.env {
+            materialize_windows(probed, Arc::clone(env), name.to_string());
+        }
+        self
+    }
+
+    /// The changes of the windows as a stream: one value per update, and the final value
+    /// when a window closes.
+    pub fn changes(&self) -> Stream<'scope, WindowChange<A>> {
+        let node = self
+            .context
+            .plan
+            .borrow_mut()
+            .add_node("changes", vec![self.node]);
+        Stream::new(
+            self.changes.clone(),
+            node,
+            self.key_name.clone(),
+            Rc::clone(&self.context),
+        )
+    }
+
+    /// A table with one value per key, folded from the key's current windows. When a window
+    /// changes, its old value is retracted and the key's value is folded again.
+    pub fn summarize<B>(
+        &self,
+        init: impl Fn() -> B + 'static,
+        fold: impl Fn(&mut B, WindowBounds, &A) + 'static,
+    ) -> Table<'scope, B>
+    where
+        A: Ord + Debug,
+        B: Data + Ord + Debug,
+    {
+        let value_shape = shape_of(&init());
+        let node = self
+            .context
+            .plan
+            .borrow_mut()
+            .add_node("summarize windows (differential reduce)", vec![self.node]);
+        let updates = summarize_windows(self.changes.clone(), init, fold);
+        Table::new(
+            updates,
+            node,
+            self.key_name.clone(),
+            value_shape,
+            Rc::clone(&self.context),
+        )
+    }
+}

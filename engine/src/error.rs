@@ -1,0 +1,72 @@
+//! The engine's typed errors.
+
+use thiserror::Error;
+
+/// What can stop the engine from starting or running.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// A Kafka client could not be created or an admin call failed.
+    #[error("Kafka error while {context}: {source}")]
+    Kafka {
+        /// What the engine was doing.
+        context: String,
+        /// The client's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// The brokers did not answer within the retry budget.
+    #[error(
+        "cannot reach Kafka at {brokers} ({detail}); is the broker running and is --brokers right?"
+    )]
+    Unreachable {
+        /// The bootstrap servers that were tried.
+        brokers: String,
+        /// The last error seen.
+        detail: String,
+    },
+    /// The state directory could not be opened or written.
+    #[error("state error: {0}")]
+    State(#[from] sluice_state::StateError),
+    /// A topology that cannot run as declared.
+    #[error("invalid topology: {0}")]
+    Topology(String),
+    /// The HTTP listener could not be bound.
+    #[error("cannot serve HTTP on {addr}: {source}")]
+    Http {
+        /// The address that was asked for.
+        addr: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The dataflow workers could not start or stopped abnormally.
+    #[error("dataflow error: {0}")]
+    Dataflow(String),
+    /// Any other I/O error.
+    #[error("I/O error while {context}: {source}")]
+    Io {
+        /// What the engine was doing.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    /// A Kafka error with what the engine was doing.
+    pub fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
+        EngineError::Kafka {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// An I/O error with what the engine was doing.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        EngineError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

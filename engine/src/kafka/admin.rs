@@ -1,0 +1,121 @@
+//! Topic set-up: create every topic a topology reads or writes, as Kafka Streams does for
+//! its internal topics, because brokers such as Tansu do not create topics on first use.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use tracing::{info, warn};
+
+use super::settings::KafkaSettings;
+use crate::error::EngineError;
+
+/// Creates the missing topics among `topics` with `settings.partitions` partitions, retrying
+/// with backoff until `deadline` while the broker is unreachable.
+pub async fn ensure_topics(
+    settings: &KafkaSettings,
+    topics: &[String],
+    deadline: Duration,
+) -> Result<(), EngineError> {
+    let admin: AdminClient<DefaultClientContext> = settings
+        .base_config()
+        .create()
+        .map_err(|error| EngineError::kafka("creating the admin client", error))?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|topic| NewTopic::new(topic, settings.partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let outcome = admin.create_topics(&new_topics, &options).await;
+        match outcome {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(topic) => {
+                            info!(%topic, partitions = settings.partitions, "created topic")
+                        }
+                        Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                        Err((topic, code)) => {
+                            return Err(EngineError::kafka(
+                                format!("creating topic {topic}"),
+                                KafkaError::AdminOp(code),
+                            ));
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            Err(error) if started.elapsed() < deadline => {
+                warn!(%error, retry_in = ?backoff, "cannot create topics yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => {
+                return Err(EngineError::Unreachable {
+                    brokers: settings.brokers.clone(),
+                    detail: error.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// The partition count of each topic, read from the broker's metadata.
+pub fn partition_counts(
+    settings: &KafkaSettings,
+    topics: &[String],
+    deadline: Duration,
+) -> Result<BTreeMap<String, i32>, EngineError> {
+    let consumer: BaseConsumer = settings
+        .base_config()
+        .create()
+        .map_err(|error| EngineError::kafka("creating the metadata client", error))?;
+    let started = Instant::now();
+    let mut counts = BTreeMap::new();
+    for topic in topics {
+        loop {
+            let remaining = deadline
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_millis(500));
+            match consumer.fetch_metadata(Some(topic), remaining) {
+                Ok(metadata) => {
+                    let partitions = metadata
+                        .topics()
+                        .iter()
+                        .find(|found| found.name() == topic)
+                        .map(|found| found.partitions().len())
+                        .unwrap_or(0);
+                    if partitions > 0 {
+                        counts.insert(topic.clone(), partitions as i32);
+                        break;
+                    }
+                    if started.elapsed() >= deadline {
+                        return Err(EngineError::Topology(format!(
+                            "topic {topic} has no partitions on {}",
+                            settings.brokers
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(error) if started.elapsed() < deadline => {
+                    warn!(%error, %topic, "cannot read topic metadata yet; retrying");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(error) => {
+                    return Err(EngineError::Unreachable {
+                        brokers: settings.brokers.clone(),
+                        detail: error.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(counts)
+}

@@ -1,0 +1,10 @@
+//! Kafka I/O through rdkafka: client settings, topic set-up, the output producer and the
+//! monitor that fetches high watermarks.
+
+pub mod admin;
+pub mod monitor;
+pub mod producer;
+pub mod settings;
+
+pub use producer::OutputProducer;
+pub use settings::KafkaSettings;

@@ -1,0 +1,37 @@
+//! Sluice: a Kafka-Streams-style stream processor on timely dataflow.
+//!
+//! A topology is declared with the [`dsl`], compiled into a timely dataflow by [`render`],
+//! and run by [`runtime`]: it consumes Kafka topics, keeps event-time windows and tables in
+//! RocksDB, writes derived events back to Kafka, and serves every view over HTTP ([`query`]).
+//!
+//! A tour of the modules:
+//! - [`dsl`]: the user API, with no timely types in it.
+//! - [`plan`]: the logical graph, `describe()`, and the views a topology declares.
+//! - [`render`]: the timely and differential operators the DSL compiles into.
+//! - [`kafka`]: client settings, topic set-up, the output producer, the watermark monitor.
+//! - [`output`]: where output records go (Kafka, or memory).
+//! - [`runtime`]: starts and stops an engine: state, workers, HTTP; [`testkit`] runs a
+//!   topology to completion over in-memory input, without a broker.
+//! - [`query`]: the axum HTTP API.
+//! - [`status`]: live progress shared by workers and the API.
+//! - [`time`], [`window`], [`watermark`]: event time, window assignment, partition clocks.
+//! - [`app`]: the command line (`run`, `produce`, `demo`, `bench`, `describe`) a topology
+//!   binary gets by calling [`app::main`].
+
+pub mod app;
+pub mod dsl;
+pub mod error;
+pub mod kafka;
+pub mod output;
+pub mod plan;
+pub mod query;
+pub mod record;
+pub mod render;
+pub mod runtime;
+pub mod status;
+pub mod testkit;
+pub mod time;
+pub mod watermark;
+pub mod window;
+
+pub use error::EngineError;

@@ -1,0 +1,164 @@
+//! The logical graph of a topology: what `describe()` prints and what the HTTP API lists.
+//!
+//! The DSL records a node here for every operator it adds, so the plan always matches the
+//! dataflow that runs. The plan is also built on its own, without brokers, for `describe`
+//! and to learn which topics and stores a topology needs before it starts.
+
+mod describe;
+
+use serde::Serialize;
+
+pub use describe::{describe, to_dot};
+
+/// Identifies a node of the plan.
+pub type NodeId = usize;
+
+/// One operator of the logical graph.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanNode {
+    /// Position in the plan.
+    pub id: NodeId,
+    /// What the operator does, e.g. `source order-events`.
+    pub label: String,
+    /// The nodes it reads from.
+    pub inputs: Vec<NodeId>,
+}
+
+/// How a source reads event time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventTimeKind {
+    /// From a field of the payload.
+    Payload,
+    /// From the Kafka record timestamp.
+    RecordTimestamp,
+}
+
+/// A source topic and its event-time settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourcePlan {
+    /// The topic.
+    pub topic: String,
+    /// Where event time comes from.
+    pub event_time: EventTimeKind,
+    /// Allowed out-of-orderness, in milliseconds.
+    pub grace_ms: i64,
+    /// How long a silent partition may hold back the watermark, in milliseconds.
+    pub idle_timeout_ms: u64,
+}
+
+impl SourcePlan {
+    /// Where records that cannot be read go.
+    pub fn dead_letter_topic(&self) -> String {
+        format!("{}.dlq", self.topic)
+    }
+
+    /// Where records that arrive after their window closed go.
+    pub fn late_topic(&self) -> String {
+        format!("{}.late", self.topic)
+    }
+}
+
+/// The kind of a materialized view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ViewKind {
+    /// Tumbling windows of `size_ms` per key.
+    Tumbling {
+        /// Window size in milliseconds.
+        size_ms: i64,
+    },
+    /// One value per key.
+    Table,
+}
+
+/// A materialized view: a RocksDB store served over HTTP.
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewSpec {
+    /// The name in URLs and the store's column family.
+    pub name: String,
+    /// Window or table.
+    #[serde(flatten)]
+    pub kind: ViewKind,
+    /// What the key is, e.g. `item_id`.
+    pub key: String,
+    /// The JSON shape of a value: field names with their JSON types.
+    pub value: serde_json::Value,
+}
+
+impl ViewSpec {
+    /// Whether the view holds windows.
+    pub fn is_windowed(&self) -> bool {
+        !matches!(self.kind, ViewKind::Table)
+    }
+}
+
+/// The whole logical graph.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    /// Operators in the order they were declared.
+    pub nodes: Vec<PlanNode>,
+    /// Sources, indexed by [`crate::record::Origin::source`].
+    pub sources: Vec<SourcePlan>,
+    /// Materialized views.
+    pub views: Vec<ViewSpec>,
+    /// Topics the topology writes to.
+    pub sink_topics: Vec<String>,
+}
+
+impl Plan {
+    /// Adds a node and returns its id.
+    pub fn add_node(&mut self, label: impl Into<String>, inputs: Vec<NodeId>) -> NodeId {
+        let id = self.nodes.len();
+        self.nodes.push(PlanNode {
+            id,
+            label: label.into(),
+            inputs,
+        });
+        id
+    }
+
+    /// Every topic the topology reads or writes, including dead-letter and late topics.
+    pub fn topics(&self) -> Vec<String> {
+        let mut topics = Vec::new();
+        for source in &self.sources {
+            topics.push(source.topic.clone());
+            topics.push(source.dead_letter_topic());
+            topics.push(source.late_topic());
+        }
+        topics.extend(self.sink_topics.iter().cloned());
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    /// The view of the given name.
+    pub fn view(&self, name: &str) -> Option<&ViewSpec> {
+        self.views.iter().find(|view| view.name == name)
+    }
+}
+
+/// Describes the JSON shape of a value by example: the field names and JSON types of a
+/// freshly initialised aggregate.
+pub fn shape_of<A: Serialize>(example: &A) -> serde_json::Value {
+    fn shape(value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(name, field)| (name.clone(), shape(field)))
+                    .collect(),
+            ),
+            Value::Array(_) => Value::String("array".into()),
+            Value::String(_) => Value::String("string".into()),
+            Value::Number(_) => Value::String("number".into()),
+            Value::Bool(_) => Value::String("boolean".into()),
+            Value::Null => Value::String("null".into()),
+        }
+    }
+    match serde_json::to_value(example) {
+        Ok(value) => shape(&value),
+        Err(_) => serde_json::Value::String("unknown".into()),
+    }
+}

@@ -1,0 +1,38 @@
+//! API errors as JSON: `{"error": message, "status": code}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// An unknown view, key or route.
+    #[error("{0}")]
+    NotFound(String),
+    /// A parameter that cannot be used.
+    #[error("{0}")]
+    BadRequest(String),
+    /// State that could not be read.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<sluice_state::StateError> for ApiError {
+    fn from(error: sluice_state::StateError) -> Self {
+        ApiError::Internal(format!("cannot read state: {error}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let body = json!({ "error": self.to_string(), "status": status.as_u16() });
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,53 @@
+//! The HTTP query API (axum): views, status and health, all JSON.
+//!
+//! - [`error`]: [`ApiError`], which answers 400, 404 and 500 as JSON with a clear message.
+//! - [`views`]: `/views`, `/views/{view}` and `/views/{view}/{key}`.
+//! - [`status`]: `/status` and `/healthz`.
+
+pub mod error;
+pub mod params;
+pub mod status;
+pub mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use sluice_state::StateDb;
+
+use crate::plan::Plan;
+use crate::status::EngineStatus;
+
+pub use error::ApiError;
+
+/// What the handlers read: the plan's views, the state and the live status.
+#[derive(Clone)]
+pub struct QueryState {
+    pub(crate) plan: Arc<Plan>,
+    pub(crate) db: Arc<StateDb>,
+    pub(crate) status: Arc<EngineStatus>,
+}
+
+impl QueryState {
+    /// State for the handlers.
+    pub fn new(plan: Arc<Plan>, db: Arc<StateDb>, status: Arc<EngineStatus>) -> Self {
+        QueryState { plan, db, status }
+    }
+}
+
+/// The whole API as a router, testable in process with `tower::ServiceExt::oneshot`.
+pub fn router(state: QueryState) -> Router {
+    Router::new()
+        .route("/views", get(views::list_views))
+        .route("/views/{view}", get(views::scan_view))
+        .route("/views/{view}/{key}", get(views::get_key))
+        .route("/status", get(status::status))
+        .route("/healthz", get(status::healthz))
+        .fallback(|| async {
+            ApiError::NotFound("no such route; try GET /views or GET /status".into())
+        })
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests;

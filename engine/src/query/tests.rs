@@ -1,0 +1,180 @@
+//! In-process tests of every route, including the errors.
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use sluice_state::{StateDb, WindowEntry};
+use tower::ServiceExt;
+
+use super::{QueryState, router};
+use crate::plan::{Plan, ViewKind, ViewSpec};
+use crate::status::EngineStatus;
+
+const MINUTE: i64 = 60_000;
+
+fn fixture() -> (tempfile::TempDir, QueryState) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path(), ["counts", "totals"]).unwrap();
+    let windows = db.window_store("counts").unwrap();
+    for (index, start) in [0, MINUTE, 2 * MINUTE].into_iter().enumerate() {
+        let entry = WindowEntry {
+            start,
+            end: start + MINUTE,
+            is_final: index < 2,
+            value_json: format!("{{\"count\":{index}}}").into_bytes(),
+        };
+        windows.put(b"all", &entry).unwrap();
+    }
+    let totals = db.table_store("totals").unwrap();
+    for key in ["a", "b", "c"] {
+        totals
+            .put(key.as_bytes(), format!("{{\"key\":\"{key}\"}}").as_bytes())
+            .unwrap();
+    }
+    let mut plan = Plan::default();
+    plan.views.push(ViewSpec {
+        name: "counts".into(),
+        kind: ViewKind::Tumbling { size_ms: MINUTE },
+        key: "all".into(),
+        value: json!({"count": "number"}),
+    });
+    plan.views.push(ViewSpec {
+        name: "totals".into(),
+        kind: ViewKind::Table,
+        key: "id".into(),
+        value: json!({}),
+    });
+    let status = Arc::new(EngineStatus::new());
+    status.register_partition("orders", 0);
+    status.set_offset("orders", 0, 7);
+    status.set_high_watermark("orders", 0, 10);
+    status.set_watermark(2 * MINUTE);
+    let state = QueryState::new(Arc::new(plan), Arc::new(db), status);
+    (dir, state)
+}
+
+async fn get(state: &QueryState, uri: &str) -> (StatusCode, Value) {
+    let response = router(state.clone())
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn lists_views_with_their_shapes() {
+    let (_dir, state) = fixture();
+    let (status, body) = get(&state, "/views").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["views"][0],
+        json!({"name": "counts", "kind": "tumbling", "size_ms": 60000, "key": "all", "value": {"count": "number"}})
+    );
+    assert_eq!(body["views"][1]["kind"], "table");
+}
+
+#[tokio::test]
+async fn window_lookups_narrow_by_time_and_say_how_fresh_they_are() {
+    let (_dir, state) = fixture();
+    let (status, body) = get(&state, "/views/counts/all").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["windows"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        body["windows"][0],
+        json!({"start": "1970-01-01T00:00:00.000Z", "end": "1970-01-01T00:01:00.000Z", "value": {"count": 0}, "final": true})
+    );
+    assert_eq!(body["watermark"], "1970-01-01T00:02:00.000Z");
+    let (_, narrowed) = get(
+        &state,
+        "/views/counts/all?from=1970-01-01T00:01:30Z&to=120001",
+    )
+    .await;
+    let starts: Vec<&Value> = narrowed["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| &w["start"])
+        .collect();
+    assert_eq!(
+        starts,
+        vec!["1970-01-01T00:01:00.000Z", "1970-01-01T00:02:00.000Z"]
+    );
+}
+
+#[tokio::test]
+async fn table_lookups_and_pages() {
+    let (_dir, state) = fixture();
+    let (status, body) = get(&state, "/views/totals/b").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["value"], json!({"key": "b"}));
+    let (_, first) = get(&state, "/views/totals?limit=2").await;
+    assert_eq!(first["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(first["next"], "b");
+    let (_, rest) = get(&state, "/views/totals?limit=2&after=b").await;
+    assert_eq!(
+        rest["entries"],
+        json!([{"key": "c", "value": {"key": "c"}}])
+    );
+    assert_eq!(rest["next"], Value::Null);
+    let (_, windows) = get(&state, "/views/counts").await;
+    assert_eq!(windows["entries"][0]["key"], "all");
+}
+
+#[tokio::test]
+async fn errors_are_json_with_a_clear_message() {
+    let (_dir, state) = fixture();
+    for (uri, code, needle) in [
+        ("/views/nope", StatusCode::NOT_FOUND, "no view named `nope`"),
+        ("/views/nope/k", StatusCode::NOT_FOUND, "no view named"),
+        ("/views/totals/zzz", StatusCode::NOT_FOUND, "no key `zzz`"),
+        ("/views/counts/other", StatusCode::NOT_FOUND, "no windows"),
+        (
+            "/views/counts/all?from=yesterday",
+            StatusCode::BAD_REQUEST,
+            "parameter `from`",
+        ),
+        (
+            "/views/counts/all?from=10&to=5",
+            StatusCode::BAD_REQUEST,
+            "before",
+        ),
+        (
+            "/views/counts/all?colour=red",
+            StatusCode::BAD_REQUEST,
+            "unknown parameter `colour`",
+        ),
+        ("/views/totals?limit=0", StatusCode::BAD_REQUEST, "limit"),
+        ("/views/totals?limit=many", StatusCode::BAD_REQUEST, "limit"),
+        ("/nowhere", StatusCode::NOT_FOUND, "no such route"),
+    ] {
+        let (status, body) = get(&state, uri).await;
+        assert_eq!(status, code, "{uri}");
+        assert!(
+            body["error"].as_str().unwrap().contains(needle),
+            "{uri}: {body}"
+        );
+        assert_eq!(body["status"], code.as_u16());
+    }
+}
+
+#[tokio::test]
+async fn status_reports_lag_and_health() {
+    let (_dir, state) = fixture();
+    let (status, body) = get(&state, "/status").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["partitions"],
+        json!([{"topic": "orders", "partition": 0, "offset": 7, "high_watermark": 10, "lag": 3}])
+    );
+    assert_eq!(body["late"], 0);
+    let (health, _) = get(&state, "/healthz").await;
+    assert_eq!(health, StatusCode::OK);
+    state.status.set_fatal("disk full");
+    let (health, body) = get(&state, "/healthz").await;
+    assert_eq!(health, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"], "disk full");
+}

@@ -1,0 +1,58 @@
+//! The envelope every value travels in through the dataflow.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// What a type needs to flow through a topology: cloned into several consumers, moved
+/// between worker threads, and written as JSON to topics and views.
+pub trait Data: Clone + Send + Serialize + DeserializeOwned + 'static {}
+impl<T: Clone + Send + Serialize + DeserializeOwned + 'static> Data for T {}
+
+/// Where a record came from: enough to name it uniquely and deterministically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// Index of the source in the topology.
+    pub source: u32,
+    /// Kafka partition.
+    pub partition: i32,
+    /// Kafka offset.
+    pub offset: i64,
+    /// Position among the records that one input record turned into.
+    pub index: u32,
+}
+
+/// A value with its key, event time and origin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record<T> {
+    /// The record key; the exchange key of keyed operators.
+    pub key: String,
+    /// Event time in epoch milliseconds.
+    pub event_time: i64,
+    /// Where it came from.
+    pub origin: Origin,
+    /// The payload.
+    pub value: T,
+}
+
+impl<T> Record<T> {
+    /// The same envelope around another value.
+    pub fn with_value<U>(&self, value: U) -> Record<U> {
+        Record {
+            key: self.key.clone(),
+            event_time: self.event_time,
+            origin: self.origin,
+            value,
+        }
+    }
+}
+
+/// A stable 64-bit hash of a key, used to route keys to workers. FNV-1a, so that routing
+/// does not change between builds or processes.
+pub fn key_hash(key: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}

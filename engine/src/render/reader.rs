@@ -1,0 +1,175 @@
+//! Where a source's records come from: Kafka partitions, or records held in memory (for the
+//! in-process benchmark and tests without a broker).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message;
+use rdkafka::consumer::BaseConsumer;
+use tracing::warn;
+
+/// A record as read from a partition, borrowed from its reader.
+pub(crate) struct RawRecord<'a> {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    pub timestamp: Option<i64>,
+}
+
+/// What one read found.
+pub(crate) enum ReadOutcome {
+    /// This many records (possibly none; more may come).
+    Read(usize),
+    /// The input has ended (in-memory input only; Kafka never ends).
+    Exhausted,
+}
+
+/// Reads a worker's share of one topic.
+pub(crate) trait RecordReader {
+    /// Hands records to `handle` until `budget` records were read or `deadline` passed.
+    fn read(
+        &mut self,
+        budget: usize,
+        deadline: Instant,
+        handle: &mut dyn FnMut(RawRecord<'_>),
+    ) -> ReadOutcome;
+}
+
+/// Reads assigned partitions through an rdkafka consumer.
+pub(crate) struct KafkaReader {
+    pub consumer: BaseConsumer,
+    pub topic: String,
+}
+
+impl RecordReader for KafkaReader {
+    fn read(
+        &mut self,
+        budget: usize,
+        deadline: Instant,
+        handle: &mut dyn FnMut(RawRecord<'_>),
+    ) -> ReadOutcome {
+        let mut read = 0;
+        while read < budget && Instant::now() < deadline {
+            match self.consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Ok(message)) => {
+                    read += 1;
+                    handle(RawRecord {
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        key: message.key(),
+                        payload: message.payload(),
+                        timestamp: message.timestamp().to_millis(),
+                    });
+                }
+                Some(Err(error)) => {
+                    warn!(%error, topic = %self.topic, "consumer error; librdkafka retries");
+                    break;
+                }
+            }
+        }
+        ReadOutcome::Read(read)
+    }
+}
+
+/// A record held in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryRecord {
+    /// Record key.
+    pub key: Vec<u8>,
+    /// Record value.
+    pub payload: Vec<u8>,
+    /// Record timestamp, epoch milliseconds.
+    pub timestamp: i64,
+}
+
+/// Input held in memory: for each topic, the records of each partition in offset order.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryInput {
+    /// Records per topic, per partition.
+    pub topics: BTreeMap<String, Vec<Vec<MemoryRecord>>>,
+}
+
+impl MemoryInput {
+    /// Appends a record to a partition of a topic, creating them as needed.
+    pub fn push(&mut self, topic: &str, partition: usize, record: MemoryRecord) {
+        let partitions = self.topics.entry(topic.to_string()).or_default();
+        if partitions.len() <= partition {
+            partitions.resize(partition + 1, Vec::new());
+        }
+        partitions[partition].push(record);
+    }
+
+    /// The number of partitions of each topic.
+    pub fn partition_counts(&self) -> BTreeMap<String, i32> {
+        self.topics
+            .iter()
+            .map(|(topic, partitions)| (topic.clone(), partitions.len() as i32))
+            .collect()
+    }
+}
+
+/// Reads a worker's partitions of an in-memory topic, one partition after another in
+/// rounds, so that partitions interleave as they would from a broker.
+pub(crate) struct MemoryReader {
+    partitions: Vec<(i32, Vec<MemoryRecord>, usize)>,
+}
+
+impl MemoryReader {
+    pub(crate) fn new(input: &MemoryInput, topic: &str, mine: &[i32]) -> Self {
+        let partitions = mine
+            .iter()
+            .map(|&partition| {
+                let records = input
+                    .topics
+                    .get(topic)
+                    .and_then(|partitions| partitions.get(partition as usize))
+                    .cloned()
+                    .unwrap_or_default();
+                (partition, records, 0)
+            })
+            .collect();
+        MemoryReader { partitions }
+    }
+}
+
+/// Records taken from one partition before moving to the next.
+const MEMORY_ROUND: usize = 1024;
+
+impl RecordReader for MemoryReader {
+    fn read(
+        &mut self,
+        budget: usize,
+        _deadline: Instant,
+        handle: &mut dyn FnMut(RawRecord<'_>),
+    ) -> ReadOutcome {
+        let mut read = 0;
+        while read < budget {
+            let mut progressed = false;
+            for (partition, records, position) in &mut self.partitions {
+                let end = (*position + MEMORY_ROUND).min(records.len());
+                for (offset, record) in records.iter().enumerate().take(end).skip(*position) {
+                    handle(RawRecord {
+                        partition: *partition,
+                        offset: offset as i64,
+                        key: Some(&record.key),
+                        payload: Some(&record.payload),
+                        timestamp: Some(record.timestamp),
+                    });
+                }
+                progressed |= end > *position;
+                read += end - *position;
+                *position = end;
+            }
+            if !progressed {
+                return if read == 0 {
+                    ReadOutcome::Exhausted
+                } else {
+                    ReadOutcome::Read(read)
+                };
+            }
+        }
+        ReadOutcome::Read(read)
+    }
+}

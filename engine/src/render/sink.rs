@@ -1,0 +1,99 @@
+//! Operators that write records to Kafka topics: output topics and late-record topics.
+
+use std::sync::Arc;
+
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+
+use super::window::LateRecord;
+use crate::kafka::producer::{ERROR_HEADER, RECORD_ID_HEADER};
+use crate::output::OutputRecord;
+use crate::record::{Data, Origin, Record};
+use crate::runtime::RunEnv;
+use crate::status::EngineStatus;
+use crate::time::format_millis;
+
+/// The deterministic id of an output record: its input's `topic/partition/offset/index`.
+pub fn record_id(source_topics: &[String], origin: &Origin) -> String {
+    let topic = source_topics
+        .get(origin.source as usize)
+        .map(String::as_str)
+        .unwrap_or("derived");
+    format!(
+        "{topic}/{}/{}/{}",
+        origin.partition, origin.offset, origin.index
+    )
+}
+
+/// Writes every record as JSON to `topic`, keyed by the record key, with its id header.
+pub(crate) fn to_topic<T: Data>(
+    stream: Stream<'_, u64, Vec<Record<T>>>,
+    env: Arc<RunEnv>,
+    topic: String,
+    source_topics: Vec<String>,
+) {
+    stream.sink(
+        Pipeline,
+        &format!("To({topic})"),
+        move |(input, _frontier)| {
+            input.for_each(|_, records| {
+                for record in records.drain(..) {
+                    let payload = match serde_json::to_vec(&record.value) {
+                        Ok(payload) => payload,
+                        Err(error) => {
+                            tracing::error!(%error, %topic, "cannot encode an output record");
+                            EngineStatus::add(&env.status.delivery_failures, 1);
+                            continue;
+                        }
+                    };
+                    let id = record_id(&source_topics, &record.origin);
+                    env.output.send(&OutputRecord {
+                        topic: &topic,
+                        key: record.key.as_bytes(),
+                        payload: &payload,
+                        headers: &[(RECORD_ID_HEADER, &id)],
+                    });
+                    EngineStatus::add(&env.status.emitted, 1);
+                }
+            });
+        },
+    );
+}
+
+/// Writes late records to `<source topic>.late`, with the reason and the window in headers.
+pub(crate) fn late_to_topics(
+    stream: Stream<'_, u64, Vec<LateRecord>>,
+    env: Arc<RunEnv>,
+    source_topics: Vec<String>,
+) {
+    stream.sink(Pipeline, "LateRecords", move |(input, _frontier)| {
+        input.for_each(|_, records| {
+            for late in records.drain(..) {
+                let id = record_id(&source_topics, &late.origin);
+                let topic = match source_topics.get(late.origin.source as usize) {
+                    Some(source) => format!("{source}.late"),
+                    None => "sluice.late".to_string(),
+                };
+                let reason = format!(
+                    "late for view {}: window [{}, {}) had closed at partition watermark {}",
+                    late.view,
+                    format_millis(late.window.start),
+                    format_millis(late.window.end),
+                    format_millis(late.watermark as i64)
+                );
+                env.output.send(&OutputRecord {
+                    topic: &topic,
+                    key: late.key.as_bytes(),
+                    payload: late.payload.as_bytes(),
+                    headers: &[
+                        (ERROR_HEADER, &reason),
+                        (RECORD_ID_HEADER, &id),
+                        ("sluice-view", &late.view),
+                    ],
+                });
+                EngineStatus::add(&env.status.late, 1);
+            }
+        });
+    });
+}

@@ -1,0 +1,315 @@
+//! The Kafka source operator: reads a worker's share of a topic's partitions and emits
+//! each record at its partition's watermark.
+//!
+//! Each partition holds its own capability at its own watermark, so the operator's output
+//! frontier is the minimum over partitions: the stream watermark. A record travels at the
+//! watermark of its partition after the record is taken into account, which depends only on
+//! that partition's prefix. Records that cannot be decoded, or that carry no usable event
+//! time, go to the source's dead-letter topic with the reason in a header, and the partition
+//! keeps moving.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::{Scope, Stream};
+use tracing::error;
+
+use super::reader::{KafkaReader, MemoryReader, RawRecord, ReadOutcome, RecordReader};
+use crate::kafka::producer::ERROR_HEADER;
+use crate::output::OutputRecord;
+use crate::record::{Data, Origin, Record};
+use crate::runtime::{InputMode, RunEnv};
+use crate::status::EngineStatus;
+use crate::watermark::PartitionClock;
+
+/// How a source finds a record's event time.
+pub(crate) enum EventTimeExtractor<T> {
+    /// A function of the decoded payload.
+    Payload(Box<dyn Fn(&T) -> i64>),
+    /// The Kafka record timestamp.
+    RecordTimestamp,
+}
+
+/// Everything the source operator needs to know about its topic.
+pub(crate) struct SourceConfig<T> {
+    pub index: u32,
+    pub topic: String,
+    pub grace_ms: i64,
+    pub idle_timeout: Duration,
+    pub event_time: EventTimeExtractor<T>,
+}
+
+/// Most records read in one activation, so other operators on the worker get their turn.
+const MAX_RECORDS_PER_ACTIVATION: usize = 50_000;
+/// Longest time spent reading in one activation.
+const MAX_TIME_PER_ACTIVATION: Duration = Duration::from_millis(20);
+/// How soon to look again when nothing was waiting.
+const IDLE_POLL_DELAY: Duration = Duration::from_millis(5);
+/// How often a worker publishes its read offsets to the status.
+const STATUS_INTERVAL: Duration = Duration::from_millis(100);
+
+struct PartitionReader {
+    partition: i32,
+    clock: PartitionClock,
+    capability: Option<Capability<u64>>,
+    next_offset: i64,
+    last_record_at: Instant,
+}
+
+/// Builds the source operator for this worker.
+pub(crate) fn kafka_source<'scope, T: Data>(
+    scope: Scope<'scope, u64>,
+    env: Arc<RunEnv>,
+    config: SourceConfig<T>,
+) -> Stream<'scope, u64, Vec<Record<T>>> {
+    let name = format!("Source({})", config.topic);
+    source::<_, CapacityContainerBuilder<Vec<Record<T>>>, _, _>(
+        scope,
+        &name,
+        move |capability, info| {
+            let activator = scope.activator_for(info.address);
+            let (worker, peers) = (scope.index() as i32, scope.peers() as i32);
+            let partition_count = env.partitions.get(&config.topic).copied().unwrap_or(0);
+            let mine: Vec<i32> = (0..partition_count)
+                .filter(|p| p % peers == worker)
+                .collect();
+            let mut input: Option<Box<dyn RecordReader>> = match (&env.input, mine.is_empty()) {
+                (_, true) => None,
+                (InputMode::Kafka, false) => {
+                    open_consumer(&env, &config.topic, &mine, worker).map(|consumer| {
+                        Box::new(KafkaReader {
+                            consumer,
+                            topic: config.topic.clone(),
+                        }) as Box<dyn RecordReader>
+                    })
+                }
+                (InputMode::Memory(records), false) => {
+                    Some(Box::new(MemoryReader::new(records, &config.topic, &mine)))
+                }
+            };
+            let mut readers: Vec<PartitionReader> = match input {
+                Some(_) => mine
+                    .iter()
+                    .map(|&partition| {
+                        env.status.register_partition(&config.topic, partition);
+                        PartitionReader {
+                            partition,
+                            clock: PartitionClock::new(config.grace_ms, env.tick_ms),
+                            capability: Some(capability.delayed(&0)),
+                            next_offset: 0,
+                            last_record_at: Instant::now(),
+                        }
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            drop(capability);
+            let dead_letter_topic = format!("{}.dlq", config.topic);
+            let mut last_status = Instant::now();
+            // Records read in one activation, per partition, with the time each travels at.
+            let mut pending: Vec<Vec<(u64, Record<T>)>> =
+                readers.iter().map(|_| Vec::new()).collect();
+
+            move |output| {
+                let Some(reader_input) = input.as_mut() else {
+                    return;
+                };
+                if env.shutdown.load(Ordering::Relaxed) {
+                    for reader in &mut readers {
+                        reader.capability = None;
+                    }
+                    return;
+                }
+                let started = Instant::now();
+                let outcome = reader_input.read(
+                    MAX_RECORDS_PER_ACTIVATION,
+                    started + MAX_TIME_PER_ACTIVATION,
+                    &mut |raw: RawRecord<'_>| {
+                        let Some(slot) = readers.iter().position(|r| r.partition == raw.partition)
+                        else {
+                            return;
+                        };
+                        let reader = &mut readers[slot];
+                        reader.next_offset = raw.offset + 1;
+                        reader.last_record_at = started;
+                        match decode(&config, &raw) {
+                            Ok((value, event_time)) => {
+                                let time = reader.clock.observe(event_time);
+                                let origin = Origin {
+                                    source: config.index,
+                                    partition: reader.partition,
+                                    offset: raw.offset,
+                                    index: 0,
+                                };
+                                let key = raw
+                                    .key
+                                    .map(|key| String::from_utf8_lossy(key).into_owned())
+                                    .unwrap_or_default();
+                                pending[slot].push((
+                                    time,
+                                    Record {
+                                        key,
+                                        event_time,
+                                        origin,
+                                        value,
+                                    },
+                                ));
+                            }
+                            Err(reason) => {
+                                dead_letter(&env, &dead_letter_topic, &config.topic, &raw, &reason)
+                            }
+                        }
+                    },
+                );
+
+                // Records of one partition arrive in offset order with non-decreasing times, so
+                // each partition's capability can simply follow its records, one session per run
+                // of equal times.
+                for (reader, records) in readers.iter_mut().zip(pending.iter_mut()) {
+                    EngineStatus::add(&env.status.processed, records.len() as u64);
+                    let Some(capability) = reader.capability.as_mut() else {
+                        records.clear();
+                        continue;
+                    };
+                    let mut records = records.drain(..).peekable();
+                    while let Some((time, first)) = records.next() {
+                        let time = time.max(*capability.time());
+                        if time > *capability.time() {
+                            capability.downgrade(&time);
+                        }
+                        let mut session = output.session(&*capability);
+                        session.give(first);
+                        while let Some((_, record)) = records.next_if(|(next, _)| *next <= time) {
+                            session.give(record);
+                        }
+                    }
+                }
+                advance_idle_partitions(&mut readers, config.idle_timeout, started);
+
+                if last_status.elapsed() >= STATUS_INTERVAL {
+                    for reader in &readers {
+                        env.status
+                            .set_offset(&config.topic, reader.partition, reader.next_offset);
+                    }
+                    last_status = Instant::now();
+                }
+                match outcome {
+                    ReadOutcome::Read(0) => activator.activate_after(IDLE_POLL_DELAY),
+                    ReadOutcome::Read(_) => activator.activate(),
+                    ReadOutcome::Exhausted => {
+                        for reader in &readers {
+                            env.status.set_offset(
+                                &config.topic,
+                                reader.partition,
+                                reader.next_offset,
+                            );
+                        }
+                        readers.clear();
+                        input = None;
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Moves every partition's capability to its watermark. A partition silent for longer
+/// than `idle_timeout` stops holding the worker back: it follows the slowest active
+/// partition. When all are silent, each stays at its own watermark.
+fn advance_idle_partitions(readers: &mut [PartitionReader], idle_timeout: Duration, now: Instant) {
+    let is_idle = |reader: &PartitionReader| {
+        now.saturating_duration_since(reader.last_record_at) >= idle_timeout
+    };
+    let active_min = readers
+        .iter()
+        .filter(|r| !is_idle(r))
+        .map(|r| r.clock.watermark())
+        .min();
+    for reader in readers.iter_mut() {
+        let mut target = reader.clock.watermark();
+        if is_idle(reader) {
+            if let Some(active_min) = active_min {
+                target = target.max(active_min);
+            }
+        }
+        if let Some(capability) = reader.capability.as_mut() {
+            if target > *capability.time() {
+                capability.downgrade(&target);
+            }
+        }
+    }
+}
+
+fn open_consumer(
+    env: &RunEnv,
+    topic: &str,
+    partitions: &[i32],
+    worker: i32,
+) -> Option<BaseConsumer> {
+    let client_id = format!("sluice-{topic}-w{worker}");
+    let consumer: BaseConsumer = match env.settings.consumer_config(&client_id).create() {
+        Ok(consumer) => consumer,
+        Err(error) => {
+            error!(%error, "cannot create a consumer");
+            env.status
+                .set_fatal(format!("cannot create a consumer for {topic}: {error}"));
+            env.shutdown.store(true, Ordering::Relaxed);
+            return None;
+        }
+    };
+    let mut assignment = TopicPartitionList::new();
+    for &partition in partitions {
+        if let Err(error) = assignment.add_partition_offset(topic, partition, Offset::Beginning) {
+            env.status
+                .set_fatal(format!("cannot assign {topic}/{partition}: {error}"));
+            env.shutdown.store(true, Ordering::Relaxed);
+            return None;
+        }
+    }
+    if let Err(error) = consumer.assign(&assignment) {
+        env.status
+            .set_fatal(format!("cannot assign partitions of {topic}: {error}"));
+        env.shutdown.store(true, Ordering::Relaxed);
+        return None;
+    }
+    Some(consumer)
+}
+
+fn decode<T: Data>(config: &SourceConfig<T>, raw: &RawRecord<'_>) -> Result<(T, i64), String> {
+    let payload = raw
+        .payload
+        .ok_or_else(|| "record has no value".to_string())?;
+    let value: T = serde_json::from_slice(payload)
+        .map_err(|error| format!("cannot decode record: {error}"))?;
+    let event_time = match &config.event_time {
+        EventTimeExtractor::Payload(extract) => extract(&value),
+        EventTimeExtractor::RecordTimestamp => raw
+            .timestamp
+            .ok_or_else(|| "record has no timestamp".to_string())?,
+    };
+    Ok((value, event_time))
+}
+
+fn dead_letter(
+    env: &RunEnv,
+    dead_letter_topic: &str,
+    topic: &str,
+    raw: &RawRecord<'_>,
+    reason: &str,
+) {
+    let origin = format!("{topic}/{}/{}", raw.partition, raw.offset);
+    env.output.send(&OutputRecord {
+        topic: dead_letter_topic,
+        key: raw.key.unwrap_or_default(),
+        payload: raw.payload.unwrap_or_default(),
+        headers: &[(ERROR_HEADER, reason), ("sluice-source", &origin)],
+    });
+    EngineStatus::add(&env.status.dead_lettered, 1);
+}

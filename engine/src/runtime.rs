@@ -1,0 +1,316 @@
+//! Running a topology: topic set-up, state, timely workers, the watermark monitor and the
+//! HTTP API, started together and stopped cleanly.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use sluice_state::StateDb;
+use timely::CommunicationConfig;
+use timely::WorkerConfig;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::dsl::{Topology, TopologyFn};
+use crate::error::EngineError;
+use crate::kafka::admin::{ensure_topics, partition_counts};
+use crate::kafka::monitor::spawn_watermark_monitor;
+use crate::kafka::{KafkaSettings, OutputProducer};
+use crate::output::OutputSink;
+use crate::plan::Plan;
+use crate::query::{QueryState, router};
+use crate::render::reader::MemoryInput;
+use crate::status::EngineStatus;
+
+/// How to run a topology.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Kafka connection and client settings.
+    pub kafka: KafkaSettings,
+    /// Where RocksDB keeps the views.
+    pub state_dir: PathBuf,
+    /// Where to serve the HTTP API; `None` serves nothing.
+    pub http_addr: Option<SocketAddr>,
+    /// Timely worker threads.
+    pub workers: usize,
+    /// Granularity of timely times, in milliseconds of event time. Coarser ticks mean
+    /// larger bundles and higher throughput; windows close up to one tick later.
+    pub tick_ms: i64,
+    /// How long to keep retrying an unreachable broker at start.
+    pub broker_timeout: Duration,
+    /// Create missing topics at start. Off only for brokers that cannot (rdkafka's mock
+    /// cluster does not answer CreateTopics), whose topics are made beforehand.
+    pub create_topics: bool,
+}
+
+impl EngineConfig {
+    /// Defaults: one worker per core, 100 ms ticks, no HTTP.
+    pub fn new(kafka: KafkaSettings, state_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            kafka,
+            state_dir: state_dir.into(),
+            http_addr: None,
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            tick_ms: 100,
+            broker_timeout: Duration::from_secs(60),
+            create_topics: true,
+        }
+    }
+}
+
+/// Where sources read from.
+pub(crate) enum InputMode {
+    /// Kafka, through the settings in [`RunEnv`].
+    Kafka,
+    /// Records held in memory; the sources end when they are read.
+    Memory(MemoryInput),
+}
+
+/// What every worker shares while running.
+pub(crate) struct RunEnv {
+    pub settings: KafkaSettings,
+    pub input: InputMode,
+    pub partitions: BTreeMap<String, i32>,
+    pub db: Arc<StateDb>,
+    pub output: Arc<dyn OutputSink>,
+    pub status: Arc<EngineStatus>,
+    pub shutdown: Arc<AtomicBool>,
+    pub tick_ms: i64,
+}
+
+/// Builds a topology without brokers, to learn its graph, topics and views.
+pub fn plan_of(topology: &TopologyFn) -> Plan {
+    let topology = Arc::clone(topology);
+    timely::execute_directly(move |worker| {
+        worker.dataflow::<u64, _, _>(|scope| {
+            let mut builder = Topology::new(scope, None);
+            topology(&mut builder);
+            builder.finish().0
+        })
+    })
+}
+
+/// A started engine.
+pub struct RunningEngine {
+    plan: Arc<Plan>,
+    env: Arc<RunEnv>,
+    workers: Option<timely::communication::WorkerGuards<()>>,
+    monitor: Option<JoinHandle<()>>,
+    http_addr: Option<SocketAddr>,
+    http_stop: Option<oneshot::Sender<()>>,
+    http_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts `topology`: creates its topics, wipes and opens its state, starts the workers and
+/// serves the HTTP API. Until checkpoints exist, every start rebuilds the views from offset
+/// zero, which gives the same answer as the previous run.
+pub async fn start(
+    config: EngineConfig,
+    topology: TopologyFn,
+) -> Result<RunningEngine, EngineError> {
+    let plan = Arc::new(plan_of(&topology));
+    if plan.sources.is_empty() {
+        return Err(EngineError::Topology("the topology reads no source".into()));
+    }
+    let topics = plan.topics();
+    if config.create_topics {
+        ensure_topics(&config.kafka, &topics, config.broker_timeout).await?;
+    }
+    let source_topics: Vec<String> = plan
+        .sources
+        .iter()
+        .map(|source| source.topic.clone())
+        .collect();
+    let partitions = {
+        let settings = config.kafka.clone();
+        let timeout = config.broker_timeout;
+        tokio::task::spawn_blocking(move || partition_counts(&settings, &source_topics, timeout))
+            .await
+            .map_err(|error| EngineError::Dataflow(error.to_string()))??
+    };
+
+    StateDb::destroy(&config.state_dir)?;
+    std::fs::create_dir_all(&config.state_dir).map_err(|error| {
+        EngineError::io(format!("creating {}", config.state_dir.display()), error)
+    })?;
+    let db = Arc::new(StateDb::open(
+        &config.state_dir,
+        plan.views.iter().map(|view| view.name.as_str()),
+    )?);
+    let status = Arc::new(EngineStatus::new());
+    let producer = Arc::new(OutputProducer::new(&config.kafka, Arc::clone(&status))?);
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let env = Arc::new(RunEnv {
+        settings: config.kafka.clone(),
+        input: InputMode::Kafka,
+        partitions: partitions.clone(),
+        db: Arc::clone(&db),
+        output: producer,
+        status: Arc::clone(&status),
+        shutdown: Arc::clone(&shutdown),
+        tick_ms: config.tick_ms.max(1),
+    });
+
+    let monitored: Vec<(String, i32)> = partitions
+        .iter()
+        .flat_map(|(topic, count)| (0..*count).map(move |partition| (topic.clone(), partition)))
+        .collect();
+    for (topic, partition) in &monitored {
+        status.register_partition(topic, *partition);
+    }
+    let monitor = spawn_watermark_monitor(
+        &config.kafka,
+        monitored,
+        Arc::clone(&status),
+        Arc::clone(&shutdown),
+    )?;
+
+    let workers = spawn_workers(config.workers.max(1), Arc::clone(&env), topology)?;
+
+    let (http_addr, http_stop, http_task) = match config.http_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| EngineError::Http {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+            let bound = listener.local_addr().map_err(|source| EngineError::Http {
+                addr: addr.to_string(),
+                source,
+            })?;
+            let app = router(QueryState::new(Arc::clone(&plan), db, Arc::clone(&status)));
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(async move {
+                let serving = axum::serve(listener, app).with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                });
+                if let Err(error) = serving.await {
+                    warn!(%error, "HTTP server stopped with an error");
+                }
+            });
+            info!(%bound, "serving the query API");
+            (Some(bound), Some(stop), Some(task))
+        }
+        None => (None, None, None),
+    };
+
+    Ok(RunningEngine {
+        plan,
+        env,
+        workers: Some(workers),
+        monitor: Some(monitor),
+        http_addr,
+        http_stop,
+        http_task,
+    })
+}
+
+pub(crate) fn spawn_workers(
+    workers: usize,
+    env: Arc<RunEnv>,
+    topology: TopologyFn,
+) -> Result<timely::communication::WorkerGuards<()>, EngineError> {
+    let config = timely::Config {
+        communication: CommunicationConfig::Process(workers),
+        worker: WorkerConfig::default(),
+    };
+    timely::execute(config, move |worker| {
+        let index = worker.index();
+        let probe = worker.dataflow::<u64, _, _>(|scope| {
+            let mut builder = Topology::new(scope, Some(Arc::clone(&env)));
+            topology(&mut builder);
+            builder.finish().1
+        });
+        while !probe.done() {
+            worker.step_or_park(Some(Duration::from_millis(20)));
+            if index == 0 {
+                probe.with_frontier(|frontier| {
+                    if let Some(time) = frontier.iter().next() {
+                        env.status.set_watermark(*time as i64);
+                    }
+                });
+            }
+        }
+    })
+    .map_err(EngineError::Dataflow)
+}
+
+impl Drop for RunningEngine {
+    /// An engine dropped without [`RunningEngine::join`] (say, by a panic) still stops its
+    /// workers, so that dropping their guards, which joins them, cannot hang.
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl RunningEngine {
+    /// Where the HTTP API listens, if it does.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Live progress.
+    pub fn status(&self) -> &Arc<EngineStatus> {
+        &self.env.status
+    }
+
+    /// The running topology's plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The state the views are served from.
+    pub fn state(&self) -> &Arc<StateDb> {
+        &self.env.db
+    }
+
+    /// Asks every part to stop; [`RunningEngine::join`] waits for them.
+    pub fn shutdown(&self) {
+        self.env.shutdown.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a shutdown was asked for, by a caller or by a fatal error.
+    pub fn is_stopping(&self) -> bool {
+        self.env.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Stops everything, waits for the workers, flushes output and returns the fatal error
+    /// that stopped the engine, if one did.
+    pub async fn join(mut self) -> Result<(), EngineError> {
+        self.shutdown();
+        let workers = self.workers.take();
+        let outcome = tokio::task::spawn_blocking(move || workers.map(|guards| guards.join()))
+            .await
+            .map_err(|error| EngineError::Dataflow(error.to_string()))?;
+        if let Some(monitor) = self.monitor.take() {
+            monitor.thread().unpark();
+            let _ = monitor.join();
+        }
+        let output = Arc::clone(&self.env.output);
+        let flushed = tokio::task::spawn_blocking(move || output.flush(Duration::from_secs(10)))
+            .await
+            .map_err(|error| EngineError::Dataflow(error.to_string()))?;
+        if let Some(stop) = self.http_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.http_task.take() {
+            let _ = task.await;
+        }
+        for result in outcome.unwrap_or_default() {
+            if let Err(panic) = result {
+                return Err(EngineError::Dataflow(format!("a worker failed: {panic}")));
+            }
+        }
+        if let Some(fatal) = self.env.status.fatal() {
+            return Err(EngineError::Dataflow(fatal));
+        }
+        flushed
+    }
+}

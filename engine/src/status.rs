@@ -1,0 +1,133 @@
+//! Live progress of a running engine, shared by the workers and the HTTP API.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// Progress of one source partition.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct PartitionProgress {
+    /// The next offset the engine will read.
+    pub offset: i64,
+    /// The broker's high watermark as last fetched, or -1 before the first fetch.
+    pub high_watermark: i64,
+}
+
+/// Counters and progress that workers update and readers sample without blocking ingestion.
+#[derive(Debug, Default)]
+pub struct EngineStatus {
+    partitions: Mutex<BTreeMap<(String, i32), PartitionProgress>>,
+    /// The dataflow's output frontier in epoch milliseconds, or -1 before it is known.
+    watermark: AtomicI64,
+    /// Records read from sources and decoded.
+    pub processed: AtomicU64,
+    /// Records that arrived after their window closed.
+    pub late: AtomicU64,
+    /// Records sent to a dead-letter topic.
+    pub dead_lettered: AtomicU64,
+    /// Records handed to the producer for output topics.
+    pub emitted: AtomicU64,
+    /// Output records the broker did not acknowledge.
+    pub delivery_failures: AtomicU64,
+    fatal: Mutex<Option<String>>,
+}
+
+impl EngineStatus {
+    /// A status with no progress yet.
+    pub fn new() -> Self {
+        EngineStatus {
+            watermark: AtomicI64::new(-1),
+            ..Default::default()
+        }
+    }
+
+    /// Registers a partition before it is read, so that it shows (with lag) from the start.
+    pub fn register_partition(&self, topic: &str, partition: i32) {
+        self.with_partitions(|partitions| {
+            partitions
+                .entry((topic.to_string(), partition))
+                .or_insert(PartitionProgress {
+                    offset: 0,
+                    high_watermark: -1,
+                });
+        });
+    }
+
+    /// Records the next offset to read on a partition.
+    pub fn set_offset(&self, topic: &str, partition: i32, offset: i64) {
+        self.with_partitions(|partitions| {
+            if let Some(progress) = partitions.get_mut(&(topic.to_string(), partition)) {
+                progress.offset = offset;
+            }
+        });
+    }
+
+    /// Records a partition's high watermark as fetched from the broker.
+    pub fn set_high_watermark(&self, topic: &str, partition: i32, high_watermark: i64) {
+        self.with_partitions(|partitions| {
+            if let Some(progress) = partitions.get_mut(&(topic.to_string(), partition)) {
+                progress.high_watermark = high_watermark;
+            }
+        });
+    }
+
+    /// A snapshot of every partition's progress.
+    pub fn partitions(&self) -> Vec<(String, i32, PartitionProgress)> {
+        let mut snapshot = Vec::new();
+        self.with_partitions(|partitions| {
+            snapshot = partitions
+                .iter()
+                .map(|((topic, partition), progress)| (topic.clone(), *partition, progress.clone()))
+                .collect();
+        });
+        snapshot
+    }
+
+    /// Sets the dataflow watermark.
+    pub fn set_watermark(&self, millis: i64) {
+        self.watermark.store(millis, Ordering::Relaxed);
+    }
+
+    /// The dataflow watermark, if known.
+    pub fn watermark(&self) -> Option<i64> {
+        let millis = self.watermark.load(Ordering::Relaxed);
+        (millis >= 0).then_some(millis)
+    }
+
+    /// Records an error that must stop the engine; the first one wins.
+    pub fn set_fatal(&self, message: impl Into<String>) {
+        if let Ok(mut fatal) = self.fatal.lock() {
+            fatal.get_or_insert_with(|| message.into());
+        }
+    }
+
+    /// The error that stopped the engine, if any.
+    pub fn fatal(&self) -> Option<String> {
+        self.fatal.lock().ok().and_then(|fatal| fatal.clone())
+    }
+
+    /// Reads a counter.
+    pub fn count(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// Adds to a counter.
+    pub fn add(counter: &AtomicU64, amount: u64) {
+        counter.fetch_add(amount, Ordering::Relaxed);
+    }
+
+    fn with_partitions(
+        &self,
+        action: impl FnOnce(&mut BTreeMap<(String, i32), PartitionProgress>),
+    ) {
+        // A worker that panicked while holding the lock leaves the map usable: progress
+        // figures are monotone counters, so the poisoned value is still meaningful.
+        let mut guard = match self.partitions.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        action(&mut guard);
+    }
+}

@@ -1,0 +1,107 @@
+//! Window assignment and the lateness rule.
+//!
+//! Windows are aligned to the epoch, as in Kafka Streams: a tumbling window of size `s`
+//! holding event time `t` starts at the largest multiple of `s` that is `<= t`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The bounds of one window, `[start, end)` in epoch milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WindowBounds {
+    /// Inclusive start.
+    pub start: i64,
+    /// Exclusive end.
+    pub end: i64,
+}
+
+/// Epoch-aligned, non-overlapping windows of one size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TumblingWindows {
+    size_ms: i64,
+}
+
+impl TumblingWindows {
+    /// Windows of the given size (at least one millisecond).
+    pub fn of(size: Duration) -> Self {
+        let size_ms = i64::try_from(size.as_millis()).unwrap_or(i64::MAX).max(1);
+        TumblingWindows { size_ms }
+    }
+
+    /// The window size in milliseconds.
+    pub fn size_ms(&self) -> i64 {
+        self.size_ms
+    }
+
+    /// The one window that holds `event_time`.
+    pub fn assign(&self, event_time: i64) -> WindowBounds {
+        let start = event_time - event_time.rem_euclid(self.size_ms);
+        WindowBounds {
+            start,
+            end: start.saturating_add(self.size_ms),
+        }
+    }
+}
+
+/// A record is late when its window has already ended at the record's own partition
+/// watermark, which is the timely time the record travels at.
+pub fn is_late(window: WindowBounds, record_time: u64) -> bool {
+    window.end <= 0 || (window.end as u64) <= record_time
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tumbling_windows_are_epoch_aligned() {
+        let minute = TumblingWindows::of(Duration::from_secs(60));
+        assert_eq!(
+            minute.assign(0),
+            WindowBounds {
+                start: 0,
+                end: 60_000
+            }
+        );
+        assert_eq!(
+            minute.assign(59_999),
+            WindowBounds {
+                start: 0,
+                end: 60_000
+            }
+        );
+        assert_eq!(
+            minute.assign(60_000),
+            WindowBounds {
+                start: 60_000,
+                end: 120_000
+            }
+        );
+        assert_eq!(
+            minute.assign(-1),
+            WindowBounds {
+                start: -60_000,
+                end: 0
+            }
+        );
+    }
+
+    #[test]
+    fn lateness_is_judged_against_the_window_end() {
+        let window = WindowBounds {
+            start: 0,
+            end: 60_000,
+        };
+        assert!(!is_late(window, 59_999));
+        assert!(is_late(window, 60_000));
+        assert!(is_late(window, 90_000));
+        assert!(is_late(
+            WindowBounds {
+                start: -60_000,
+                end: 0
+            },
+            0
+        ));
+    }
+}

@@ -1,0 +1,26 @@
+//! `sluice-state`: the RocksDB state behind Sluice's materialized views.
+//!
+//! A tour of the modules:
+//! - [`codec`] encodes keys so that RocksDB's byte order is the logical `(key, window_start)`
+//!   order, and so that no encoded key is a prefix of another.
+//! - [`envelope`] wraps every stored value with a format version, so that a future layout
+//!   change is detected instead of misread.
+//! - [`db`] opens the one RocksDB instance of a process, with one column family per store.
+//! - [`window_store`] and [`table_store`] are the two kinds of store the engine materializes
+//!   views into: windows per key, and the latest value per key.
+//! - [`error`] is the crate's typed error.
+
+pub mod codec;
+pub mod db;
+pub mod envelope;
+pub mod error;
+pub mod table_store;
+pub mod window_store;
+
+pub use db::StateDb;
+pub use envelope::WindowEntry;
+pub use error::StateError;
+/// A batch of writes applied atomically by [`StateDb::write`].
+pub use rocksdb::WriteBatch;
+pub use table_store::TableStore;
+pub use window_store::WindowStore;

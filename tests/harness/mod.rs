@@ -1,0 +1,229 @@
+//! Shared by the end-to-end tests: a Tansu broker on a free port, the `shop` binary as a
+//! child process, HTTP polling with a deadline, and a topic reader.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use serde_json::Value;
+
+/// How long any one wait in these tests may take.
+pub const DEADLINE: Duration = Duration::from_secs(120);
+
+/// A free loopback port (bound and released; the broker takes it right after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// The `shop` binary of this build (`cargo build -p sluice-topologies --bin shop`).
+pub fn shop_binary() -> PathBuf {
+    let mut dir = std::env::current_exe().expect("test binary path");
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let shop = dir.join("shop");
+    assert!(
+        shop.exists(),
+        "{} is missing: build it with `cargo build -p sluice-topologies --bin shop` (scripts/test.sh does)",
+        shop.display()
+    );
+    shop
+}
+
+/// A Tansu broker with SQLite storage in its own temporary directory, stopped on drop.
+pub struct Tansu {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Tansu {
+    /// Starts the broker and waits until it accepts connections.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("broker dir");
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.path().join("tansu.log")).expect("log file");
+        let child = Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            // The sqlite path is resolved against the working directory.
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tansu is installed (scripts/setup.sh --tansu)");
+        let tansu = Tansu {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + DEADLINE;
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not start listening on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tansu
+    }
+
+    /// Bootstrap servers for clients.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `shop` child process, killed on drop unless it already exited.
+pub struct ShopProcess {
+    child: Child,
+}
+
+impl ShopProcess {
+    /// Starts `shop` with the given arguments.
+    pub fn spawn(shop: &PathBuf, args: &[&str]) -> Self {
+        let child = Command::new(shop)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("shop starts");
+        ShopProcess { child }
+    }
+
+    /// Fails the test if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("shop exited early with {status}");
+        }
+    }
+
+    /// Sends Ctrl-C (SIGINT) and waits for a clean, successful exit.
+    pub fn interrupt_and_wait(mut self) {
+        let sent = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "shop exited with {status} after Ctrl-C");
+                return;
+            }
+            assert!(Instant::now() < deadline, "shop did not stop after Ctrl-C");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ShopProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// GETs a path and returns the status code and JSON body (null when it is not JSON or the
+/// server is not up yet).
+pub fn get_json(base: &str, path: &str) -> (u16, Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        match reqwest::get(format!("{base}{path}")).await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (status, response.json().await.unwrap_or(Value::Null))
+            }
+            Err(_) => (0, Value::Null),
+        }
+    })
+}
+
+/// Polls a path until its JSON satisfies `done`, failing with the last answer at the deadline.
+pub fn wait_for(
+    process: &mut ShopProcess,
+    base: &str,
+    path: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        process.assert_running();
+        let (status, body) = get_json(base, path);
+        if status == 200 && done(&body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} never reached the expected state; last answer {status}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Reads `topic` from the beginning until `want` records arrived (or the deadline), and
+/// returns each record's headers.
+pub fn read_topic(brokers: &str, topic: &str, want: usize) -> Vec<BTreeMap<String, String>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("e2e-reader-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + DEADLINE;
+    let mut found = Vec::new();
+    while found.len() < want {
+        assert!(
+            Instant::now() < deadline,
+            "read only {} of {want} records from {topic}",
+            found.len()
+        );
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            let mut headers = BTreeMap::new();
+            if let Some(all) = message.headers() {
+                for header in all.iter() {
+                    headers.insert(
+                        header.key.to_string(),
+                        String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned(),
+                    );
+                }
+            }
+            found.push(headers);
+        }
+    }
+    found
+}

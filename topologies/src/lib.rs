@@ -1,0 +1,40 @@
+//! The shop topologies of Sluice and the `shop` binary.
+//!
+//! A tour of the modules:
+//! - [`topics`]: the contract's topic names.
+//! - [`events`]: the contract's event shapes, as serde types.
+//! - [`orders`]: the orders topology: orders per minute, failure rate, order totals, item
+//!   demand, and one inventory event per order line.
+//! - [`generator`]: the deterministic order generator behind `shop produce`.
+//! - [`Shop`]: the [`Application`] the `shop` binary runs.
+
+pub mod events;
+pub mod generator;
+pub mod orders;
+pub mod topics;
+
+use std::sync::Arc;
+
+use sluice::app::{Application, EventGenerator, GeneratorOptions};
+use sluice::dsl::TopologyFn;
+
+/// The shop: its topology and its order generator.
+pub struct Shop;
+
+impl Application for Shop {
+    fn name(&self) -> &'static str {
+        "shop"
+    }
+
+    fn topology(&self) -> TopologyFn {
+        Arc::new(|topology| orders::orders(topology))
+    }
+
+    fn input_topic(&self) -> &'static str {
+        topics::ORDER_EVENTS
+    }
+
+    fn generator(&self, options: &GeneratorOptions) -> Box<dyn EventGenerator> {
+        Box::new(generator::OrderGenerator::new(options.clone()))
+    }
+}

@@ -1,0 +1,454 @@
+//! The orders topology on rdkafka's in-process mock cluster (a development broker, used
+//! here for speed): a scripted set of events with out-of-order records within grace, one
+//! late record, a malformed record and a cancellation. Every view is checked over HTTP
+//! against an independent computation written below.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::{Value, json};
+use sluice::app::Application;
+use sluice::kafka::KafkaSettings;
+use sluice::runtime::{EngineConfig, start};
+use sluice_topologies::Shop;
+
+const BASE: i64 = 1_705_314_600_000; // 2024-01-15T10:30:00Z, a minute boundary
+const GRACE_MS: i64 = 5_000;
+const TICK_MS: i64 = 100;
+const MINUTE_MS: i64 = 60_000;
+
+/// One scripted input record.
+struct Scripted {
+    partition: i32,
+    key: String,
+    payload: String,
+}
+
+struct Order {
+    partition: i32,
+    id: &'static str,
+    at_seconds: i64,
+    failed: bool,
+    lines: Vec<(&'static str, u32)>,
+}
+
+fn order(
+    partition: i32,
+    id: &'static str,
+    at_seconds: i64,
+    failed: bool,
+    lines: &[(&'static str, u32)],
+) -> Order {
+    Order {
+        partition,
+        id,
+        at_seconds,
+        failed,
+        lines: lines.to_vec(),
+    }
+}
+
+fn script() -> (Vec<Order>, Vec<Scripted>) {
+    let orders = vec![
+        order(0, "o1", 1, false, &[("burger", 2), ("fries", 1)]),
+        order(0, "o2", 30, true, &[("pizza", 1)]),
+        order(0, "o3", 25, false, &[("burger", 1)]), // out of order, within grace
+        order(0, "o4", 70, false, &[("soda", 3)]),
+        order(0, "o5", 62, false, &[("burger", 1)]), // out of order, within grace
+        order(0, "o6", 150, false, &[("fries", 2)]),
+        order(0, "o7", 50, false, &[("pizza", 2)]), // late: [0, 60) closed at 145 s
+        order(1, "o8", 10, false, &[("salad", 1), ("soda", 1)]),
+        order(1, "o9", 61, true, &[("burger", 4)]),
+        order(1, "o10", 125, false, &[("coffee", 2)]),
+        order(1, "o11", 121, false, &[("coffee", 1)]), // out of order, within grace
+    ];
+    let mut records: Vec<Scripted> = orders
+        .iter()
+        .map(|o| Scripted {
+            partition: o.partition,
+            key: o.id.to_string(),
+            payload: json!({
+                "event_type": "OrderPlaced",
+                "order_id": o.id,
+                "user_id": "user_1",
+                "items": o.lines.iter().map(|(item, quantity)| json!({"item_id": item, "quantity": quantity, "price": 1.5})).collect::<Vec<_>>(),
+                "total_amount": 1.5 * o.lines.iter().map(|(_, q)| f64::from(*q)).sum::<f64>(),
+                "status": if o.failed { "failed" } else { "placed" },
+                "timestamp": BASE + o.at_seconds * 1000,
+            })
+            .to_string(),
+        })
+        .collect();
+    // Partition 0 continues with a malformed record and a cancellation.
+    let tail = records.split_off(7);
+    records.push(Scripted {
+        partition: 0,
+        key: "bad".into(),
+        payload: "not json".into(),
+    });
+    records.push(Scripted {
+        partition: 0,
+        key: "o1".into(),
+        payload: json!({"event_type": "OrderCancelled", "order_id": "o1", "timestamp": "2024-01-15T10:32:31"}).to_string(),
+    });
+    records.extend(tail);
+    (orders, records)
+}
+
+/// What the views must hold, computed from the script with the lateness rule of the design:
+/// late when the window's end is at or before the partition's watermark after the record.
+struct Expected {
+    late: Vec<&'static str>,
+    per_minute: BTreeMap<i64, (u64, u64)>,
+    /// The windows as of the watermark: only records whose timely time the stream's
+    /// watermark has passed, which is what differential tables reflect.
+    complete_per_minute: BTreeMap<i64, (u64, u64)>,
+    demand: BTreeMap<(String, i64), u64>,
+    closed_up_to: i64,
+    inventory_events: usize,
+}
+
+fn expected(orders: &[Order]) -> Expected {
+    let mut max_seen: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut late = Vec::new();
+    let mut per_minute: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+    let mut timed: Vec<(i64, i64, bool)> = Vec::new();
+    let mut demand: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    for o in orders {
+        let at = BASE + o.at_seconds * 1000;
+        let max = max_seen.entry(o.partition).or_insert(at);
+        *max = (*max).max(at);
+        let watermark = ((*max - GRACE_MS).max(0) / TICK_MS) * TICK_MS;
+        let start = at - at.rem_euclid(MINUTE_MS);
+        if start + MINUTE_MS <= watermark {
+            late.push(o.id);
+            continue;
+        }
+        timed.push((watermark, start, o.failed));
+        let counts = per_minute.entry(start).or_default();
+        counts.0 += 1;
+        if o.failed {
+            counts.1 += 1;
+        } else {
+            for (item, quantity) in &o.lines {
+                *demand.entry((item.to_string(), start)).or_default() += u64::from(*quantity);
+            }
+        }
+    }
+    let closed_up_to = max_seen
+        .values()
+        .map(|max| ((max - GRACE_MS) / TICK_MS) * TICK_MS)
+        .min()
+        .unwrap_or(0);
+    let inventory_events = orders.iter().map(|o| o.lines.len()).sum();
+    let mut complete_per_minute: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+    for (_, start, failed) in timed
+        .into_iter()
+        .filter(|(time, _, _)| *time < closed_up_to)
+    {
+        let counts = complete_per_minute.entry(start).or_default();
+        counts.0 += 1;
+        counts.1 += u64::from(failed);
+    }
+    Expected {
+        late,
+        per_minute,
+        complete_per_minute,
+        demand,
+        closed_up_to,
+        inventory_events,
+    }
+}
+
+fn rfc3339(millis: i64) -> String {
+    sluice::time::format_millis(millis)
+}
+
+async fn get(client: &reqwest::Client, base: &str, path: &str) -> (u16, Value) {
+    let response = client
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .expect("HTTP request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls `path` until its JSON satisfies `done`, or fails with the last answer.
+async fn wait_for(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = get(client, base, path).await;
+        if status == 200 && done(&body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} never reached the expected value; last answer {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn read_topic(
+    brokers: &str,
+    topic: &str,
+    want: usize,
+) -> Vec<(Option<String>, Vec<u8>, BTreeMap<String, String>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("test-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut found = Vec::new();
+    while found.len() < want && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            let mut headers = BTreeMap::new();
+            if let Some(all) = message.headers() {
+                for header in all.iter() {
+                    headers.insert(
+                        header.key.to_string(),
+                        String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned(),
+                    );
+                }
+            }
+            let key = message
+                .key()
+                .map(|key| String::from_utf8_lossy(key).into_owned());
+            found.push((key, message.payload().unwrap_or_default().to_vec(), headers));
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_view_matches_an_independent_computation() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let brokers = cluster.bootstrap_servers();
+    // The mock cluster does not answer CreateTopics, so the topics are made here.
+    for topic in sluice::runtime::plan_of(&Shop.topology()).topics() {
+        cluster.create_topic(&topic, 2, 1).expect("topic");
+    }
+
+    let (orders, records) = script();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("producer");
+    for record in &records {
+        producer
+            .send(
+                BaseRecord::to("order-events")
+                    .partition(record.partition)
+                    .key(&record.key)
+                    .payload(&record.payload),
+            )
+            .expect("queue");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+
+    let state = tempfile::tempdir().expect("state dir");
+    let mut settings = KafkaSettings::new(&brokers);
+    settings.partitions = 2;
+    let mut config = EngineConfig::new(settings, state.path());
+    config.http_addr = Some("127.0.0.1:0".parse().expect("addr"));
+    config.workers = 2;
+    config.tick_ms = TICK_MS;
+    config.create_topics = false;
+    let engine = start(config, Shop.topology()).await.expect("engine starts");
+    let base = format!("http://{}", engine.http_addr().expect("http"));
+    let client = reqwest::Client::new();
+    let want = expected(&orders);
+    assert_eq!(
+        want.late,
+        vec!["o7"],
+        "the script has exactly one late record"
+    );
+
+    let expected_windows: Vec<Value> = want
+        .per_minute
+        .iter()
+        .map(|(start, (count, failed))| {
+            json!({"start": rfc3339(*start), "end": rfc3339(start + MINUTE_MS),
+                   "value": {"count": count, "failed": failed}, "final": start + MINUTE_MS <= want.closed_up_to})
+        })
+        .collect();
+    wait_for(&client, &base, "/views/orders_per_minute/all", |body| {
+        body["windows"] == json!(expected_windows)
+    })
+    .await;
+
+    let expected_rates: Vec<Value> = want
+        .per_minute
+        .iter()
+        .map(|(_, (total, failed))| {
+            json!({"total": total, "failed": failed, "failure_rate_pct": 100.0 * *failed as f64 / *total as f64})
+        })
+        .collect();
+    wait_for(&client, &base, "/views/failure_rate/all", |body| {
+        body["windows"].as_array().is_some_and(|windows| {
+            windows
+                .iter()
+                .map(|w| w["value"].clone())
+                .collect::<Vec<_>>()
+                == expected_rates
+        })
+    })
+    .await;
+
+    // order_totals is a differential table: consistent as of the watermark.
+    let total: u64 = want
+        .complete_per_minute
+        .values()
+        .map(|(count, _)| count)
+        .sum();
+    let failed: u64 = want
+        .complete_per_minute
+        .values()
+        .map(|(_, failed)| failed)
+        .sum();
+    assert!(
+        total < want.per_minute.values().map(|(count, _)| count).sum(),
+        "the script leaves some records past the watermark"
+    );
+    let (latest_start, (latest_count, _)) = want
+        .complete_per_minute
+        .iter()
+        .next_back()
+        .expect("windows");
+    let totals = wait_for(&client, &base, "/views/order_totals/all", |body| {
+        body["value"]["total_orders"] == json!(total)
+    })
+    .await;
+    assert_eq!(totals["value"]["failed_orders"], json!(failed));
+    assert_eq!(
+        totals["value"]["current_orders_per_minute"],
+        json!(latest_count)
+    );
+    assert_eq!(
+        totals["value"]["current_window"]["start"],
+        json!(latest_start)
+    );
+    assert_eq!(
+        totals["value"]["avg_orders_per_minute"],
+        json!(total as f64 / want.complete_per_minute.len() as f64)
+    );
+    assert_eq!(
+        totals["value"]["failure_rate_pct"],
+        json!(100.0 * failed as f64 / total as f64)
+    );
+
+    let mut items: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for ((item, start), quantity) in &want.demand {
+        items.entry(item.clone()).or_default().push(json!({
+            "start": rfc3339(*start), "end": rfc3339(start + MINUTE_MS), "value": quantity,
+            "final": start + MINUTE_MS <= want.closed_up_to}));
+    }
+    for (item, windows) in &items {
+        wait_for(
+            &client,
+            &base,
+            &format!("/views/item_demand/{item}"),
+            |body| body["windows"] == json!(windows),
+        )
+        .await;
+    }
+    let (status, _) = get(&client, &base, "/views/item_demand/pizza").await;
+    assert_eq!(
+        status, 404,
+        "pizza was only in a failed order and a late one"
+    );
+
+    // o7 feeds three windowed views (orders_per_minute, failure_rate, item_demand) and is
+    // late for each: lateness depends on the window, so it is judged and reported per view.
+    let status = wait_for(&client, &base, "/status", |body| {
+        body["late"] == json!(3) && body["dlq"] == json!(1)
+    })
+    .await;
+    assert_eq!(status["processed"], json!(records.len() - 1));
+
+    // Stopping flushes every output, after which the topics hold exactly what was written.
+    engine.join().await.expect("clean shutdown");
+    assert_eq!(topic_size(&brokers, "order-events.late"), 3);
+    assert_eq!(topic_size(&brokers, "order-events.dlq"), 1);
+    assert_eq!(
+        topic_size(&brokers, "inventory-events"),
+        want.inventory_events as i64,
+        "one inventory event per order line"
+    );
+
+    let late = read_topic(&brokers, "order-events.late", 3);
+    // Late records are written as the windowed aggregation saw them, under its key; the id
+    // header names the input record: o7 is offset 6 of partition 0.
+    let mut late_keys: Vec<String> = late.iter().filter_map(|(key, _, _)| key.clone()).collect();
+    late_keys.sort();
+    assert_eq!(late_keys, vec!["all", "all", "pizza"]);
+    assert!(
+        late.iter()
+            .all(|(_, _, headers)| headers["sluice-id"] == "order-events/0/6/0"),
+        "{late:?}"
+    );
+    assert!(
+        late.iter()
+            .all(|(_, _, headers)| headers["sluice-error"].contains("late for view"))
+    );
+    let late_ids: std::collections::BTreeSet<&String> = late
+        .iter()
+        .map(|(_, _, headers)| &headers["sluice-id"])
+        .collect();
+    assert_eq!(late_ids.len(), 1, "the same input record");
+    let late_views: std::collections::BTreeSet<&String> = late
+        .iter()
+        .map(|(_, _, headers)| &headers["sluice-view"])
+        .collect();
+    assert_eq!(late_views.len(), 3, "once per windowed view");
+    let dead = read_topic(&brokers, "order-events.dlq", 1);
+    assert_eq!(dead[0].1, b"not json");
+    assert!(dead[0].2["sluice-error"].contains("cannot decode"));
+
+    let inventory = read_topic(&brokers, "inventory-events", want.inventory_events);
+    let ids: std::collections::BTreeSet<&String> = inventory
+        .iter()
+        .map(|(_, _, headers)| &headers["sluice-id"])
+        .collect();
+    assert_eq!(ids.len(), want.inventory_events, "record ids are unique");
+}
+
+fn topic_size(brokers: &str, topic: &str) -> i64 {
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("client");
+    let metadata = client
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map(|t| t.partitions().len())
+        .unwrap_or(0);
+    (0..partitions as i32)
+        .map(|partition| {
+            let (low, high) = client
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .expect("watermarks");
+            high - low
+        })
+        .sum()
+}

@@ -13,6 +13,7 @@ use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 
 /// How long any one wait in these tests may take.
@@ -226,4 +227,31 @@ pub fn read_topic(brokers: &str, topic: &str, want: usize) -> Vec<BTreeMap<Strin
         }
     }
     found
+}
+
+/// Publishes one record to each of `partitions` partitions of `topic`, keyed by the
+/// partition number, and waits for the acknowledgements.
+pub fn produce_to_partitions(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    payload: impl Fn(i32) -> String,
+) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("producer");
+    for partition in 0..partitions {
+        let body = payload(partition);
+        let key = partition.to_string();
+        producer
+            .send(
+                BaseRecord::to(topic)
+                    .partition(partition)
+                    .key(&key)
+                    .payload(&body),
+            )
+            .expect("queued");
+    }
+    producer.flush(DEADLINE).expect("acknowledged");
 }

@@ -5,15 +5,22 @@
 //! partition's watermark when it was read) is late: it goes to the second output instead.
 //! After each input batch the operator emits one change per updated window; when the input
 //! frontier passes a window's end it emits the final value and forgets the window.
+//!
+//! A window's changes travel at non-decreasing times: the latest time of the records folded
+//! in so far. Records of different partitions arrive out of time order, so an aggregate can
+//! already hold a record of a later time when an earlier one arrives; stamping the change
+//! with the later time keeps every change's value within the records up to its time, which
+//! is what makes the change stream a valid differential collection for derived tables.
 
 use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
-use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::{OutputBuilder, OutputBuilderSession};
 
 use crate::record::{Data, Origin, Record, key_hash};
 use crate::window::{TumblingWindows, WindowBounds, is_late};
@@ -54,6 +61,8 @@ struct OpenWindow<A> {
     end: i64,
     aggregate: A,
     last_emitted: Option<A>,
+    /// The time the last change of this window travelled at.
+    emitted_at: u64,
 }
 
 type Streams<'scope, A> = (
@@ -83,11 +92,8 @@ where
     let (changes_output, changes) = builder.new_output();
     let (late_output, late) = builder.new_output();
     let mut changes_output =
-        OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<_>>>::from(
-            changes_output,
-        );
-    let mut late_output =
-        OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<_>>>::from(late_output);
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(changes_output);
+    let mut late_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(late_output);
 
     builder.build(move |capabilities| {
         drop(capabilities);
@@ -130,6 +136,7 @@ where
                                     end: window.end,
                                     aggregate: init(),
                                     last_emitted: None,
+                                    emitted_at: time,
                                 })
                             }
                         };
@@ -146,9 +153,11 @@ where
                 }
                 touched.sort_unstable();
                 touched.dedup();
-                let mut session = changes_handle.session(&capability);
+                let mut changes: Vec<(u64, Record<WindowChange<A>>)> =
+                    Vec::with_capacity(touched.len());
                 for (key, start) in touched.drain(..) {
                     if let Some(entry) = open.get_mut(&(key.clone(), start)) {
+                        entry.emitted_at = entry.emitted_at.max(time);
                         let change = WindowChange {
                             window: WindowBounds {
                                 start,
@@ -158,14 +167,18 @@ where
                             new: entry.aggregate.clone(),
                             is_final: false,
                         };
-                        session.give(Record {
-                            key,
-                            event_time: start,
-                            origin: NO_ORIGIN,
-                            value: change,
-                        });
+                        changes.push((
+                            entry.emitted_at,
+                            Record {
+                                key,
+                                event_time: start,
+                                origin: NO_ORIGIN,
+                                value: change,
+                            },
+                        ));
                     }
                 }
+                give_in_time_order(&mut changes_handle, &capability, changes);
             });
 
             // Close every window whose end the frontier has passed. An empty frontier means
@@ -180,7 +193,7 @@ where
                 if frontier > *capability.time() {
                     capability.downgrade(&frontier);
                 }
-                let mut session = changes_handle.session(&*capability);
+                let mut changes: Vec<(u64, Record<WindowChange<A>>)> = Vec::new();
                 while let Some((end, key, start)) = by_end.first().cloned() {
                     if end > closing_up_to {
                         break;
@@ -193,14 +206,19 @@ where
                             new: entry.aggregate,
                             is_final: true,
                         };
-                        session.give(Record {
-                            key,
-                            event_time: start,
-                            origin: NO_ORIGIN,
-                            value: change,
-                        });
+                        let time = entry.emitted_at.max(frontier);
+                        changes.push((
+                            time,
+                            Record {
+                                key,
+                                event_time: start,
+                                origin: NO_ORIGIN,
+                                value: change,
+                            },
+                        ));
                     }
                 }
+                give_in_time_order(&mut changes_handle, &*capability, changes);
             }
             if open.is_empty() {
                 held = None;
@@ -208,6 +226,28 @@ where
         }
     });
     (changes, late)
+}
+
+/// Sends changes, each at its own time (at or after `base`), one session per distinct time.
+fn give_in_time_order<A: Data>(
+    output: &mut OutputBuilderSession<
+        '_,
+        u64,
+        CapacityContainerBuilder<Vec<Record<WindowChange<A>>>>,
+    >,
+    base: &Capability<u64>,
+    mut changes: Vec<(u64, Record<WindowChange<A>>)>,
+) {
+    changes.sort_by_key(|(time, _)| *time);
+    let mut changes = changes.into_iter().peekable();
+    while let Some((time, first)) = changes.next() {
+        let capability = base.delayed(&time);
+        let mut session = output.session(&capability);
+        session.give(first);
+        while let Some((_, change)) = changes.next_if(|(next, _)| *next == time) {
+            session.give(change);
+        }
+    }
 }
 
 /// Window changes are derived from many records; they name no single input.

@@ -6,6 +6,9 @@ use crate::codec::{decode_key, encode_key};
 use crate::envelope::{decode_table_value, encode_table_value};
 use crate::error::StateError;
 
+/// A key and its value's JSON, as returned by a scan.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// A handle on one table store's column family.
 pub struct TableStore<'db> {
     db: &'db DB,
@@ -48,11 +51,7 @@ impl<'db> TableStore<'db> {
     }
 
     /// Up to `limit` entries with keys after `after` (exclusive), in key order.
-    pub fn scan(
-        &self,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    pub fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StateError> {
         let lower = after.map(encode_key).unwrap_or_default();
         let iter = self.db.iterator_cf(
             self.column_family,

@@ -27,7 +27,7 @@ impl Application for Shop {
     }
 
     fn topology(&self) -> TopologyFn {
-        Arc::new(|topology| orders::orders(topology))
+        Arc::new(orders::orders)
     }
 
     fn input_topic(&self) -> &'static str {

@@ -209,11 +209,10 @@ async fn wait_for(
     }
 }
 
-fn read_topic(
-    brokers: &str,
-    topic: &str,
-    want: usize,
-) -> Vec<(Option<String>, Vec<u8>, BTreeMap<String, String>)> {
+/// A record read back: key, value and headers.
+type ReadRecord = (Option<String>, Vec<u8>, BTreeMap<String, String>);
+
+fn read_topic(brokers: &str, topic: &str, want: usize) -> Vec<ReadRecord> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("test-{topic}"))

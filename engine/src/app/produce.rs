@@ -105,7 +105,7 @@ pub fn produce(
             }
         }
         sent += 1;
-        if sent % 1024 == 0 {
+        if sent.is_multiple_of(1024) {
             bar.set_position(sent);
         }
     }

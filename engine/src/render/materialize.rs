@@ -49,10 +49,10 @@ pub(crate) fn materialize_windows<A: Data>(
                     store.put_into(&mut batch, record.key.as_bytes(), &entry);
                 }
             });
-            if !batch.is_empty() {
-                if let Err(error) = env.db.write(batch) {
-                    fail(&env, &view, &error);
-                }
+            if !batch.is_empty()
+                && let Err(error) = env.db.write(batch)
+            {
+                fail(&env, &view, &error);
             }
         },
     );
@@ -62,7 +62,7 @@ pub(crate) fn materialize_windows<A: Data>(
 /// Writes table updates `(key, value, diff)` into the table store `view`: a key whose last
 /// update in a batch is an insertion is upserted, one left with only retractions is deleted.
 pub(crate) fn materialize_table<B: Data>(
-    updates: Stream<'_, u64, Vec<((String, B), u64, isize)>>,
+    updates: super::table::TableUpdates<'_, B>,
     env: Arc<RunEnv>,
     view: String,
 ) {
@@ -80,7 +80,7 @@ pub(crate) fn materialize_table<B: Data>(
                 return;
             }
             // Apply in time order; at one time, retractions before insertions.
-            updates.sort_by(|a, b| (a.1, a.2 > 0).cmp(&(b.1, b.2 > 0)));
+            updates.sort_by_key(|a| (a.1, a.2 > 0));
             let mut batch = WriteBatch::default();
             let mut latest: std::collections::BTreeMap<String, Option<&B>> = Default::default();
             for ((key, value), _, diff) in &updates {

@@ -234,15 +234,15 @@ fn advance_idle_partitions(readers: &mut [PartitionReader], idle_timeout: Durati
         .min();
     for reader in readers.iter_mut() {
         let mut target = reader.clock.watermark();
-        if is_idle(reader) {
-            if let Some(active_min) = active_min {
-                target = target.max(active_min);
-            }
+        if is_idle(reader)
+            && let Some(active_min) = active_min
+        {
+            target = target.max(active_min);
         }
-        if let Some(capability) = reader.capability.as_mut() {
-            if target > *capability.time() {
-                capability.downgrade(&target);
-            }
+        if let Some(capability) = reader.capability.as_mut()
+            && target > *capability.time()
+        {
+            capability.downgrade(&target);
         }
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sluice::app::{Application, GeneratorOptions};
-use sluice::record::key_hash;
-use sluice::testkit::{MemoryInput, MemoryRecord, run_to_completion};
+use sluice::testkit::{MemoryInput, run_to_completion};
 use sluice_topologies::Shop;
+use sluice_topologies::generator::generated_input;
 
 const EVENTS: usize = 200_000;
 const PARTITIONS: u64 = 4;
@@ -21,22 +21,7 @@ fn input(events: usize) -> MemoryInput {
         start_ms: 1_705_314_600_000,
         interval_ms: 10,
     };
-    let mut generator = Shop.generator(&options);
-    let mut input = MemoryInput::default();
-    for _ in 0..events {
-        let event = generator.next_event();
-        let partition = (key_hash(&event.key) % PARTITIONS) as usize;
-        input.push(
-            "order-events",
-            partition,
-            MemoryRecord {
-                key: event.key.into_bytes(),
-                payload: event.payload,
-                timestamp: 0,
-            },
-        );
-    }
-    input
+    generated_input(options, events, PARTITIONS)
 }
 
 fn windowed_aggregation(c: &mut Criterion) {

@@ -5,7 +5,11 @@ use rand::{Rng, SeedableRng};
 use sluice::app::{EventGenerator, GeneratedEvent, GeneratorOptions};
 use sluice::dsl::EventTime;
 
+use sluice::record::key_hash;
+use sluice::testkit::{MemoryInput, MemoryRecord};
+
 use crate::events::{OrderEvent, OrderLine, OrderPlaced, OrderStatus};
+use crate::topics::ORDER_EVENTS;
 
 /// The menu orders are drawn from: item id and unit price.
 pub const MENU: [(&str, f64); 10] = [
@@ -89,6 +93,25 @@ impl EventGenerator for OrderGenerator {
         let payload = serde_json::to_vec(&OrderEvent::OrderPlaced(order)).unwrap_or_default();
         GeneratedEvent { key, payload }
     }
+}
+
+/// `events` generated orders spread over `partitions` in-memory partitions of
+/// `order-events` by key, as a broker's partitioner would: input for the test kit and the
+/// in-process benchmark.
+pub fn generated_input(options: GeneratorOptions, events: usize, partitions: u64) -> MemoryInput {
+    let mut generator = OrderGenerator::new(options);
+    let mut input = MemoryInput::default();
+    for _ in 0..events {
+        let event = generator.next_event();
+        let partition = (key_hash(&event.key) % partitions.max(1)) as usize;
+        let record = MemoryRecord {
+            key: event.key.into_bytes(),
+            payload: event.payload,
+            timestamp: 0,
+        };
+        input.push(ORDER_EVENTS, partition, record);
+    }
+    input
 }
 
 #[cfg(test)]

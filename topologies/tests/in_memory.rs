@@ -3,33 +3,18 @@
 
 use serde_json::Value;
 use sluice::app::{Application, GeneratorOptions};
-use sluice::record::key_hash;
-use sluice::testkit::{MemoryInput, MemoryRecord, run_to_completion};
+use sluice::testkit::run_to_completion;
 use sluice_topologies::Shop;
+use sluice_topologies::generator::generated_input;
 
-fn generated(events: usize, partitions: u64) -> MemoryInput {
+fn generated(events: usize, partitions: u64) -> sluice::testkit::MemoryInput {
     let options = GeneratorOptions {
         seed: 3,
         failure_rate: 0.05,
         start_ms: 1_705_314_600_000,
         interval_ms: 100,
     };
-    let mut generator = Shop.generator(&options);
-    let mut input = MemoryInput::default();
-    for _ in 0..events {
-        let event = generator.next_event();
-        let partition = (key_hash(&event.key) % partitions) as usize;
-        input.push(
-            "order-events",
-            partition,
-            MemoryRecord {
-                key: event.key.into_bytes(),
-                payload: event.payload,
-                timestamp: 0,
-            },
-        );
-    }
-    input
+    generated_input(options, events, partitions)
 }
 
 #[test]

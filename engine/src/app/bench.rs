@@ -103,8 +103,6 @@ pub(crate) async fn bench(
     let elapsed = started.elapsed();
     let cpu = cpu_seconds().unwrap_or(0.0) - cpu_before;
     let events = consumed(&status);
-    engine.join().await?;
-    let _ = std::fs::remove_dir_all(&state_dir);
     let rate = events as f64 / elapsed.as_secs_f64().max(1e-9);
     let peak_mib = peak_rss_bytes().map(|bytes| bytes as f64 / (1024.0 * 1024.0));
     println!(
@@ -123,6 +121,11 @@ pub(crate) async fn bench(
             "peak_rss_mib": peak_mib,
         })
     );
+    // Consuming is what was measured; output still queued for the broker is flushed now,
+    // and a flush that cannot finish is reported, not hidden.
+    let stopped = engine.join().await;
+    let _ = std::fs::remove_dir_all(&state_dir);
+    stopped.context("stopping after the measurement")?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! in-process benchmark and tests without a broker).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
@@ -85,10 +86,12 @@ pub struct MemoryRecord {
 }
 
 /// Input held in memory: for each topic, the records of each partition in offset order.
+/// Partitions are shared, so cloning the input or handing partitions to workers copies
+/// no records.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryInput {
     /// Records per topic, per partition.
-    pub topics: BTreeMap<String, Vec<Vec<MemoryRecord>>>,
+    pub topics: BTreeMap<String, Vec<Arc<Vec<MemoryRecord>>>>,
 }
 
 impl MemoryInput {
@@ -96,9 +99,9 @@ impl MemoryInput {
     pub fn push(&mut self, topic: &str, partition: usize, record: MemoryRecord) {
         let partitions = self.topics.entry(topic.to_string()).or_default();
         if partitions.len() <= partition {
-            partitions.resize(partition + 1, Vec::new());
+            partitions.resize_with(partition + 1, Default::default);
         }
-        partitions[partition].push(record);
+        Arc::make_mut(&mut partitions[partition]).push(record);
     }
 
     /// The number of partitions of each topic.
@@ -113,7 +116,7 @@ impl MemoryInput {
 /// Reads a worker's partitions of an in-memory topic, one partition after another in
 /// rounds, so that partitions interleave as they would from a broker.
 pub(crate) struct MemoryReader {
-    partitions: Vec<(i32, Vec<MemoryRecord>, usize)>,
+    partitions: Vec<(i32, Arc<Vec<MemoryRecord>>, usize)>,
 }
 
 impl MemoryReader {
@@ -125,7 +128,7 @@ impl MemoryReader {
                     .topics
                     .get(topic)
                     .and_then(|partitions| partitions.get(partition as usize))
-                    .cloned()
+                    .map(Arc::clone)
                     .unwrap_or_default();
                 (partition, records, 0)
             })

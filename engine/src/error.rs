@@ -39,6 +39,26 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// The state directory was written by a topology with different operators, windows or
+    /// settings; using it would mix results of two topologies.
+    #[error(
+        "the state in {state_dir} was written by a different topology (fingerprint {stored}, \
+         this one is {current}); rebuild it from the input with `{program} replay --from-beginning`, \
+         or point --state-dir elsewhere"
+    )]
+    TopologyChanged {
+        /// The state directory.
+        state_dir: String,
+        /// The fingerprint stored with the state.
+        stored: String,
+        /// The running topology's fingerprint.
+        current: String,
+        /// The binary, to name its replay command.
+        program: String,
+    },
+    /// The checkpoint metadata cannot be read.
+    #[error("cannot read the checkpoint: {0}")]
+    CorruptCheckpoint(String),
     /// The dataflow workers could not start or stopped abnormally.
     #[error("dataflow error: {0}")]
     Dataflow(String),

@@ -7,7 +7,9 @@
 //! A tour of the modules:
 //! - [`dsl`]: the user API, with no timely types in it.
 //! - [`plan`]: the logical graph, `describe()`, and the views a topology declares.
-//! - [`render`]: the timely and differential operators the DSL compiles into.
+//! - [`render`]: the timely operators the DSL compiles into.
+//! - [`epoch`]: the timely timestamp, a checkpoint epoch and a watermark.
+//! - [`checkpoint`]: atomic checkpoints of offsets and state, and their restore.
 //! - [`kafka`]: client settings, topic set-up, the output producer, the watermark monitor.
 //! - [`output`]: where output records go (Kafka, or memory).
 //! - [`runtime`]: starts and stops an engine: state, workers, HTTP; [`testkit`] runs a
@@ -19,7 +21,9 @@
 //!   binary gets by calling [`app::main`].
 
 pub mod app;
+pub mod checkpoint;
 pub mod dsl;
+pub mod epoch;
 pub mod error;
 pub mod kafka;
 pub mod output;

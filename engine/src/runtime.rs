@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -15,13 +15,16 @@ use timely::WorkerConfig;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use crate::checkpoint::restore::restore;
+use crate::checkpoint::{Checkpoint, Checkpointer, fingerprint};
 use crate::dsl::{Topology, TopologyFn};
+use crate::epoch::{Time, watermark_of};
 use crate::error::EngineError;
 use crate::kafka::admin::{ensure_topics, partition_counts};
 use crate::kafka::monitor::spawn_watermark_monitor;
 use crate::kafka::{KafkaSettings, OutputProducer};
 use crate::output::OutputSink;
-use crate::plan::Plan;
+use crate::plan::{Plan, describe};
 use crate::query::{QueryState, router};
 use crate::render::reader::MemoryInput;
 use crate::status::EngineStatus;
@@ -45,10 +48,12 @@ pub struct EngineConfig {
     /// Create missing topics at start. Off only for brokers that cannot (rdkafka's mock
     /// cluster does not answer CreateTopics), whose topics are made beforehand.
     pub create_topics: bool,
+    /// How often to checkpoint offsets and state; views change at this pace.
+    pub checkpoint_interval: Duration,
 }
 
 impl EngineConfig {
-    /// Defaults: one worker per core, 100 ms ticks, no HTTP.
+    /// Defaults: one worker per core, 100 ms ticks, checkpoints every second, no HTTP.
     pub fn new(kafka: KafkaSettings, state_dir: impl Into<PathBuf>) -> Self {
         EngineConfig {
             kafka,
@@ -60,6 +65,7 @@ impl EngineConfig {
             tick_ms: 100,
             broker_timeout: Duration::from_secs(60),
             create_topics: true,
+            checkpoint_interval: Duration::from_secs(1),
         }
     }
 }
@@ -82,16 +88,21 @@ pub(crate) struct RunEnv {
     pub status: Arc<EngineStatus>,
     pub shutdown: Arc<AtomicBool>,
     pub tick_ms: i64,
+    pub checkpointer: Arc<Checkpointer>,
+    /// The checkpoint the run continues from, if any.
+    pub restored: Option<Checkpoint>,
 }
 
 /// Builds a topology without brokers, to learn its graph, topics and views.
 pub fn plan_of(topology: &TopologyFn) -> Plan {
     let topology = Arc::clone(topology);
     timely::execute_directly(move |worker| {
-        worker.dataflow::<u64, _, _>(|scope| {
-            let mut builder = Topology::new(scope, None);
-            topology(&mut builder);
-            builder.finish().0
+        worker.dataflow::<u64, _, _>(|outer| {
+            outer.scoped::<Time, _, _>("topology", |scope| {
+                let mut builder = Topology::new(scope, None);
+                topology(&mut builder);
+                builder.finish().0
+            })
         })
     })
 }
@@ -107,9 +118,9 @@ pub struct RunningEngine {
     http_task: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Starts `topology`: creates its topics, wipes and opens its state, starts the workers and
-/// serves the HTTP API. Until checkpoints exist, every start rebuilds the views from offset
-/// zero, which gives the same answer as the previous run.
+/// Starts `topology`: creates its topics, opens its state and restores the last checkpoint
+/// (refusing state written by a different topology), starts the workers and serves the HTTP
+/// API. Without a checkpoint, the sources start at offset zero.
 pub async fn start(
     config: EngineConfig,
     topology: TopologyFn,
@@ -118,6 +129,11 @@ pub async fn start(
     if plan.sources.is_empty() {
         return Err(EngineError::Topology("the topology reads no source".into()));
     }
+    let tick_ms = config.tick_ms.max(1);
+    std::fs::create_dir_all(&config.state_dir).map_err(|error| {
+        EngineError::io(format!("creating {}", config.state_dir.display()), error)
+    })?;
+    let (db, restored) = open_state(&config.state_dir, &plan, tick_ms)?;
     let topics = plan.topics();
     if config.create_topics {
         ensure_topics(&config.kafka, &topics, config.broker_timeout).await?;
@@ -135,17 +151,27 @@ pub async fn start(
             .map_err(|error| EngineError::Dataflow(error.to_string()))??
     };
 
-    StateDb::destroy(&config.state_dir)?;
-    std::fs::create_dir_all(&config.state_dir).map_err(|error| {
-        EngineError::io(format!("creating {}", config.state_dir.display()), error)
-    })?;
-    let db = Arc::new(StateDb::open(
-        &config.state_dir,
-        plan.views.iter().map(|view| view.name.as_str()),
-    )?);
     let status = Arc::new(EngineStatus::new());
+    if let Some(checkpoint) = &restored {
+        info!(
+            id = checkpoint.id,
+            watermark = checkpoint.watermark,
+            "restored the last checkpoint"
+        );
+        status.set_checkpoint(checkpoint.clone());
+    }
     let producer = Arc::new(OutputProducer::new(&config.kafka, Arc::clone(&status))?);
     let shutdown = Arc::new(AtomicBool::new(false));
+    let workers = config.workers.max(1);
+    let checkpointer = Arc::new(Checkpointer::new(
+        Arc::clone(&db),
+        Arc::clone(&status),
+        Arc::clone(&shutdown),
+        fingerprint(&plan, tick_ms),
+        config.checkpoint_interval,
+        workers,
+        restored.as_ref(),
+    ));
     let env = Arc::new(RunEnv {
         settings: config.kafka.clone(),
         input: InputMode::Kafka,
@@ -154,7 +180,9 @@ pub async fn start(
         output: producer,
         status: Arc::clone(&status),
         shutdown: Arc::clone(&shutdown),
-        tick_ms: config.tick_ms.max(1),
+        tick_ms,
+        checkpointer,
+        restored,
     });
 
     let monitored: Vec<(String, i32)> = partitions
@@ -171,7 +199,7 @@ pub async fn start(
         Arc::clone(&shutdown),
     )?;
 
-    let workers = spawn_workers(config.workers.max(1), Arc::clone(&env), topology)?;
+    let workers = spawn_workers(workers, Arc::clone(&env), topology)?;
 
     let (http_addr, http_stop, http_task) = match config.http_addr {
         Some(addr) => {
@@ -212,6 +240,19 @@ pub async fn start(
     })
 }
 
+/// Opens the state directory with every store of `plan` and restores its last checkpoint,
+/// refusing state that a different topology wrote.
+pub(crate) fn open_state(
+    state_dir: &Path,
+    plan: &Plan,
+    tick_ms: i64,
+) -> Result<(Arc<StateDb>, Option<Checkpoint>), EngineError> {
+    let stores = plan.stores();
+    let db = Arc::new(StateDb::open(state_dir, stores.iter().map(String::as_str))?);
+    let restored = restore(&db, state_dir, &fingerprint(plan, tick_ms), &describe(plan))?;
+    Ok((db, restored))
+}
+
 pub(crate) fn spawn_workers(
     workers: usize,
     env: Arc<RunEnv>,
@@ -223,17 +264,25 @@ pub(crate) fn spawn_workers(
     };
     timely::execute(config, move |worker| {
         let index = worker.index();
-        let probe = worker.dataflow::<u64, _, _>(|scope| {
-            let mut builder = Topology::new(scope, Some(Arc::clone(&env)));
-            topology(&mut builder);
-            builder.finish().1
+        // Root timestamps must be totally ordered; the topology runs in a child scope with
+        // the (epoch, watermark) product time.
+        let probe = worker.dataflow::<u64, _, _>(|outer| {
+            outer.scoped::<Time, _, _>("topology", |scope| {
+                let mut builder = Topology::new(scope, Some(Arc::clone(&env)));
+                topology(&mut builder);
+                builder.finish().1
+            })
         });
-        while !probe.done() {
+        env.checkpointer.worker_ready();
+        // Until the dataflow is gone, not only until the views' probe is done: view and
+        // sink operators still hand in the final checkpoint after the probe completes.
+        while worker.has_dataflows() {
             worker.step_or_park(Some(Duration::from_millis(20)));
             if index == 0 {
+                env.checkpointer.maybe_begin();
                 probe.with_frontier(|frontier| {
-                    if let Some(time) = frontier.iter().next() {
-                        env.status.set_watermark(*time as i64);
+                    if let Some(watermark) = watermark_of(&frontier[..]) {
+                        env.status.set_watermark(watermark as i64);
                     }
                 });
             }

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde::Serialize;
 
+use crate::checkpoint::Checkpoint;
+
 /// Progress of one source partition.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct PartitionProgress {
@@ -32,6 +34,7 @@ pub struct EngineStatus {
     /// Output records the broker did not acknowledge.
     pub delivery_failures: AtomicU64,
     fatal: Mutex<Option<String>>,
+    checkpoint: Mutex<Option<Checkpoint>>,
 }
 
 impl EngineStatus {
@@ -94,6 +97,23 @@ impl EngineStatus {
     pub fn watermark(&self) -> Option<i64> {
         let millis = self.watermark.load(Ordering::Relaxed);
         (millis >= 0).then_some(millis)
+    }
+
+    /// Records the last committed (or restored) checkpoint.
+    pub fn set_checkpoint(&self, checkpoint: Checkpoint) {
+        let mut guard = self
+            .checkpoint
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *guard = Some(checkpoint);
+    }
+
+    /// The last committed checkpoint: what the views reflect.
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        self.checkpoint
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Records an error that must stop the engine; the first one wins.

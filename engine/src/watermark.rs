@@ -44,6 +44,14 @@ impl PartitionClock {
         }
     }
 
+    /// A clock that continues from a checkpoint, where `max_event_time` had been seen.
+    pub fn restored(grace_ms: i64, tick_ms: i64, max_event_time: Option<i64>) -> Self {
+        PartitionClock {
+            max_event_time,
+            ..PartitionClock::new(grace_ms, tick_ms)
+        }
+    }
+
     /// The largest event time seen, if any.
     pub fn max_event_time(&self) -> Option<i64> {
         self.max_event_time

@@ -1,5 +1,6 @@
 //! The process's one RocksDB instance, with one column family per store.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch};
@@ -8,13 +9,17 @@ use crate::error::StateError;
 use crate::table_store::TableStore;
 use crate::window_store::WindowStore;
 
+/// The column family of [`StateDb::meta`].
+pub const META_STORE: &str = "sluice.meta";
+
 /// An open state directory.
 pub struct StateDb {
     db: DB,
 }
 
 impl StateDb {
-    /// Opens (creating if needed) the state directory with a column family for each store.
+    /// Opens (creating if needed) the state directory with a column family for each store,
+    /// plus the metadata store and any store an earlier run left there.
     pub fn open<'a>(
         path: &Path,
         stores: impl IntoIterator<Item = &'a str>,
@@ -25,12 +30,42 @@ impl StateDb {
         // Window stores are written in small batches on every update; lz4 keeps the
         // compaction cost low while still shrinking the repetitive JSON values.
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let descriptors: Vec<ColumnFamilyDescriptor> = stores
-            .into_iter()
+        let mut names: BTreeSet<String> = stores.into_iter().map(str::to_string).collect();
+        names.insert(META_STORE.to_string());
+        // RocksDB refuses to open a directory without naming all its column families; a
+        // store of a previous topology stays, untouched, until the state is wiped.
+        if path.exists() {
+            names.extend(DB::list_cf(&options, path).unwrap_or_default());
+        }
+        names.remove(rocksdb::DEFAULT_COLUMN_FAMILY_NAME);
+        let descriptors: Vec<ColumnFamilyDescriptor> = names
+            .iter()
             .map(|name| ColumnFamilyDescriptor::new(name, column_family_options()))
             .collect();
         let db = DB::open_cf_descriptors(&options, path, descriptors)?;
         Ok(StateDb { db })
+    }
+
+    /// The store of small records about the state itself: checkpoints, the topology's
+    /// fingerprint.
+    pub fn meta(&self) -> Result<TableStore<'_>, StateError> {
+        self.table_store(META_STORE)
+    }
+
+    /// The size of a store on disk and in memory tables, in bytes (RocksDB's estimate).
+    pub fn store_size(&self, name: &str) -> Result<u64, StateError> {
+        let column_family = self.column_family(name)?;
+        let mut total = 0;
+        for property in [
+            "rocksdb.total-sst-files-size",
+            "rocksdb.cur-size-all-mem-tables",
+        ] {
+            total += self
+                .db
+                .property_int_value_cf(column_family, property)?
+                .unwrap_or(0);
+        }
+        Ok(total)
     }
 
     /// Deletes a state directory and everything in it. A missing directory is not an error.
@@ -83,6 +118,23 @@ mod tests {
             db.table_store("b"),
             Err(StateError::UnknownStore(_))
         ));
+    }
+
+    #[test]
+    fn stores_of_an_earlier_run_are_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = StateDb::open(dir.path(), ["old"]).unwrap();
+            db.table_store("old").unwrap().put(b"k", b"1").unwrap();
+        }
+        let db = StateDb::open(dir.path(), ["new"]).unwrap();
+        assert_eq!(
+            db.table_store("old").unwrap().get(b"k").unwrap(),
+            Some(b"1".to_vec())
+        );
+        assert!(db.table_store("new").is_ok());
+        assert!(db.meta().is_ok());
+        assert!(db.store_size("old").is_ok());
     }
 
     #[test]

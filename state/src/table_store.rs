@@ -50,6 +50,16 @@ impl<'db> TableStore<'db> {
         }
     }
 
+    /// Calls `visit` with every entry of the store, in key order (restoring state at start).
+    pub fn for_each(&self, mut visit: impl FnMut(&[u8], Vec<u8>)) -> Result<(), StateError> {
+        for item in self.db.iterator_cf(self.column_family, IteratorMode::Start) {
+            let (raw_key, raw_value) = item?;
+            let (key, _) = decode_key(&raw_key)?;
+            visit(&key, decode_table_value(&raw_value)?);
+        }
+        Ok(())
+    }
+
     /// Up to `limit` entries with keys after `after` (exclusive), in key order.
     pub fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StateError> {
         let lower = after.map(encode_key).unwrap_or_default();

@@ -29,6 +29,22 @@ impl<'db> WindowStore<'db> {
         );
     }
 
+    /// Adds the removal of a window to `batch`.
+    pub fn delete_into(&self, batch: &mut WriteBatch, key: &[u8], start: i64) {
+        batch.delete_cf(self.column_family, encode_window_key(key, start));
+    }
+
+    /// Calls `visit` with every window of the store, in `(key, start)` order. For restoring
+    /// state at start, which reads what retention keeps, not the whole history.
+    pub fn for_each(&self, mut visit: impl FnMut(&[u8], WindowEntry)) -> Result<(), StateError> {
+        for item in self.db.iterator_cf(self.column_family, IteratorMode::Start) {
+            let (raw_key, raw_value) = item?;
+            let (key, start) = decode_window_key(&raw_key)?;
+            visit(&key, decode_window_value(start, &raw_value)?);
+        }
+        Ok(())
+    }
+
     /// Writes one window at once (tests and tools; the engine batches through [`Self::put_into`]).
     pub fn put(&self, key: &[u8], entry: &WindowEntry) -> Result<(), StateError> {
         let mut batch = WriteBatch::default();

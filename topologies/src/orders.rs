@@ -3,15 +3,15 @@
 //! Views (all keyed as the contract says):
 //! - `orders_per_minute`: 1-minute tumbling windows of `count` and `failed` orders, key `all`;
 //! - `failure_rate`: the same windows as `total`, `failed` and `failure_rate_pct`;
-//! - `order_totals`: a table folded from the `orders_per_minute` windows, so it agrees with
-//!   them exactly (late records are in neither);
+//! - `order_totals`: a table folded from the `orders_per_minute` windows (each window's old
+//!   value subtracted and its new one added), so it agrees with them exactly (late records
+//!   are in neither);
 //! - `item_demand`: 1-minute tumbling windows of the quantity reserved per `item_id`.
 //!
 //! Every line of a placed order becomes a `reserve` event on `inventory-events`, and every
 //! line of a failed order a `release` event. An `OrderCancelled` carries no lines; releasing
 //! a cancelled order's stock needs the order's lines, which is the inventory saga's work.
 
-use std::cmp::Ordering;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -51,7 +51,11 @@ pub fn orders(topology: &mut Topology<'_>) {
     let per_minute = shop_wide.aggregate(OrderCounts::default, OrderCounts::add);
     per_minute.materialize("orders_per_minute");
     per_minute
-        .summarize(OrderTotals::default, OrderTotals::add_window)
+        .summarize(
+            OrderTotals::default,
+            OrderTotals::add_window,
+            OrderTotals::subtract_window,
+        )
         .materialize("order_totals");
 
     shop_wide
@@ -155,7 +159,7 @@ pub struct OrderTotals {
 }
 
 impl OrderTotals {
-    /// Folds one window into the totals.
+    /// Adds one window's counts to the totals.
     pub fn add_window(&mut self, window: WindowBounds, counts: &OrderCounts) {
         self.total_orders += counts.count;
         self.failed_orders += counts.failed;
@@ -169,38 +173,29 @@ impl OrderTotals {
             self.current_window = Some(window);
             self.current_orders_per_minute = counts.count;
         }
+        self.derive();
+    }
+
+    /// Takes a window's previous counts out of the totals, before its new counts are added.
+    pub fn subtract_window(&mut self, window: WindowBounds, counts: &OrderCounts) {
+        self.total_orders = self.total_orders.saturating_sub(counts.count);
+        self.failed_orders = self.failed_orders.saturating_sub(counts.failed);
+        if counts.count > 0 {
+            self.minutes_with_orders = self.minutes_with_orders.saturating_sub(1);
+        }
+        if self.current_window == Some(window) {
+            self.current_orders_per_minute = 0;
+        }
+        self.derive();
+    }
+
+    fn derive(&mut self) {
         self.failure_rate_pct = percentage(self.failed_orders, self.total_orders);
         self.avg_orders_per_minute = if self.minutes_with_orders == 0 {
             0.0
         } else {
             self.total_orders as f64 / self.minutes_with_orders as f64
         };
-    }
-
-    fn exact_fields(&self) -> (u64, u64, u64, u64, Option<WindowBounds>) {
-        (
-            self.total_orders,
-            self.failed_orders,
-            self.current_orders_per_minute,
-            self.minutes_with_orders,
-            self.current_window,
-        )
-    }
-}
-
-// The float fields are functions of the integer ones and never NaN, so ordering by the
-// integer fields is a total order consistent with equality, as differential needs.
-impl Eq for OrderTotals {}
-
-impl PartialOrd for OrderTotals {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for OrderTotals {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.exact_fields().cmp(&other.exact_fields())
     }
 }
 

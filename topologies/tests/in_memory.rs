@@ -1,9 +1,14 @@
 //! The orders topology run to completion over in-memory input (no broker): the table
-//! `order_totals` must agree exactly with the windows of `orders_per_minute`.
+//! `order_totals` must agree exactly with the windows of `orders_per_minute`, and a run
+//! resumed from a checkpoint must leave exactly the state of an uninterrupted one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 use sluice::app::{Application, GeneratorOptions};
-use sluice::testkit::run_to_completion;
+use sluice::testkit::{MemoryInput, resume_to_completion, run_to_completion};
+use sluice_state::StateDb;
 use sluice_topologies::Shop;
 use sluice_topologies::generator::generated_input;
 
@@ -74,4 +79,105 @@ fn order_totals_agree_with_the_windows_for_any_worker_count() {
                 .load(std::sync::atomic::Ordering::Relaxed)
         );
     }
+}
+
+/// Every entry of every store of the topology (views and operator state), as bytes.
+fn dump(db: &StateDb, stores: &[String]) -> BTreeMap<String, Vec<String>> {
+    let mut all = BTreeMap::new();
+    for store in stores {
+        let mut entries = Vec::new();
+        if store.starts_with("state.summarize") || store == "order_totals" {
+            db.table_store(store)
+                .expect("store")
+                .for_each(|key, value| {
+                    entries.push(format!(
+                        "{} = {}",
+                        String::from_utf8_lossy(key),
+                        String::from_utf8_lossy(&value)
+                    ))
+                })
+                .expect("read");
+        } else {
+            db.window_store(store)
+                .expect("store")
+                .for_each(|key, window| {
+                    entries.push(format!(
+                        "{} [{}, {}) final={} {}",
+                        String::from_utf8_lossy(key),
+                        window.start,
+                        window.end,
+                        window.is_final,
+                        String::from_utf8_lossy(&window.value_json)
+                    ))
+                })
+                .expect("read");
+        }
+        all.insert(store.clone(), entries);
+    }
+    all
+}
+
+/// The first `fraction` of every partition of `input`.
+fn prefix(input: &MemoryInput, numerator: usize, denominator: usize) -> MemoryInput {
+    let mut cut = input.clone();
+    for partitions in cut.topics.values_mut() {
+        for records in partitions.iter_mut() {
+            let keep = records.len() * numerator / denominator;
+            *records = Arc::new(records[..keep].to_vec());
+        }
+    }
+    cut
+}
+
+#[test]
+fn a_resumed_run_leaves_the_state_of_an_uninterrupted_run() {
+    let input = generated(12_000, 4);
+    let whole_dir = tempfile::tempdir().expect("state dir");
+    let whole = run_to_completion(Shop.topology(), input.clone(), whole_dir.path(), 2, 100)
+        .expect("uninterrupted run");
+    let stores = whole.plan.stores();
+    let expected = dump(&whole.state, &stores);
+    assert!(expected.values().all(|entries| !entries.is_empty()));
+
+    // Stop after a third, then after two thirds, changing the worker count each time, so
+    // that restored state is split among workers differently than it was written.
+    let dir = tempfile::tempdir().expect("state dir");
+    let first = run_to_completion(Shop.topology(), prefix(&input, 1, 3), dir.path(), 1, 100)
+        .expect("first third");
+    let first_checkpoint = first.checkpoint.clone().expect("a final checkpoint");
+    assert!(first_checkpoint.is_final);
+    drop(first);
+    let second = resume_to_completion(Shop.topology(), prefix(&input, 2, 3), dir.path(), 3, 100)
+        .expect("second third");
+    let second_checkpoint = second.checkpoint.clone().expect("a final checkpoint");
+    assert!(second_checkpoint.id > first_checkpoint.id);
+    let second_processed = second
+        .status
+        .processed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    drop(second);
+    let last = resume_to_completion(Shop.topology(), input.clone(), dir.path(), 2, 100)
+        .expect("last third");
+    let last_processed = last
+        .status
+        .processed
+        .load(std::sync::atomic::Ordering::Relaxed);
+
+    // Each resumed run read only what the checkpoint did not hold.
+    let total: usize = input.topics.values().flatten().map(|p| p.len()).sum();
+    let offsets = |checkpoint: &sluice::checkpoint::Checkpoint| -> u64 {
+        checkpoint.positions.iter().map(|p| p.offset as u64).sum()
+    };
+    assert_eq!(
+        second_processed,
+        offsets(&second_checkpoint) - offsets(&first_checkpoint)
+    );
+    assert_eq!(last_processed, total as u64 - offsets(&second_checkpoint));
+    assert_eq!(
+        last.checkpoint.as_ref().map(offsets),
+        Some(total as u64),
+        "the last checkpoint holds the whole input"
+    );
+
+    assert_eq!(dump(&last.state, &stores), expected);
 }

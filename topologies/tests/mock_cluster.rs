@@ -106,8 +106,6 @@ fn script() -> (Vec<Order>, Vec<Scripted>) {
 struct Expected {
     late: Vec<&'static str>,
     per_minute: BTreeMap<i64, (u64, u64)>,
-    /// The windows a differential table reflects as of the watermark.
-    complete_per_minute: BTreeMap<i64, (u64, u64)>,
     demand: BTreeMap<(String, i64), u64>,
     closed_up_to: i64,
     inventory_events: usize,
@@ -117,7 +115,6 @@ fn expected(orders: &[Order]) -> Expected {
     let mut max_seen: BTreeMap<i32, i64> = BTreeMap::new();
     let mut late = Vec::new();
     let mut per_minute: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
-    let mut timed: Vec<(i64, i64)> = Vec::new();
     let mut demand: BTreeMap<(String, i64), u64> = BTreeMap::new();
     for o in orders {
         let at = BASE + o.at_seconds * 1000;
@@ -129,7 +126,6 @@ fn expected(orders: &[Order]) -> Expected {
             late.push(o.id);
             continue;
         }
-        timed.push((watermark, start));
         let counts = per_minute.entry(start).or_default();
         counts.0 += 1;
         if o.failed {
@@ -146,28 +142,9 @@ fn expected(orders: &[Order]) -> Expected {
         .min()
         .unwrap_or(0);
     let inventory_events = orders.iter().map(|o| o.lines.len()).sum();
-    // A window's changes travel at the latest time of its records, so a derived table
-    // reflects a window once the watermark has passed all of the window's record times.
-    let mut complete_per_minute: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
-    for (start, counts) in &per_minute {
-        let times: Vec<i64> = timed
-            .iter()
-            .filter(|(_, s)| s == start)
-            .map(|(time, _)| *time)
-            .collect();
-        let settled = times.iter().all(|time| *time < closed_up_to);
-        assert!(
-            settled || times.iter().all(|time| *time >= closed_up_to),
-            "the script leaves no window half past the watermark"
-        );
-        if settled {
-            complete_per_minute.insert(*start, *counts);
-        }
-    }
     Expected {
         late,
         per_minute,
-        complete_per_minute,
         demand,
         closed_up_to,
         inventory_events,
@@ -318,26 +295,10 @@ async fn every_view_matches_an_independent_computation() {
     })
     .await;
 
-    // order_totals is a differential table: consistent as of the watermark.
-    let total: u64 = want
-        .complete_per_minute
-        .values()
-        .map(|(count, _)| count)
-        .sum();
-    let failed: u64 = want
-        .complete_per_minute
-        .values()
-        .map(|(_, failed)| failed)
-        .sum();
-    assert!(
-        total < want.per_minute.values().map(|(count, _)| count).sum(),
-        "the script leaves some records past the watermark"
-    );
-    let (latest_start, (latest_count, _)) = want
-        .complete_per_minute
-        .iter()
-        .next_back()
-        .expect("windows");
+    // order_totals folds every window, open or final, and changes with them at checkpoints.
+    let total: u64 = want.per_minute.values().map(|(count, _)| count).sum();
+    let failed: u64 = want.per_minute.values().map(|(_, failed)| failed).sum();
+    let (latest_start, (latest_count, _)) = want.per_minute.iter().next_back().expect("windows");
     let totals = wait_for(&client, &base, "/views/order_totals/all", |body| {
         body["value"]["total_orders"] == json!(total)
     })
@@ -353,7 +314,7 @@ async fn every_view_matches_an_independent_computation() {
     );
     assert_eq!(
         totals["value"]["avg_orders_per_minute"],
-        json!(total as f64 / want.complete_per_minute.len() as f64)
+        json!(total as f64 / want.per_minute.len() as f64)
     );
     assert_eq!(
         totals["value"]["failure_rate_pct"],

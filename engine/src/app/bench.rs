@@ -32,7 +32,7 @@ pub(crate) async fn bench(
     ensure_topics(
         &settings,
         std::slice::from_ref(&topic),
-        Duration::from_secs(60),
+        args.kafka.broker_timeout(),
     )
     .await?;
     let before = topic_size(&settings, &topic).await?;
@@ -79,6 +79,7 @@ pub(crate) async fn bench(
 
     let state_dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
     let mut config = EngineConfig::new(settings, &state_dir);
+    config.broker_timeout = args.kafka.broker_timeout();
     args.engine.apply(&mut config);
     let workers = config.workers;
     let cpu_before = cpu_seconds().unwrap_or(0.0);

@@ -56,6 +56,9 @@ pub(crate) struct KafkaArgs {
     /// Partitions of the topics this command creates when they are missing.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1024))]
     pub partitions: i32,
+    /// Seconds to keep retrying, with backoff, a broker that does not answer at start.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub broker_timeout_secs: u64,
 }
 
 impl KafkaArgs {
@@ -65,6 +68,10 @@ impl KafkaArgs {
         settings.fetch_wait_max_ms = self.fetch_wait_max_ms;
         settings.partitions = self.partitions;
         settings
+    }
+
+    pub(crate) fn broker_timeout(&self) -> Duration {
+        Duration::from_secs(self.broker_timeout_secs)
     }
 }
 
@@ -261,6 +268,7 @@ async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow
             let mut config =
                 EngineConfig::new(args.kafka.settings(application.name()), args.state_dir);
             config.http_addr = Some(args.http);
+            config.broker_timeout = args.kafka.broker_timeout();
             args.engine.apply(&mut config);
             let engine = start(config, application.topology()).await?;
             if let Some(addr) = engine.http_addr() {
@@ -279,7 +287,7 @@ async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow
             crate::kafka::admin::ensure_topics(
                 &settings,
                 std::slice::from_ref(&topic),
-                Duration::from_secs(60),
+                args.kafka.broker_timeout(),
             )
             .await?;
             let mut generator = application.generator(&args.generator.options());

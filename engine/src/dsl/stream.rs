@@ -15,7 +15,8 @@ use crate::record::{Data, Record};
 use crate::render::sink::to_topic;
 use crate::window::TumblingWindows;
 
-pub(crate) type Inner<'scope, T> = timely::dataflow::Stream<'scope, u64, Vec<Record<T>>>;
+pub(crate) type Inner<'scope, T> =
+    timely::dataflow::Stream<'scope, crate::epoch::Time, Vec<Record<T>>>;
 
 /// A stream of values of type `T`, each with a key and an event time.
 pub struct Stream<'scope, T: Data> {

@@ -1,4 +1,4 @@
-//! [`Table`]: one value per key, kept by differential dataflow.
+//! [`Table`]: one value per key, as a stream of changes.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -9,9 +9,10 @@ use super::topology::BuildContext;
 use crate::plan::{NodeId, ViewKind, ViewSpec};
 use crate::record::Data;
 use crate::render::materialize::materialize_table;
+use crate::render::state::OperatorState;
 use crate::render::table::TableUpdates;
 
-/// A table: the latest value per key, as a stream of insertions and retractions.
+/// A table: the latest value per key, as a stream of changes.
 pub struct Table<'scope, B: Data> {
     updates: TableUpdates<'scope, B>,
     node: NodeId,
@@ -51,7 +52,10 @@ impl<'scope, B: Data> Table<'scope, B> {
         }
         let probed = self.updates.clone().probe_with(&self.context.probe);
         if let Some(env) = &self.context.env {
-            materialize_table(probed, Arc::clone(env), name.to_string());
+            materialize_table(
+                probed,
+                OperatorState::new(Arc::clone(env), name.to_string()),
+            );
         }
         self
     }

@@ -9,6 +9,7 @@ use timely::dataflow::Scope;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 
 use super::stream::Stream;
+use crate::epoch::Time;
 use crate::plan::{EventTimeKind, Plan, SourcePlan};
 use crate::record::Data;
 use crate::render::source::{EventTimeExtractor, SourceConfig, kafka_source};
@@ -24,17 +25,17 @@ pub(crate) struct BuildContext {
     /// `None` when only describing: nothing reads Kafka or writes state.
     pub env: Option<Arc<RunEnv>>,
     /// Follows the frontier of every terminal operator: the watermark views reflect.
-    pub probe: ProbeHandle<u64>,
+    pub probe: ProbeHandle<Time>,
 }
 
 /// The builder a topology function receives.
 pub struct Topology<'scope> {
-    scope: Scope<'scope, u64>,
+    scope: Scope<'scope, Time>,
     context: Rc<BuildContext>,
 }
 
 impl<'scope> Topology<'scope> {
-    pub(crate) fn new(scope: Scope<'scope, u64>, env: Option<Arc<RunEnv>>) -> Self {
+    pub(crate) fn new(scope: Scope<'scope, Time>, env: Option<Arc<RunEnv>>) -> Self {
         let context = BuildContext {
             plan: RefCell::new(Plan::default()),
             env,
@@ -47,7 +48,7 @@ impl<'scope> Topology<'scope> {
     }
 
     /// The plan recorded so far, and the probe of the terminal operators.
-    pub(crate) fn finish(self) -> (Plan, ProbeHandle<u64>) {
+    pub(crate) fn finish(self) -> (Plan, ProbeHandle<Time>) {
         (
             self.context.plan.borrow().clone(),
             self.context.probe.clone(),

@@ -1,19 +1,21 @@
 //! Windowed aggregation: [`WindowedStream`] aggregates, [`WindowedTable`] holds the result.
 
-use std::fmt::Debug;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use timely::dataflow::operators::probe::Probe;
 
 use super::stream::Stream;
 use super::table::Table;
 use super::topology::BuildContext;
+use crate::epoch::Time;
 use crate::plan::{NodeId, ViewKind, ViewSpec, shape_of};
 use crate::record::{Data, Record};
 use crate::render::materialize::materialize_windows;
 use crate::render::sink::late_to_topics;
-use crate::render::table::summarize_windows;
+use crate::render::state::OperatorState;
+use crate::render::table::{Summarizer, summarize_windows};
 use crate::render::window::{WindowChange, tumbling_aggregate};
 use crate::window::{TumblingWindows, WindowBounds};
 
@@ -62,23 +64,31 @@ impl<'scope, T: Data> WindowedStream<'scope, T> {
     ) -> WindowedTable<'scope, A> {
         let context = Rc::clone(&self.stream.context);
         let value_shape = shape_of(&init());
-        let (node, source_topics) = {
+        let (node, source_topics, store) = {
             let mut plan = context.plan.borrow_mut();
             let label = format!("window tumbling {} ms, {what}", self.windows.size_ms());
             let node = plan.add_node(label, vec![self.stream.node]);
+            let store = format!("state.window#{node}");
+            plan.state_stores.push(store.clone());
             (
                 node,
                 plan.sources
                     .iter()
                     .map(|source| source.topic.clone())
                     .collect::<Vec<_>>(),
+                store,
             )
         };
         let operator_name = format!("window #{node}");
+        let state = context
+            .env
+            .as_ref()
+            .map(|env| OperatorState::new(Arc::clone(env), store));
         let (changes, late) = tumbling_aggregate(
             self.stream.inner.clone(),
             self.windows,
             operator_name,
+            state,
             init,
             fold,
         );
@@ -98,7 +108,7 @@ impl<'scope, T: Data> WindowedStream<'scope, T> {
 
 /// The windows of each key with their aggregates, updated on every record.
 pub struct WindowedTable<'scope, A: Data> {
-    changes: timely::dataflow::Stream<'scope, u64, Vec<Record<WindowChange<A>>>>,
+    changes: timely::dataflow::Stream<'scope, Time, Vec<Record<WindowChange<A>>>>,
     node: NodeId,
     windows: TumblingWindows,
     key_name: String,
@@ -107,9 +117,16 @@ pub struct WindowedTable<'scope, A: Data> {
 }
 
 impl<'scope, A: Data> WindowedTable<'scope, A> {
-    /// Stores the windows in RocksDB as the view `name`, served at `/views/{name}`. Open
-    /// windows are visible with `"final": false` and update on every record.
+    /// Stores the windows in RocksDB as the view `name`, served at `/views/{name}`, keeping
+    /// final windows for [`DEFAULT_RETENTION`] of event time. Open windows are visible with
+    /// `"final": false`; the view changes at every checkpoint.
     pub fn materialize(&self, name: &str) -> &Self {
+        self.materialize_with_retention(name, DEFAULT_RETENTION)
+    }
+
+    /// Like [`WindowedTable::materialize`], keeping final windows for `retention` of event
+    /// time after they end (Kafka Streams' `retention` of a windowed store).
+    pub fn materialize_with_retention(&self, name: &str, retention: Duration) -> &Self {
         {
             let mut plan = self.context.plan.borrow_mut();
             plan.add_node(format!("materialize {name}"), vec![self.node]);
@@ -124,7 +141,8 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
         }
         let probed = self.changes.clone().probe_with(&self.context.probe);
         if let Some(env) = &self.context.env {
-            materialize_windows(probed, Arc::clone(env), name.to_string());
+            let state = OperatorState::new(Arc::clone(env), name.to_string());
+            materialize_windows(probed, state, retention);
         }
         self
     }
@@ -145,24 +163,38 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
         )
     }
 
-    /// A table with one value per key, folded from the key's current windows. When a window
-    /// changes, its old value is retracted and the key's value is folded again.
-    pub fn summarize<B>(
+    /// A table with one value per key, folded from every window the key has had, like a
+    /// Kafka Streams table aggregate: when a window changes, `subtract` takes its old value
+    /// out of the key's summary and `add` puts the new one in. The summary is the only
+    /// state, so it does not grow with the number of windows.
+    pub fn summarize<B: Data>(
         &self,
         init: impl Fn() -> B + 'static,
-        fold: impl Fn(&mut B, WindowBounds, &A) + 'static,
-    ) -> Table<'scope, B>
-    where
-        A: Ord + Debug,
-        B: Data + Ord + Debug,
-    {
+        add: impl Fn(&mut B, WindowBounds, &A) + 'static,
+        subtract: impl Fn(&mut B, WindowBounds, &A) + 'static,
+    ) -> Table<'scope, B> {
         let value_shape = shape_of(&init());
-        let node = self
+        let (node, store) = {
+            let mut plan = self.context.plan.borrow_mut();
+            let node = plan.add_node("summarize windows (add, subtract)", vec![self.node]);
+            let store = format!("state.summarize#{node}");
+            plan.state_stores.push(store.clone());
+            (node, store)
+        };
+        let state = self
             .context
-            .plan
-            .borrow_mut()
-            .add_node("summarize windows (differential reduce)", vec![self.node]);
-        let updates = summarize_windows(self.changes.clone(), init, fold);
+            .env
+            .as_ref()
+            .map(|env| OperatorState::new(Arc::clone(env), store));
+        let updates = summarize_windows(
+            self.changes.clone(),
+            state,
+            Summarizer {
+                init,
+                add,
+                subtract,
+            },
+        );
         Table::new(
             updates,
             node,
@@ -172,3 +204,7 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
         )
     }
 }
+
+/// How long a window view keeps final windows unless told otherwise: 24 hours of event
+/// time, Kafka Streams' default retention for windowed stores.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);

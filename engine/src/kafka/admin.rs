@@ -29,10 +29,17 @@ pub async fn ensure_topics(
         .iter()
         .map(|topic| NewTopic::new(topic, settings.partitions, TopicReplication::Fixed(1)))
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let started = Instant::now();
     let mut backoff = Duration::from_millis(200);
     loop {
+        // Each attempt gets at most what is left of the budget, so that an unreachable
+        // broker is reported on time rather than after the client's own long timeout.
+        let attempt = deadline
+            .saturating_sub(started.elapsed())
+            .clamp(Duration::from_millis(500), Duration::from_secs(10));
+        let options = AdminOptions::new()
+            .operation_timeout(Some(attempt))
+            .request_timeout(Some(attempt));
         let outcome = admin.create_topics(&new_topics, &options).await;
         match outcome {
             Ok(results) => {

@@ -80,6 +80,7 @@ pub struct ViewSpec {
     /// Window or table.
     #[serde(flatten)]
     pub kind: ViewKind,
+
     /// What the key is, e.g. `item_id`.
     pub key: String,
     /// The JSON shape of a value: field names with their JSON types.
@@ -104,6 +105,8 @@ pub struct Plan {
     pub views: Vec<ViewSpec>,
     /// Topics the topology writes to.
     pub sink_topics: Vec<String>,
+    /// Operator state stores (open windows, summaries), checkpointed beside the views.
+    pub state_stores: Vec<String>,
 }
 
 impl Plan {
@@ -130,6 +133,15 @@ impl Plan {
         topics.sort();
         topics.dedup();
         topics
+    }
+
+    /// Every RocksDB store the topology needs: its views and its operators' state.
+    pub fn stores(&self) -> Vec<String> {
+        self.views
+            .iter()
+            .map(|view| view.name.clone())
+            .chain(self.state_stores.iter().cloned())
+            .collect()
     }
 
     /// The view of the given name.

@@ -12,6 +12,7 @@ use crate::time::format_millis;
 /// Per-partition progress and lag, the watermark, and the late and dead-letter counts.
 pub async fn status(State(state): State<QueryState>) -> Json<Value> {
     let status = &state.status;
+    let checkpoint = status.checkpoint();
     let partitions: Vec<Value> = status
         .partitions()
         .into_iter()
@@ -21,10 +22,15 @@ pub async fn status(State(state): State<QueryState>) -> Json<Value> {
             } else {
                 json!((progress.high_watermark - progress.offset).max(0))
             };
+            let checkpointed = checkpoint
+                .as_ref()
+                .and_then(|checkpoint| checkpoint.position(&topic, partition))
+                .map_or(0, |position| position.offset);
             json!({
                 "topic": topic,
                 "partition": partition,
                 "offset": progress.offset,
+                "checkpointed_offset": checkpointed,
                 "high_watermark": progress.high_watermark,
                 "lag": lag,
             })
@@ -33,7 +39,7 @@ pub async fn status(State(state): State<QueryState>) -> Json<Value> {
     Json(json!({
         "partitions": partitions,
         "watermark": watermark_json(status),
-        "checkpoint": Value::Null,
+        "checkpoint": checkpoint_json(status),
         "processed": EngineStatus::count(&status.processed),
         "emitted": EngineStatus::count(&status.emitted),
         "late": EngineStatus::count(&status.late),
@@ -58,6 +64,40 @@ pub async fn healthz(State(state): State<QueryState>) -> (StatusCode, Json<Value
 pub(crate) fn watermark_json(status: &EngineStatus) -> Value {
     match status.watermark() {
         Some(millis) => json!(format_millis(millis)),
+        None => Value::Null,
+    }
+}
+
+/// The last checkpoint, which is what the views reflect: its id, commit time, watermark and
+/// source offsets; null before the first one.
+pub(crate) fn checkpoint_json(status: &EngineStatus) -> Value {
+    let Some(checkpoint) = status.checkpoint() else {
+        return Value::Null;
+    };
+    let offsets: Vec<Value> = checkpoint
+        .positions
+        .iter()
+        .map(|position| {
+            json!({
+                "topic": position.topic,
+                "partition": position.partition,
+                "offset": position.offset,
+            })
+        })
+        .collect();
+    json!({
+        "id": checkpoint.id,
+        "committed_at": format_millis(checkpoint.committed_at),
+        "watermark": format_millis(checkpoint.watermark as i64),
+        "duration_ms": checkpoint.duration_ms,
+        "offsets": offsets,
+    })
+}
+
+/// The watermark the views reflect: the last checkpoint's, or null before the first one.
+pub(crate) fn view_watermark_json(status: &EngineStatus) -> Value {
+    match status.checkpoint() {
+        Some(checkpoint) => json!(format_millis(checkpoint.watermark as i64)),
         None => Value::Null,
     }
 }

@@ -9,6 +9,7 @@ use sluice_state::{StateDb, WindowEntry};
 use tower::ServiceExt;
 
 use super::{QueryState, router};
+use crate::checkpoint::{Checkpoint, SourcePosition};
 use crate::plan::{Plan, ViewKind, ViewSpec};
 use crate::status::EngineStatus;
 
@@ -50,7 +51,24 @@ fn fixture() -> (tempfile::TempDir, QueryState) {
     status.register_partition("orders", 0);
     status.set_offset("orders", 0, 7);
     status.set_high_watermark("orders", 0, 10);
-    status.set_watermark(2 * MINUTE);
+    status.set_watermark(3 * MINUTE);
+    // The views reflect the last checkpoint, which is behind the live progress.
+    status.set_checkpoint(Checkpoint {
+        id: 4,
+        epoch: 5,
+        is_final: false,
+        positions: vec![SourcePosition {
+            topic: "orders".into(),
+            partition: 0,
+            offset: 6,
+            max_event_time: Some(2 * MINUTE + 5_000),
+            watermark: 2 * MINUTE as u64,
+        }],
+        watermark: 2 * MINUTE as u64,
+        committed_at: 0,
+        duration_ms: 3,
+        fingerprint: "f".into(),
+    });
     let state = QueryState::new(Arc::new(plan), Arc::new(db), status);
     (dir, state)
 }
@@ -88,6 +106,11 @@ async fn window_lookups_narrow_by_time_and_say_how_fresh_they_are() {
         json!({"start": "1970-01-01T00:00:00.000Z", "end": "1970-01-01T00:01:00.000Z", "value": {"count": 0}, "final": true})
     );
     assert_eq!(body["watermark"], "1970-01-01T00:02:00.000Z");
+    assert_eq!(body["checkpoint"]["id"], 4);
+    assert_eq!(
+        body["checkpoint"]["offsets"],
+        json!([{"topic": "orders", "partition": 0, "offset": 6}])
+    );
     let (_, narrowed) = get(
         &state,
         "/views/counts/all?from=1970-01-01T00:01:30Z&to=120001",
@@ -168,8 +191,11 @@ async fn status_reports_lag_and_health() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body["partitions"],
-        json!([{"topic": "orders", "partition": 0, "offset": 7, "high_watermark": 10, "lag": 3}])
+        json!([{"topic": "orders", "partition": 0, "offset": 7, "checkpointed_offset": 6,
+                "high_watermark": 10, "lag": 3}])
     );
+    assert_eq!(body["watermark"], "1970-01-01T00:03:00.000Z");
+    assert_eq!(body["checkpoint"]["watermark"], "1970-01-01T00:02:00.000Z");
     assert_eq!(body["late"], 0);
     let (health, _) = get(&state, "/healthz").await;
     assert_eq!(health, StatusCode::OK);

@@ -10,7 +10,7 @@ use sluice_state::WindowEntry;
 use super::QueryState;
 use super::error::ApiError;
 use super::params::Params;
-use super::status::watermark_json;
+use super::status::{checkpoint_json, view_watermark_json};
 use crate::plan::ViewSpec;
 use crate::time::format_millis;
 
@@ -50,8 +50,8 @@ pub async fn get_key(
             "view": view,
             "key": key,
             "windows": windows,
-            "watermark": watermark_json(&state.status),
-            "checkpoint": Value::Null,
+            "watermark": view_watermark_json(&state.status),
+            "checkpoint": checkpoint_json(&state.status),
         })))
     } else {
         Params::new(raw, &[])?;
@@ -65,8 +65,8 @@ pub async fn get_key(
             "view": view,
             "key": key,
             "value": parse_json(&value)?,
-            "watermark": watermark_json(&state.status),
-            "checkpoint": Value::Null,
+            "watermark": view_watermark_json(&state.status),
+            "checkpoint": checkpoint_json(&state.status),
         })))
     }
 }
@@ -109,8 +109,8 @@ pub async fn scan_view(
         "view": view,
         "entries": entries,
         "next": next,
-        "watermark": watermark_json(&state.status),
-        "checkpoint": Value::Null,
+        "watermark": view_watermark_json(&state.status),
+        "checkpoint": checkpoint_json(&state.status),
     })))
 }
 

@@ -1,114 +1,197 @@
-//! Operators that write view changes into RocksDB, one write batch per input batch.
+//! Operators that keep views in RocksDB. A view changes only at checkpoints, in the same
+//! atomic batch as the source offsets, so what the HTTP API serves is always the result of
+//! exactly the records before the checkpoint's offsets.
 //!
-//! A write error (a full disk, a permission problem) stops the engine with the error in
-//! `/status`, instead of serving views that silently fell behind.
+//! Between checkpoints a view operator keeps the latest change of each window or key; at a
+//! checkpoint it writes them, and deletes the final windows whose retention has passed.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use sluice_state::WindowEntry;
-use sluice_state::WriteBatch;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
-use tracing::error;
 
+use super::state::{CheckpointGate, OperatorState};
+use super::table::{TableChange, TableUpdates};
 use super::window::WindowChange;
-use crate::record::{Data, Record};
-use crate::runtime::RunEnv;
+use crate::epoch::{Time, watermark_of};
+use crate::record::{Data, Record, key_hash};
 
-/// Writes window changes into the window store `view`.
+/// Keeps window changes in the window store `state.store`, deleting final windows
+/// `retention` of event time after they end.
 pub(crate) fn materialize_windows<A: Data>(
-    changes: Stream<'_, u64, Vec<Record<WindowChange<A>>>>,
-    env: Arc<RunEnv>,
-    view: String,
-) -> Stream<'_, u64, Vec<Record<WindowChange<A>>>> {
-    let output = changes.clone();
-    changes.sink(
-        Pipeline,
-        &format!("Materialize({view})"),
-        move |(input, _frontier)| {
-            let store = match env.db.window_store(&view) {
-                Ok(store) => store,
-                Err(error) => return fail(&env, &view, &error),
-            };
-            let mut batch = WriteBatch::default();
-            input.for_each(|_, records| {
-                for record in records.iter() {
-                    let change = &record.value;
-                    let value_json = match serde_json::to_vec(&change.new) {
-                        Ok(json) => json,
-                        Err(error) => return fail(&env, &view, &error),
-                    };
-                    let entry = WindowEntry {
+    changes: Stream<'_, Time, Vec<Record<WindowChange<A>>>>,
+    state: OperatorState,
+    retention: Duration,
+) {
+    let scope = changes.scope();
+    let (worker, peers) = (scope.index(), scope.peers());
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let mut pending: HashMap<(String, i64), WindowEntry> = HashMap::new();
+    let mut expiring: BTreeSet<(i64, String, i64)> = restore_expiring(&state, worker, peers);
+    let mut gate: CheckpointGate<Vec<Record<WindowChange<A>>>> = CheckpointGate::new(Some(&state));
+    let mut watermark: u64 = 0;
+    let name = format!("Materialize({})", state.store);
+    changes.sink(Pipeline, &name, move |(input, frontier)| {
+        let owed = gate.owed(Some(&state));
+        let keep = |records: Vec<Record<WindowChange<A>>>,
+                    pending: &mut HashMap<(String, i64), WindowEntry>| {
+            for record in records {
+                let change = record.value;
+                let value_json = match serde_json::to_vec(&change.new) {
+                    Ok(json) => json,
+                    Err(error) => return state.fail(&format!("cannot encode a window: {error}")),
+                };
+                pending.insert(
+                    (record.key, change.window.start),
+                    WindowEntry {
                         start: change.window.start,
                         end: change.window.end,
                         is_final: change.is_final,
                         value_json,
-                    };
-                    store.put_into(&mut batch, record.key.as_bytes(), &entry);
-                }
-            });
-            if !batch.is_empty()
-                && let Err(error) = env.db.write(batch)
-            {
-                fail(&env, &view, &error);
-            }
-        },
-    );
-    output
-}
-
-/// Writes table updates `(key, value, diff)` into the table store `view`: a key whose last
-/// update in a batch is an insertion is upserted, one left with only retractions is deleted.
-pub(crate) fn materialize_table<B: Data>(
-    updates: super::table::TableUpdates<'_, B>,
-    env: Arc<RunEnv>,
-    view: String,
-) {
-    updates.sink(
-        Pipeline,
-        &format!("Materialize({view})"),
-        move |(input, _frontier)| {
-            let store = match env.db.table_store(&view) {
-                Ok(store) => store,
-                Err(error) => return fail(&env, &view, &error),
-            };
-            let mut updates: Vec<((String, B), u64, isize)> = Vec::new();
-            input.for_each(|_, batch| updates.append(batch));
-            if updates.is_empty() {
-                return;
-            }
-            // Apply in time order; at one time, retractions before insertions.
-            updates.sort_by_key(|a| (a.1, a.2 > 0));
-            let mut batch = WriteBatch::default();
-            let mut latest: std::collections::BTreeMap<String, Option<&B>> = Default::default();
-            for ((key, value), _, diff) in &updates {
-                if *diff > 0 {
-                    latest.insert(key.clone(), Some(value));
-                } else {
-                    latest.entry(key.clone()).or_insert(None);
-                }
-            }
-            for (key, value) in latest {
-                match value {
-                    Some(value) => match serde_json::to_vec(value) {
-                        Ok(json) => store.put_into(&mut batch, key.as_bytes(), &json),
-                        Err(error) => return fail(&env, &view, &error),
                     },
-                    None => store.delete_into(&mut batch, key.as_bytes()),
+                );
+            }
+        };
+        for records in gate.release(owed) {
+            keep(records, &mut pending);
+        }
+        input.for_each(|stamp, batch| {
+            let Some(&time) = stamp.stamp().as_singleton() else {
+                return;
+            };
+            if let Some(records) = gate.admit(owed, time.outer, std::mem::take(batch)) {
+                keep(records, &mut pending);
+            }
+        });
+        let frontier = frontier.frontier();
+        if let Some(reached) = watermark_of(&frontier[..]) {
+            watermark = watermark.max(reached);
+        }
+        let expire_before = i64::try_from(watermark)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(retention_ms);
+        let handed_in = gate.try_hand_in(Some(&state), owed, &frontier[..], |db, batch| {
+            write_windows(db, &state.store, &pending, &expiring, expire_before, batch)
+        });
+        if handed_in {
+            for ((key, start), entry) in pending.drain() {
+                if entry.is_final {
+                    expiring.insert((entry.end, key, start));
                 }
             }
-            if let Err(error) = env.db.write(batch) {
-                fail(&env, &view, &error);
+            while expiring
+                .first()
+                .is_some_and(|(end, _, _)| *end <= expire_before)
+            {
+                expiring.pop_first();
             }
-        },
-    );
+            for records in gate.release(None) {
+                keep(records, &mut pending);
+            }
+        }
+    });
 }
 
-fn fail(env: &RunEnv, view: &str, error: &dyn std::fmt::Display) {
-    error!(%error, view, "cannot write view state; stopping");
-    env.status
-        .set_fatal(format!("cannot write the state of view {view}: {error}"));
-    env.shutdown.store(true, Ordering::Relaxed);
+/// Puts the windows changed since the last checkpoint and deletes the final windows, kept
+/// or changed now, that ended before `expire_before`.
+fn write_windows(
+    db: &sluice_state::StateDb,
+    store: &str,
+    pending: &HashMap<(String, i64), WindowEntry>,
+    expiring: &BTreeSet<(i64, String, i64)>,
+    expire_before: i64,
+    batch: &mut sluice_state::WriteBatch,
+) -> Result<(), String> {
+    let store = db.window_store(store).map_err(|error| error.to_string())?;
+    for ((key, start), entry) in pending {
+        if entry.is_final && entry.end <= expire_before {
+            store.delete_into(batch, key.as_bytes(), *start);
+        } else {
+            store.put_into(batch, key.as_bytes(), entry);
+        }
+    }
+    for (_, key, start) in expiring
+        .iter()
+        .take_while(|(end, _, _)| *end <= expire_before)
+    {
+        store.delete_into(batch, key.as_bytes(), *start);
+    }
+    Ok(())
+}
+
+/// The final windows of this worker's keys already in the view, to expire them later.
+fn restore_expiring(
+    state: &OperatorState,
+    worker: usize,
+    peers: usize,
+) -> BTreeSet<(i64, String, i64)> {
+    let mut expiring = BTreeSet::new();
+    let outcome = state.db().window_store(&state.store).and_then(|store| {
+        store.for_each(|key, entry| {
+            let Ok(key) = String::from_utf8(key.to_vec()) else {
+                return;
+            };
+            if entry.is_final && (key_hash(&key) % peers as u64) as usize == worker {
+                expiring.insert((entry.end, key, entry.start));
+            }
+        })
+    });
+    if let Err(error) = outcome {
+        state.fail(&format!("cannot restore {}: {error}", state.store));
+    }
+    expiring
+}
+
+/// Keeps table changes in the table store `state.store`: the latest value per key, or no
+/// entry for a deleted key.
+pub(crate) fn materialize_table<B: Data>(updates: TableUpdates<'_, B>, state: OperatorState) {
+    let mut pending: HashMap<String, Option<B>> = HashMap::new();
+    let mut gate: CheckpointGate<Vec<Record<TableChange<B>>>> = CheckpointGate::new(Some(&state));
+    let name = format!("Materialize({})", state.store);
+    updates.sink(Pipeline, &name, move |(input, frontier)| {
+        let owed = gate.owed(Some(&state));
+        let keep = |records: Vec<Record<TableChange<B>>>,
+                    pending: &mut HashMap<String, Option<B>>| {
+            for record in records {
+                pending.insert(record.key, record.value.new);
+            }
+        };
+        for records in gate.release(owed) {
+            keep(records, &mut pending);
+        }
+        input.for_each(|stamp, batch| {
+            let Some(&time) = stamp.stamp().as_singleton() else {
+                return;
+            };
+            if let Some(records) = gate.admit(owed, time.outer, std::mem::take(batch)) {
+                keep(records, &mut pending);
+            }
+        });
+        let handed_in =
+            gate.try_hand_in(Some(&state), owed, &frontier.frontier()[..], |db, batch| {
+                let store = db
+                    .table_store(&state.store)
+                    .map_err(|error| error.to_string())?;
+                for (key, value) in &pending {
+                    match value {
+                        Some(value) => {
+                            let json =
+                                serde_json::to_vec(value).map_err(|error| error.to_string())?;
+                            store.put_into(batch, key.as_bytes(), &json);
+                        }
+                        None => store.delete_into(batch, key.as_bytes()),
+                    }
+                }
+                Ok(())
+            });
+        if handed_in {
+            pending.clear();
+            for records in gate.release(None) {
+                keep(records, &mut pending);
+            }
+        }
+    });
 }

@@ -1,15 +1,17 @@
-//! Rendering: the timely and differential operators the DSL compiles into.
+//! Rendering: the timely operators the DSL compiles into.
 //!
-//! - [`source`]: the source operator with per-partition watermarks; [`reader`] feeds it
-//!   from Kafka or from memory.
+//! - [`source`]: the source operator with per-partition watermarks and checkpoint cuts;
+//!   [`reader`] feeds it from Kafka or from memory.
 //! - [`window`]: tumbling-window aggregation with lateness.
-//! - [`table`]: tables derived from windows, on differential arrangements.
-//! - [`materialize`]: writers of view state into RocksDB.
+//! - [`table`]: tables folded from windows with add and subtract.
+//! - [`materialize`]: view state in RocksDB, written at checkpoints.
+//! - [`state`]: what stateful operators share to take part in checkpoints.
 //! - [`sink`]: writers of output and late records to Kafka.
 
 pub(crate) mod materialize;
 pub mod reader;
 pub mod sink;
 pub(crate) mod source;
+pub(crate) mod state;
 pub(crate) mod table;
 pub mod window;

@@ -35,6 +35,9 @@ pub(crate) trait RecordReader {
         deadline: Instant,
         handle: &mut dyn FnMut(RawRecord<'_>),
     ) -> ReadOutcome;
+
+    /// Publishes checkpointed `(partition, offset)`s where monitoring tools look for them.
+    fn commit(&self, _offsets: &[(i32, i64)]) {}
 }
 
 /// Reads assigned partitions through an rdkafka consumer.
@@ -71,6 +74,10 @@ impl RecordReader for KafkaReader {
             }
         }
         ReadOutcome::Read(read)
+    }
+
+    fn commit(&self, offsets: &[(i32, i64)]) {
+        super::source::commit_to_group(&self.consumer, &self.topic, offsets);
     }
 }
 
@@ -120,17 +127,18 @@ pub(crate) struct MemoryReader {
 }
 
 impl MemoryReader {
-    pub(crate) fn new(input: &MemoryInput, topic: &str, mine: &[i32]) -> Self {
-        let partitions = mine
+    /// Reads `topic`'s partitions `start`, each from its `(partition, offset)`.
+    pub(crate) fn new(input: &MemoryInput, topic: &str, start: &[(i32, i64)]) -> Self {
+        let partitions = start
             .iter()
-            .map(|&partition| {
+            .map(|&(partition, offset)| {
                 let records = input
                     .topics
                     .get(topic)
                     .and_then(|partitions| partitions.get(partition as usize))
                     .map(Arc::clone)
                     .unwrap_or_default();
-                (partition, records, 0)
+                (partition, records, usize::try_from(offset).unwrap_or(0))
             })
             .collect();
         MemoryReader { partitions }

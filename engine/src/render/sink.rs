@@ -7,6 +7,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 
 use super::window::LateRecord;
+use crate::epoch::Time;
 use crate::kafka::producer::{ERROR_HEADER, RECORD_ID_HEADER};
 use crate::output::OutputRecord;
 use crate::record::{Data, Origin, Record};
@@ -28,7 +29,7 @@ pub fn record_id(source_topics: &[String], origin: &Origin) -> String {
 
 /// Writes every record as JSON to `topic`, keyed by the record key, with its id header.
 pub(crate) fn to_topic<T: Data>(
-    stream: Stream<'_, u64, Vec<Record<T>>>,
+    stream: Stream<'_, Time, Vec<Record<T>>>,
     env: Arc<RunEnv>,
     topic: String,
     source_topics: Vec<String>,
@@ -63,7 +64,7 @@ pub(crate) fn to_topic<T: Data>(
 
 /// Writes late records to `<source topic>.late`, with the reason and the window in headers.
 pub(crate) fn late_to_topics(
-    stream: Stream<'_, u64, Vec<LateRecord>>,
+    stream: Stream<'_, Time, Vec<LateRecord>>,
     env: Arc<RunEnv>,
     source_topics: Vec<String>,
 ) {

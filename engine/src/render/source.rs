@@ -1,12 +1,15 @@
 //! The Kafka source operator: reads a worker's share of a topic's partitions and emits
-//! each record at its partition's watermark.
+//! each record at its partition's watermark, in the current checkpoint epoch.
 //!
-//! Each partition holds its own capability at its own watermark, so the operator's output
-//! frontier is the minimum over partitions: the stream watermark. A record travels at the
-//! watermark of its partition after the record is taken into account, which depends only on
-//! that partition's prefix. Records that cannot be decoded, or that carry no usable event
-//! time, go to the source's dead-letter topic with the reason in a header, and the partition
-//! keeps moving.
+//! Each partition holds its own capability at `(epoch, watermark)`, so the operator's
+//! output frontier carries the stream watermark. A record travels at the watermark of its
+//! partition after the record is taken into account, which depends only on that
+//! partition's prefix. When a checkpoint begins, every partition moves to the new epoch and
+//! the source hands in its offsets (see [`crate::checkpoint`]). A restored source starts
+//! from the offsets and partition clocks of the last checkpoint.
+//!
+//! Records that cannot be decoded, or that carry no usable event time, go to the source's
+//! dead-letter topic with the reason in a header, and the partition keeps moving.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,14 +17,16 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
-use tracing::error;
+use tracing::{debug, error};
 
 use super::reader::{KafkaReader, MemoryReader, RawRecord, ReadOutcome, RecordReader};
+use crate::checkpoint::{Request, SourcePosition};
+use crate::epoch::{Time, at};
 use crate::kafka::producer::ERROR_HEADER;
 use crate::output::OutputRecord;
 use crate::record::{Data, Origin, Record};
@@ -58,17 +63,29 @@ const STATUS_INTERVAL: Duration = Duration::from_millis(100);
 struct PartitionReader {
     partition: i32,
     clock: PartitionClock,
-    capability: Option<Capability<u64>>,
+    capability: Option<Capability<Time>>,
     next_offset: i64,
     last_record_at: Instant,
 }
 
+impl PartitionReader {
+    fn position(&self, topic: &str) -> SourcePosition {
+        SourcePosition {
+            topic: topic.to_string(),
+            partition: self.partition,
+            offset: self.next_offset,
+            max_event_time: self.clock.max_event_time(),
+            watermark: self.clock.watermark(),
+        }
+    }
+}
+
 /// Builds the source operator for this worker.
 pub(crate) fn kafka_source<'scope, T: Data>(
-    scope: Scope<'scope, u64>,
+    scope: Scope<'scope, Time>,
     env: Arc<RunEnv>,
     config: SourceConfig<T>,
-) -> Stream<'scope, u64, Vec<Record<T>>> {
+) -> Stream<'scope, Time, Vec<Record<T>>> {
     let name = format!("Source({})", config.topic);
     source::<_, CapacityContainerBuilder<Vec<Record<T>>>, _, _>(
         scope,
@@ -80,30 +97,53 @@ pub(crate) fn kafka_source<'scope, T: Data>(
             let mine: Vec<i32> = (0..partition_count)
                 .filter(|p| p % peers == worker)
                 .collect();
+            let restored = |partition: i32| {
+                env.restored
+                    .as_ref()
+                    .and_then(|checkpoint| checkpoint.position(&config.topic, partition))
+            };
+            let start_offsets: Vec<(i32, i64)> = mine
+                .iter()
+                .map(|&partition| {
+                    let offset = restored(partition).map_or(0, |position| position.offset);
+                    (partition, offset)
+                })
+                .collect();
             let mut input: Option<Box<dyn RecordReader>> = match (&env.input, mine.is_empty()) {
                 (_, true) => None,
                 (InputMode::Kafka, false) => {
-                    open_consumer(&env, &config.topic, &mine, worker).map(|consumer| {
+                    open_consumer(&env, &config.topic, &start_offsets, worker).map(|consumer| {
                         Box::new(KafkaReader {
                             consumer,
                             topic: config.topic.clone(),
                         }) as Box<dyn RecordReader>
                     })
                 }
-                (InputMode::Memory(records), false) => {
-                    Some(Box::new(MemoryReader::new(records, &config.topic, &mine)))
-                }
+                (InputMode::Memory(records), false) => Some(Box::new(MemoryReader::new(
+                    records,
+                    &config.topic,
+                    &start_offsets,
+                ))),
             };
+            let checkpointer = Arc::clone(&env.checkpointer);
+            let participant = checkpointer.register(true);
+            let epoch = checkpointer.current_epoch();
             let mut readers: Vec<PartitionReader> = match input {
-                Some(_) => mine
+                Some(_) => start_offsets
                     .iter()
-                    .map(|&partition| {
+                    .map(|&(partition, next_offset)| {
                         env.status.register_partition(&config.topic, partition);
+                        env.status.set_offset(&config.topic, partition, next_offset);
+                        let clock = PartitionClock::restored(
+                            config.grace_ms,
+                            env.tick_ms,
+                            restored(partition).and_then(|position| position.max_event_time),
+                        );
                         PartitionReader {
                             partition,
-                            clock: PartitionClock::new(config.grace_ms, env.tick_ms),
-                            capability: Some(capability.delayed(&0)),
-                            next_offset: 0,
+                            capability: Some(capability.delayed(&at(epoch, clock.watermark()))),
+                            clock,
+                            next_offset,
                             last_record_at: Instant::now(),
                         }
                     })
@@ -111,6 +151,14 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                 None => Vec::new(),
             };
             drop(capability);
+            if input.is_none() {
+                // Nothing to read on this worker: this source has stopped before it started.
+                checkpointer.retire(participant, Vec::new());
+            }
+            // The checkpoint this source last handed its offsets in for.
+            let mut handed_in: Option<Request> = None;
+            let mut stopped = false;
+            let mut committed_to_group = 0;
             let dead_letter_topic = format!("{}.dlq", config.topic);
             let mut last_status = Instant::now();
             // Records read in one activation, per partition, with the time each travels at.
@@ -118,13 +166,67 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                 readers.iter().map(|_| Vec::new()).collect();
 
             move |output| {
+                let request = checkpointer.request();
+                if let Some(request) = request
+                    && handed_in != Some(request)
+                    && !request.is_final
+                {
+                    // The cut: everything emitted so far is in older epochs, everything from now
+                    // on is in the new one.
+                    for reader in &mut readers {
+                        if let Some(capability) = reader.capability.as_mut()
+                            && capability.time().outer < request.epoch
+                        {
+                            let moved = at(request.epoch, capability.time().inner);
+                            capability.downgrade(&moved);
+                        }
+                    }
+                    let positions = readers
+                        .iter()
+                        .map(|reader| reader.position(&config.topic))
+                        .collect();
+                    checkpointer.contribute(participant, request, positions, |_| Ok(()));
+                    handed_in = Some(request);
+                }
                 let Some(reader_input) = input.as_mut() else {
                     return;
                 };
-                if env.shutdown.load(Ordering::Relaxed) {
-                    for reader in &mut readers {
-                        reader.capability = None;
+                if let Some(checkpoint) = env.status.checkpoint()
+                    && checkpoint.id > committed_to_group
+                {
+                    let offsets: Vec<(i32, i64)> = readers
+                        .iter()
+                        .filter_map(|reader| {
+                            checkpoint
+                                .position(&config.topic, reader.partition)
+                                .map(|position| (reader.partition, position.offset))
+                        })
+                        .collect();
+                    reader_input.commit(&offsets);
+                    committed_to_group = checkpoint.id;
+                }
+                if stopped {
+                    // Keep holding the watermark until every source has stopped, so that a
+                    // partition that ended early does not let windows close that the others
+                    // could still add to.
+                    if checkpointer.all_sources_stopped() {
+                        readers.clear();
+                        input = None;
+                    } else {
+                        activator.activate_after(IDLE_POLL_DELAY);
                     }
+                    return;
+                }
+                if env.shutdown.load(Ordering::Relaxed) {
+                    stop(
+                        &checkpointer,
+                        participant,
+                        &config.topic,
+                        &readers,
+                        handed_in,
+                    );
+                    stopped = true;
+                    activator.activate();
                     return;
                 }
                 let started = Instant::now();
@@ -141,7 +243,7 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                         reader.last_record_at = started;
                         match decode(&config, &raw) {
                             Ok((value, event_time)) => {
-                                let time = reader.clock.observe(event_time);
+                                let watermark = reader.clock.observe(event_time);
                                 let origin = Origin {
                                     source: config.index,
                                     partition: reader.partition,
@@ -153,7 +255,7 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                                     .map(|key| String::from_utf8_lossy(key).into_owned())
                                     .unwrap_or_default();
                                 pending[slot].push((
-                                    time,
+                                    watermark,
                                     Record {
                                         key,
                                         event_time,
@@ -169,9 +271,9 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     },
                 );
 
-                // Records of one partition arrive in offset order with non-decreasing times, so
-                // each partition's capability can simply follow its records, one session per run
-                // of equal times.
+                // Records of one partition arrive in offset order with non-decreasing
+                // watermarks, so each partition's capability can simply follow its records, one
+                // session per run of equal times.
                 for (reader, records) in readers.iter_mut().zip(pending.iter_mut()) {
                     EngineStatus::add(&env.status.processed, records.len() as u64);
                     let Some(capability) = reader.capability.as_mut() else {
@@ -179,14 +281,17 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                         continue;
                     };
                     let mut records = records.drain(..).peekable();
-                    while let Some((time, first)) = records.next() {
-                        let time = time.max(*capability.time());
-                        if time > *capability.time() {
-                            capability.downgrade(&time);
+                    while let Some((watermark, first)) = records.next() {
+                        let watermark = watermark.max(capability.time().inner);
+                        if watermark > capability.time().inner {
+                            let moved = at(capability.time().outer, watermark);
+                            capability.downgrade(&moved);
                         }
                         let mut session = output.session(&*capability);
                         session.give(first);
-                        while let Some((_, record)) = records.next_if(|(next, _)| *next <= time) {
+                        while let Some((_, record)) =
+                            records.next_if(|(next, _)| *next <= watermark)
+                        {
                             session.give(record);
                         }
                     }
@@ -211,13 +316,44 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                                 reader.next_offset,
                             );
                         }
-                        readers.clear();
-                        input = None;
+                        stop(
+                            &checkpointer,
+                            participant,
+                            &config.topic,
+                            &readers,
+                            handed_in,
+                        );
+                        stopped = true;
+                        activator.activate();
                     }
                 }
             }
         },
     )
+}
+
+/// Stops a source for good: hands in its offsets for a checkpoint that began since its
+/// last cut, and retires with where it stopped. Its capabilities stay until every source
+/// has stopped.
+fn stop(
+    checkpointer: &crate::checkpoint::Checkpointer,
+    participant: crate::checkpoint::ParticipantId,
+    topic: &str,
+    readers: &[PartitionReader],
+    handed_in: Option<Request>,
+) {
+    let positions: Vec<SourcePosition> = readers
+        .iter()
+        .map(|reader| reader.position(topic))
+        .collect();
+    if let Some(request) = checkpointer.request()
+        && !request.is_final
+        && handed_in != Some(request)
+    {
+        // Nothing was emitted since the last cut: everything read is before this one.
+        checkpointer.contribute(participant, request, positions.clone(), |_| Ok(()));
+    }
+    checkpointer.retire(participant, positions);
 }
 
 /// Moves every partition's capability to its watermark. A partition silent for longer
@@ -240,9 +376,10 @@ fn advance_idle_partitions(readers: &mut [PartitionReader], idle_timeout: Durati
             target = target.max(active_min);
         }
         if let Some(capability) = reader.capability.as_mut()
-            && target > *capability.time()
+            && target > capability.time().inner
         {
-            capability.downgrade(&target);
+            let moved = at(capability.time().outer, target);
+            capability.downgrade(&moved);
         }
     }
 }
@@ -250,7 +387,7 @@ fn advance_idle_partitions(readers: &mut [PartitionReader], idle_timeout: Durati
 fn open_consumer(
     env: &RunEnv,
     topic: &str,
-    partitions: &[i32],
+    start_offsets: &[(i32, i64)],
     worker: i32,
 ) -> Option<BaseConsumer> {
     let client_id = format!("sluice-{topic}-w{worker}");
@@ -265,8 +402,13 @@ fn open_consumer(
         }
     };
     let mut assignment = TopicPartitionList::new();
-    for &partition in partitions {
-        if let Err(error) = assignment.add_partition_offset(topic, partition, Offset::Beginning) {
+    for &(partition, offset) in start_offsets {
+        let offset = if offset > 0 {
+            Offset::Offset(offset)
+        } else {
+            Offset::Beginning
+        };
+        if let Err(error) = assignment.add_partition_offset(topic, partition, offset) {
             env.status
                 .set_fatal(format!("cannot assign {topic}/{partition}: {error}"));
             env.shutdown.store(true, Ordering::Relaxed);
@@ -280,6 +422,22 @@ fn open_consumer(
         return None;
     }
     Some(consumer)
+}
+
+/// Commits checkpointed offsets to the consumer group, for monitoring tools only.
+pub(crate) fn commit_to_group(consumer: &BaseConsumer, topic: &str, offsets: &[(i32, i64)]) {
+    let mut list = TopicPartitionList::new();
+    for &(partition, offset) in offsets {
+        if list
+            .add_partition_offset(topic, partition, Offset::Offset(offset))
+            .is_err()
+        {
+            return;
+        }
+    }
+    if let Err(error) = consumer.commit(&list, CommitMode::Async) {
+        debug!(%error, topic, "cannot commit offsets to the consumer group (monitoring only)");
+    }
 }
 
 fn decode<T: Data>(config: &SourceConfig<T>, raw: &RawRecord<'_>) -> Result<(T, i64), String> {

@@ -1,67 +1,178 @@
-//! Tables derived from windowed views, on differential dataflow.
+//! Tables folded from windowed views, like a Kafka Streams `KGroupedTable::aggregate`: when a
+//! window changes, its old value is subtracted from the key's summary and its new one added.
 //!
-//! Each window change becomes a retraction of the window's old value and an insertion of
-//! its new one, so the collection always holds each key's current windows. A `reduce` over
-//! that collection folds a key's windows into one value; differential re-runs the fold only
-//! for keys whose windows changed, and retracts the previous output itself.
+//! The summary is the only state: it does not grow with the number of windows a key ever
+//! had, so a restore reads one value per key whatever the length of the history.
 
-use std::fmt::Debug;
+use std::collections::{HashMap, HashSet};
 
-use differential_dataflow::AsCollection;
+use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
+use super::state::{CheckpointGate, OperatorState};
 use super::window::WindowChange;
-use crate::record::{Data, Record};
+use crate::epoch::Time;
+use crate::record::{Data, Record, key_hash};
 use crate::window::WindowBounds;
 
-/// Table updates: `(key, value)` with a timely time and a multiplicity change.
-pub(crate) type TableUpdates<'scope, B> = Stream<'scope, u64, Vec<((String, B), u64, isize)>>;
+/// A change to one key of a table: `new` is `None` when the key was deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableChange<B> {
+    /// The previous value, if the key had one.
+    pub old: Option<B>,
+    /// The value now, if the key still has one.
+    pub new: Option<B>,
+}
 
-/// Folds each key's current windows into one value.
-pub(crate) fn summarize_windows<'scope, A, B, I, F>(
-    changes: Stream<'scope, u64, Vec<Record<WindowChange<A>>>>,
-    init: I,
-    fold: F,
+/// A table's changes, keyed.
+pub(crate) type TableUpdates<'scope, B> = Stream<'scope, Time, Vec<Record<TableChange<B>>>>;
+
+/// How window values fold into a summary.
+pub(crate) struct Summarizer<I, F, G> {
+    pub init: I,
+    pub add: F,
+    pub subtract: G,
+}
+
+/// Folds each key's windows into one summary, updated as windows change.
+pub(crate) fn summarize_windows<'scope, A, B, I, F, G>(
+    changes: Stream<'scope, Time, Vec<Record<WindowChange<A>>>>,
+    state: Option<OperatorState>,
+    summarizer: Summarizer<I, F, G>,
 ) -> TableUpdates<'scope, B>
 where
-    A: Data + Ord + Debug,
-    B: Data + Ord + Debug,
+    A: Data,
+    B: Data,
     I: Fn() -> B + 'static,
     F: Fn(&mut B, WindowBounds, &A) + 'static,
+    G: Fn(&mut B, WindowBounds, &A) + 'static,
 {
-    type Update<A> = ((String, (WindowBounds, A)), u64, isize);
-    let updates = changes.unary::<CapacityContainerBuilder<Vec<Update<A>>>, _, _, _>(
+    let scope = changes.scope();
+    let (worker, peers) = (scope.index(), scope.peers());
+    changes.unary_frontier::<CapacityContainerBuilder<Vec<Record<TableChange<B>>>>, _, _, _>(
         Pipeline,
-        "WindowsAsCollection",
-        |_capability, _info| {
-            move |input, output| {
-                input.for_each(|stamp, records| {
-                    let Some(&time) = stamp.least() else { return };
-                    let mut session = output.session(&stamp);
-                    for record in records.drain(..) {
+        "Summarize",
+        move |_capability, _info| {
+            let mut summaries: HashMap<String, B> = HashMap::new();
+            if let Some(state) = &state {
+                restore(state, worker, peers, &mut summaries);
+            }
+            let mut dirty: HashSet<String> = HashSet::new();
+            type Batch<A> = (Capability<Time>, Vec<Record<WindowChange<A>>>);
+            let mut gate: CheckpointGate<Batch<A>> = CheckpointGate::new(state.as_ref());
+
+            move |(input, frontier), output| {
+                let owed = gate.owed(state.as_ref());
+                let mut apply = |(capability, records): Batch<A>,
+                                 summaries: &mut HashMap<String, B>,
+                                 dirty: &mut HashSet<String>| {
+                    let mut session = output.session(&capability);
+                    for record in records {
                         let change = record.value;
-                        if let Some(old) = change.old {
-                            session.give(((record.key.clone(), (change.window, old)), time, -1));
+                        let summary = summaries
+                            .entry(record.key.clone())
+                            .or_insert_with(&summarizer.init);
+                        let old = summary.clone();
+                        if let Some(previous) = &change.old {
+                            (summarizer.subtract)(summary, change.window, previous);
                         }
-                        session.give(((record.key, (change.window, change.new)), time, 1));
+                        (summarizer.add)(summary, change.window, &change.new);
+                        dirty.insert(record.key.clone());
+                        session.give(Record {
+                            key: record.key,
+                            event_time: record.event_time,
+                            origin: record.origin,
+                            value: TableChange {
+                                old: Some(old),
+                                new: Some(summary.clone()),
+                            },
+                        });
+                    }
+                };
+                for batch in gate.release(owed) {
+                    apply(batch, &mut summaries, &mut dirty);
+                }
+                input.for_each(|stamp, batch| {
+                    let Some(&time) = stamp.stamp().as_singleton() else {
+                        return;
+                    };
+                    let batch = (stamp.delayed(&time, 0), std::mem::take(batch));
+                    if let Some(batch) = gate.admit(owed, time.outer, batch) {
+                        apply(batch, &mut summaries, &mut dirty);
                     }
                 });
-            }
-        },
-    );
-    updates
-        .as_collection()
-        .reduce(move |_key, windows, output| {
-            let mut summary = init();
-            for ((window, aggregate), multiplicity) in windows {
-                if *multiplicity > 0 {
-                    fold(&mut summary, *window, aggregate);
+                let handed_in = gate.try_hand_in(
+                    state.as_ref(),
+                    owed,
+                    &frontier.frontier()[..],
+                    |db, batch| write_summaries(db, state.as_ref(), &summaries, &dirty, batch),
+                );
+                if handed_in {
+                    dirty.clear();
+                    for batch in gate.release(None) {
+                        apply(batch, &mut summaries, &mut dirty);
+                    }
                 }
             }
-            output.push((summary, 1));
+        },
+    )
+}
+
+fn write_summaries<B: Data>(
+    db: &sluice_state::StateDb,
+    state: Option<&OperatorState>,
+    summaries: &HashMap<String, B>,
+    dirty: &HashSet<String>,
+    batch: &mut sluice_state::WriteBatch,
+) -> Result<(), String> {
+    let Some(state) = state else {
+        return Ok(());
+    };
+    let store = db
+        .table_store(&state.store)
+        .map_err(|error| error.to_string())?;
+    for key in dirty {
+        match summaries.get(key) {
+            Some(summary) => {
+                let json = serde_json::to_vec(summary).map_err(|error| error.to_string())?;
+                store.put_into(batch, key.as_bytes(), &json);
+            }
+            None => store.delete_into(batch, key.as_bytes()),
+        }
+    }
+    Ok(())
+}
+
+fn restore<B: Data>(
+    state: &OperatorState,
+    worker: usize,
+    peers: usize,
+    summaries: &mut HashMap<String, B>,
+) {
+    let outcome = state.db().table_store(&state.store).and_then(|store| {
+        store.for_each(|key, json| {
+            let Ok(key) = String::from_utf8(key.to_vec()) else {
+                return;
+            };
+            if (key_hash(&key) % peers as u64) as usize != worker {
+                return;
+            }
+            match serde_json::from_slice::<B>(&json) {
+                Ok(summary) => {
+                    summaries.insert(key, summary);
+                }
+                Err(error) => state.fail(&format!(
+                    "cannot restore a summary of {}: {error}",
+                    state.store
+                )),
+            }
         })
-        .inner
+    });
+    if let Err(error) = outcome {
+        state.fail(&format!("cannot restore {}: {error}", state.store));
+    }
 }

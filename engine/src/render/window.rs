@@ -1,27 +1,32 @@
 //! The tumbling-window aggregation operator.
 //!
 //! Records are exchanged by key, assigned to their window by event time and folded into
-//! the window's aggregate. A record whose window has ended at its own timely time (its
+//! the window's aggregate. A record whose window has ended at its own watermark (its
 //! partition's watermark when it was read) is late: it goes to the second output instead.
 //! After each input batch the operator emits one change per updated window; when the input
-//! frontier passes a window's end it emits the final value and forgets the window.
+//! frontier's watermark passes a window's end it emits the final value and forgets the
+//! window.
 //!
-//! A window's changes travel at non-decreasing times: the latest time of the records folded
-//! in so far. Records of different partitions arrive out of time order, so an aggregate can
-//! already hold a record of a later time when an earlier one arrives; stamping the change
-//! with the later time keeps every change's value within the records up to its time, which
-//! is what makes the change stream a valid differential collection for derived tables.
+//! A window's changes travel at non-decreasing times: the join of the times of the records
+//! folded in so far, so that every change's value is made of records up to its time.
+//!
+//! Open windows are operator state: they are checkpointed into the operator's own store
+//! and restored from it (see [`crate::checkpoint`]). While a checkpoint is in flight,
+//! records of its new epoch are held back until the operator has handed in its state.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
+use sluice_state::WindowEntry;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{OutputBuilder, OutputBuilderSession};
+use timely::dataflow::operators::{Capability, CapabilitySet};
 
+use super::state::{CheckpointGate, OperatorState};
+use crate::epoch::{Time, join, watermark_of};
 use crate::record::{Data, Origin, Record, key_hash};
 use crate::window::{TumblingWindows, WindowBounds, is_late};
 
@@ -62,19 +67,34 @@ struct OpenWindow<A> {
     aggregate: A,
     last_emitted: Option<A>,
     /// The time the last change of this window travelled at.
-    emitted_at: u64,
+    emitted_at: Time,
 }
 
 type Streams<'scope, A> = (
-    Stream<'scope, u64, Vec<Record<WindowChange<A>>>>,
-    Stream<'scope, u64, Vec<LateRecord>>,
+    Stream<'scope, Time, Vec<Record<WindowChange<A>>>>,
+    Stream<'scope, Time, Vec<LateRecord>>,
 );
 
-/// Builds the operator. `view` names the aggregation in late records.
+type ChangesOutput<'a, A> =
+    OutputBuilderSession<'a, Time, CapacityContainerBuilder<Vec<Record<WindowChange<A>>>>>;
+type LateOutput<'a> = OutputBuilderSession<'a, Time, CapacityContainerBuilder<Vec<LateRecord>>>;
+
+/// The windows one operator instance holds, and what changed since its last checkpoint.
+struct Windows<A> {
+    open: HashMap<(String, i64), OpenWindow<A>>,
+    /// Open windows ordered by end, to close them as the frontier passes.
+    by_end: BTreeSet<(i64, String, i64)>,
+    /// Windows updated or closed since the last checkpoint.
+    dirty: HashSet<(String, i64)>,
+}
+
+/// Builds the operator. `view` names the aggregation in late records; `state`, absent when
+/// the topology is only described, is where open windows are checkpointed.
 pub(crate) fn tumbling_aggregate<'scope, T, A, I, F>(
-    input: Stream<'scope, u64, Vec<Record<T>>>,
+    input: Stream<'scope, Time, Vec<Record<T>>>,
     windows: TumblingWindows,
     view: String,
+    state: Option<OperatorState>,
     init: I,
     fold: F,
 ) -> Streams<'scope, A>
@@ -84,7 +104,9 @@ where
     I: Fn() -> A + 'static,
     F: Fn(&mut A, &T) + 'static,
 {
-    let mut builder = OperatorBuilder::new(format!("Window({view})"), input.scope());
+    let scope = input.scope();
+    let (worker, peers) = (scope.index(), scope.peers());
+    let mut builder = OperatorBuilder::new(format!("Window({view})"), scope);
     let mut records = builder.new_input(
         input,
         Exchange::new(|record: &Record<T>| key_hash(&record.key)),
@@ -95,150 +117,292 @@ where
         OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(changes_output);
     let mut late_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(late_output);
 
-    builder.build(move |capabilities| {
-        drop(capabilities);
-        let mut open: HashMap<(String, i64), OpenWindow<A>> = HashMap::new();
-        // Open windows ordered by end, to close them as the frontier passes.
-        let mut by_end: BTreeSet<(i64, String, i64)> = BTreeSet::new();
-        // Held at the input frontier while windows are open, to emit final values.
-        let mut held: Option<Capability<u64>> = None;
-        let mut touched: Vec<(String, i64)> = Vec::new();
+    builder.build(move |mut capabilities| {
+        let mut state_windows = Windows {
+            open: HashMap::new(),
+            by_end: BTreeSet::new(),
+            dirty: HashSet::new(),
+        };
+        if let Some(state) = &state {
+            restore(state, worker, peers, &mut state_windows);
+        }
+        // Held at the input frontier, to emit final values when windows close.
+        let mut held: CapabilitySet<Time> = CapabilitySet::new();
+        if let Some(capability) = capabilities.drain(..).next() {
+            held.insert(capability);
+        }
+        let mut gate: CheckpointGate<HeldBack<T>> = CheckpointGate::new(state.as_ref());
 
         move |frontiers| {
             let mut changes_handle = changes_output.activate();
             let mut late_handle = late_output.activate();
+            let owed = gate.owed(state.as_ref());
+            let mut outputs = Outputs {
+                changes: &mut changes_handle,
+                late: &mut late_handle,
+            };
+            let aggregation = Aggregation {
+                windows,
+                view: &view,
+                init: &init,
+                fold: &fold,
+            };
+            for batch in gate.release(owed) {
+                apply_batch(&mut state_windows, &aggregation, batch, &mut outputs);
+            }
             records.for_each_stamp(|stamp, batches| {
-                let Some(&time) = stamp.least() else { return };
-                for batch in batches {
-                    for record in batch.drain(..) {
-                        let window = windows.assign(record.event_time);
-                        if is_late(window, time) {
-                            let payload = serde_json::to_string(&record.value).unwrap_or_default();
-                            let late = LateRecord {
-                                key: record.key,
-                                origin: record.origin,
-                                event_time: record.event_time,
-                                window,
-                                watermark: time,
-                                payload,
-                                view: view.clone(),
-                            };
-                            let capability = stamp.delayed(&time, 1);
-                            late_handle.session(&capability).give(late);
-                            continue;
-                        }
-                        let slot = (record.key, window.start);
-                        let entry = match open.get_mut(&slot) {
-                            Some(entry) => entry,
-                            None => {
-                                by_end.insert((window.end, slot.0.clone(), window.start));
-                                open.entry(slot.clone()).or_insert(OpenWindow {
-                                    end: window.end,
-                                    aggregate: init(),
-                                    last_emitted: None,
-                                    emitted_at: time,
-                                })
-                            }
-                        };
-                        fold(&mut entry.aggregate, &record.value);
-                        touched.push(slot);
-                    }
-                }
-                if touched.is_empty() {
+                let Some(&time) = stamp.stamp().as_singleton() else {
                     return;
+                };
+                let batch = HeldBack {
+                    changes_capability: stamp.delayed(&time, 0),
+                    late_capability: stamp.delayed(&time, 1),
+                    records: batches.flat_map(|batch| batch.drain(..)).collect(),
+                };
+                if let Some(batch) = gate.admit(owed, time.outer, batch) {
+                    apply_batch(&mut state_windows, &aggregation, batch, &mut outputs);
                 }
-                let capability = stamp.delayed(&time, 0);
-                if held.as_ref().is_none_or(|held| held.time() > &time) {
-                    held = Some(capability.clone());
-                }
-                touched.sort_unstable();
-                touched.dedup();
-                let mut changes: Vec<(u64, Record<WindowChange<A>>)> =
-                    Vec::with_capacity(touched.len());
-                for (key, start) in touched.drain(..) {
-                    if let Some(entry) = open.get_mut(&(key.clone(), start)) {
-                        entry.emitted_at = entry.emitted_at.max(time);
-                        let change = WindowChange {
-                            window: WindowBounds {
-                                start,
-                                end: entry.end,
-                            },
-                            old: entry.last_emitted.replace(entry.aggregate.clone()),
-                            new: entry.aggregate.clone(),
-                            is_final: false,
-                        };
-                        changes.push((
-                            entry.emitted_at,
-                            Record {
-                                key,
-                                event_time: start,
-                                origin: NO_ORIGIN,
-                                value: change,
-                            },
-                        ));
-                    }
-                }
-                give_in_time_order(&mut changes_handle, &capability, changes);
             });
 
-            // Close every window whose end the frontier has passed. An empty frontier means
-            // the sources stopped (a shutdown), not that event time ended: open windows stay
-            // open rather than being declared final.
-            let Some(frontier) = frontiers[0].frontier().iter().next().copied() else {
-                held = None;
+            let frontier = frontiers[0].frontier();
+            let handed_in = gate.try_hand_in(state.as_ref(), owed, &frontier[..], |db, batch| {
+                write_windows(db, state.as_ref(), &state_windows, batch)
+            });
+            if handed_in {
+                state_windows.dirty.clear();
+                for batch in gate.release(None) {
+                    apply_batch(&mut state_windows, &aggregation, batch, &mut outputs);
+                }
+            }
+
+            // Close every window whose end the frontier's watermark has passed. An empty
+            // frontier means the sources stopped (a shutdown), not that event time ended: open
+            // windows stay open rather than being declared final.
+            let Some(watermark) = watermark_of(&frontier[..]) else {
+                held = CapabilitySet::new();
                 return;
             };
-            if let Some(capability) = held.as_mut() {
-                let closing_up_to = i64::try_from(frontier).unwrap_or(i64::MAX);
-                if frontier > *capability.time() {
-                    capability.downgrade(&frontier);
+            held.downgrade(frontier.iter());
+            // The capability of the oldest epoch, so that a window closed before a checkpoint
+            // is handed in travels in an epoch that checkpoint takes.
+            let Some(closing) = held.iter().min_by_key(|c| (c.time().outer, c.time().inner)) else {
+                return;
+            };
+            let closing_up_to = i64::try_from(watermark).unwrap_or(i64::MAX);
+            let mut closed: Vec<(Time, Record<WindowChange<A>>)> = Vec::new();
+            while let Some((end, key, start)) = state_windows.by_end.first().cloned() {
+                if end > closing_up_to {
+                    break;
                 }
-                let mut changes: Vec<(u64, Record<WindowChange<A>>)> = Vec::new();
-                while let Some((end, key, start)) = by_end.first().cloned() {
-                    if end > closing_up_to {
-                        break;
-                    }
-                    by_end.pop_first();
-                    if let Some(entry) = open.remove(&(key.clone(), start)) {
-                        let change = WindowChange {
-                            window: WindowBounds { start, end },
-                            old: entry.last_emitted,
-                            new: entry.aggregate,
-                            is_final: true,
-                        };
-                        let time = entry.emitted_at.max(frontier);
-                        changes.push((
-                            time,
-                            Record {
-                                key,
-                                event_time: start,
-                                origin: NO_ORIGIN,
-                                value: change,
+                state_windows.by_end.pop_first();
+                let slot = (key, start);
+                if let Some(entry) = state_windows.open.remove(&slot) {
+                    let (key, start) = slot;
+                    state_windows.dirty.insert((key.clone(), start));
+                    closed.push((
+                        join(&entry.emitted_at, closing.time()),
+                        change_record(
+                            key,
+                            WindowChange {
+                                window: WindowBounds { start, end },
+                                old: entry.last_emitted,
+                                new: entry.aggregate,
+                                is_final: true,
                             },
-                        ));
-                    }
+                        ),
+                    ));
                 }
-                give_in_time_order(&mut changes_handle, &*capability, changes);
             }
-            if open.is_empty() {
-                held = None;
-            }
+            give_in_time_order(outputs.changes, closing, closed);
         }
     });
     (changes, late)
 }
 
+/// A batch of records of one time, with capabilities to emit its changes and late records.
+struct HeldBack<T> {
+    changes_capability: Capability<Time>,
+    late_capability: Capability<Time>,
+    records: Vec<Record<T>>,
+}
+
+struct Outputs<'h, 'a, A: Data> {
+    changes: &'h mut ChangesOutput<'a, A>,
+    late: &'h mut LateOutput<'a>,
+}
+
+/// What the operator computes: the windows, and how records fold into an aggregate.
+struct Aggregation<'a, T, A> {
+    windows: TumblingWindows,
+    view: &'a str,
+    init: &'a dyn Fn() -> A,
+    fold: &'a dyn Fn(&mut A, &T),
+}
+
+/// Folds one batch of records, all of one time, and emits a change per updated window.
+fn apply_batch<T: Data, A: Data>(
+    state: &mut Windows<A>,
+    aggregation: &Aggregation<'_, T, A>,
+    batch: HeldBack<T>,
+    outputs: &mut Outputs<'_, '_, A>,
+) {
+    let Aggregation {
+        windows,
+        view,
+        init,
+        fold,
+    } = aggregation;
+    let time = *batch.changes_capability.time();
+    let mut touched: Vec<(String, i64)> = Vec::new();
+    let mut late_records: Vec<LateRecord> = Vec::new();
+    for record in batch.records {
+        let window = windows.assign(record.event_time);
+        if is_late(window, time.inner) {
+            late_records.push(LateRecord {
+                payload: serde_json::to_string(&record.value).unwrap_or_default(),
+                key: record.key,
+                origin: record.origin,
+                event_time: record.event_time,
+                window,
+                watermark: time.inner,
+                view: view.to_string(),
+            });
+            continue;
+        }
+        let slot = (record.key, window.start);
+        let entry = match state.open.get_mut(&slot) {
+            Some(entry) => entry,
+            None => {
+                state
+                    .by_end
+                    .insert((window.end, slot.0.clone(), window.start));
+                state.open.entry(slot.clone()).or_insert(OpenWindow {
+                    end: window.end,
+                    aggregate: init(),
+                    last_emitted: None,
+                    emitted_at: time,
+                })
+            }
+        };
+        fold(&mut entry.aggregate, &record.value);
+        touched.push(slot);
+    }
+    if !late_records.is_empty() {
+        outputs
+            .late
+            .session(&batch.late_capability)
+            .give_iterator(late_records.into_iter());
+    }
+    if touched.is_empty() {
+        return;
+    }
+    touched.sort_unstable();
+    touched.dedup();
+    let mut changes: Vec<(Time, Record<WindowChange<A>>)> = Vec::with_capacity(touched.len());
+    for (key, start) in touched {
+        let Some(entry) = state.open.get_mut(&(key.clone(), start)) else {
+            continue;
+        };
+        entry.emitted_at = join(&entry.emitted_at, &time);
+        let change = WindowChange {
+            window: WindowBounds {
+                start,
+                end: entry.end,
+            },
+            old: entry.last_emitted.replace(entry.aggregate.clone()),
+            new: entry.aggregate.clone(),
+            is_final: false,
+        };
+        state.dirty.insert((key.clone(), start));
+        changes.push((entry.emitted_at, change_record(key, change)));
+    }
+    give_in_time_order(outputs.changes, &batch.changes_capability, changes);
+}
+
+/// Writes the windows changed since the last checkpoint: open windows are put, closed ones
+/// deleted.
+fn write_windows<A: Data>(
+    db: &sluice_state::StateDb,
+    state: Option<&OperatorState>,
+    windows: &Windows<A>,
+    batch: &mut sluice_state::WriteBatch,
+) -> Result<(), String> {
+    let Some(state) = state else {
+        return Ok(());
+    };
+    let store = db
+        .window_store(&state.store)
+        .map_err(|error| error.to_string())?;
+    for (key, start) in &windows.dirty {
+        match windows.open.get(&(key.clone(), *start)) {
+            Some(entry) => {
+                let value_json =
+                    serde_json::to_vec(&entry.aggregate).map_err(|error| error.to_string())?;
+                let stored = WindowEntry {
+                    start: *start,
+                    end: entry.end,
+                    is_final: false,
+                    value_json,
+                };
+                store.put_into(batch, key.as_bytes(), &stored);
+            }
+            None => store.delete_into(batch, key.as_bytes(), *start),
+        }
+    }
+    Ok(())
+}
+
+/// Loads the open windows of this worker's keys from the operator's store.
+fn restore<A: Data>(state: &OperatorState, worker: usize, peers: usize, windows: &mut Windows<A>) {
+    let outcome = state.db().window_store(&state.store).and_then(|store| {
+        store.for_each(|key, entry| {
+            let Ok(key) = String::from_utf8(key.to_vec()) else {
+                return;
+            };
+            if (key_hash(&key) % peers as u64) as usize != worker {
+                return;
+            }
+            match serde_json::from_slice::<A>(&entry.value_json) {
+                Ok(aggregate) => {
+                    windows.by_end.insert((entry.end, key.clone(), entry.start));
+                    windows.open.insert(
+                        (key, entry.start),
+                        OpenWindow {
+                            end: entry.end,
+                            last_emitted: Some(aggregate.clone()),
+                            aggregate,
+                            emitted_at: Time::default(),
+                        },
+                    );
+                }
+                Err(error) => state.fail(&format!(
+                    "cannot restore a window of {}: {error}",
+                    state.store
+                )),
+            }
+        })
+    });
+    if let Err(error) = outcome {
+        state.fail(&format!("cannot restore {}: {error}", state.store));
+    }
+}
+
+fn change_record<A>(key: String, change: WindowChange<A>) -> Record<WindowChange<A>> {
+    Record {
+        key,
+        event_time: change.window.start,
+        origin: NO_ORIGIN,
+        value: change,
+    }
+}
+
 /// Sends changes, each at its own time (at or after `base`), one session per distinct time.
 fn give_in_time_order<A: Data>(
-    output: &mut OutputBuilderSession<
-        '_,
-        u64,
-        CapacityContainerBuilder<Vec<Record<WindowChange<A>>>>,
-    >,
-    base: &Capability<u64>,
-    mut changes: Vec<(u64, Record<WindowChange<A>>)>,
+    output: &mut ChangesOutput<'_, A>,
+    base: &Capability<Time>,
+    mut changes: Vec<(Time, Record<WindowChange<A>>)>,
 ) {
-    changes.sort_by_key(|(time, _)| *time);
+    changes.sort_by_key(|(time, _)| (time.outer, time.inner));
     let mut changes = changes.into_iter().peekable();
     while let Some((time, first)) = changes.next() {
         let capability = base.delayed(&time);

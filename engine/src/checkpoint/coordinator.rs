@@ -1,0 +1,350 @@
+//! The checkpoint coordinator, shared by every worker of a process.
+//!
+//! Participants (sources and stateful operators, on every worker) register while the
+//! dataflow is built. The coordinator opens an epoch at each interval; each participant
+//! hands in its part once it has seen every record of the older epochs, and the last part
+//! commits the whole batch. Only one checkpoint is in flight at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use sluice_state::{StateDb, WriteBatch};
+use tracing::{debug, error};
+
+use super::record::{Checkpoint, SourcePosition};
+use crate::status::EngineStatus;
+
+/// Identifies a participant across all workers.
+pub type ParticipantId = usize;
+
+/// A checkpoint in flight, as participants see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// The epoch it opened; it takes every record of the epochs before.
+    pub epoch: u64,
+    /// Whether the sources are stopping: the checkpoint takes every record read.
+    pub is_final: bool,
+}
+
+impl Request {
+    /// Whether a record or change at epoch `epoch` belongs to this checkpoint.
+    pub fn includes(&self, epoch: u64) -> bool {
+        self.is_final || epoch < self.epoch
+    }
+
+    /// Whether an operator whose input frontier is `frontier` has seen everything this
+    /// checkpoint takes.
+    pub fn is_complete_for(&self, frontier: &[crate::epoch::Time]) -> bool {
+        if self.is_final {
+            frontier.is_empty()
+        } else {
+            crate::epoch::epochs_done_before(frontier, self.epoch)
+        }
+    }
+}
+
+/// Gathers contributions and commits checkpoints.
+pub struct Checkpointer {
+    db: Arc<StateDb>,
+    status: Arc<EngineStatus>,
+    shutdown: Arc<AtomicBool>,
+    fingerprint: String,
+    interval: Duration,
+    workers: usize,
+    progress: Mutex<Progress>,
+}
+
+struct Progress {
+    participants: usize,
+    sources: BTreeSet<ParticipantId>,
+    ready_workers: usize,
+    /// The latest epoch opened.
+    epoch: u64,
+    in_flight: Option<InFlight>,
+    /// Sources that stopped, with where they stopped; they count as contributors from now.
+    retired: BTreeSet<ParticipantId>,
+    /// The positions of the last commit, carried into the next.
+    positions: BTreeMap<(String, i32), SourcePosition>,
+    last_id: u64,
+    last_started: Instant,
+    finished: bool,
+}
+
+struct InFlight {
+    request: Request,
+    batch: WriteBatch,
+    contributed: BTreeSet<ParticipantId>,
+    positions: BTreeMap<(String, i32), SourcePosition>,
+    started: Instant,
+}
+
+impl Checkpointer {
+    /// A coordinator for `workers` workers that continues after `restored`, if any.
+    pub fn new(
+        db: Arc<StateDb>,
+        status: Arc<EngineStatus>,
+        shutdown: Arc<AtomicBool>,
+        fingerprint: String,
+        interval: Duration,
+        workers: usize,
+        restored: Option<&Checkpoint>,
+    ) -> Self {
+        let positions = restored
+            .map(|checkpoint| {
+                checkpoint
+                    .positions
+                    .iter()
+                    .map(|position| {
+                        (
+                            (position.topic.clone(), position.partition),
+                            position.clone(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Checkpointer {
+            db,
+            status,
+            shutdown,
+            fingerprint,
+            interval,
+            workers: workers.max(1),
+            progress: Mutex::new(Progress {
+                participants: 0,
+                sources: BTreeSet::new(),
+                ready_workers: 0,
+                epoch: restored.map_or(0, |checkpoint| checkpoint.epoch),
+                in_flight: None,
+                retired: BTreeSet::new(),
+                positions,
+                last_id: restored.map_or(0, |checkpoint| checkpoint.id),
+                last_started: Instant::now(),
+                finished: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Progress> {
+        // A participant that panicked while holding the lock left its part unwritten, not
+        // the structure broken; the worker's panic stops the engine anyway.
+        self.progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The epoch a (restored) dataflow starts in.
+    pub fn current_epoch(&self) -> u64 {
+        self.lock().epoch
+    }
+
+    /// Registers a participant; `is_source` for sources, which stop and retire.
+    pub fn register(&self, is_source: bool) -> ParticipantId {
+        let mut progress = self.lock();
+        let id = progress.participants;
+        progress.participants += 1;
+        if is_source {
+            progress.sources.insert(id);
+        }
+        id
+    }
+
+    /// Says that a worker has built its dataflow, with all its participants registered.
+    pub fn worker_ready(&self) {
+        let mut progress = self.lock();
+        progress.ready_workers += 1;
+        // Sources that stopped before every worker was built (no partitions, or input
+        // that ran out at once) could not begin the final checkpoint; the last worker does.
+        self.begin_final_if_stopped(&mut progress);
+        self.try_commit(&mut progress);
+    }
+
+    /// The checkpoint in flight, if any.
+    pub fn request(&self) -> Option<Request> {
+        self.lock().in_flight.as_ref().map(|flight| flight.request)
+    }
+
+    /// Whether every source of every worker has stopped, so that they may all let go of
+    /// their partitions' watermarks.
+    pub fn all_sources_stopped(&self) -> bool {
+        let progress = self.lock();
+        progress.ready_workers >= self.workers
+            && progress
+                .sources
+                .iter()
+                .all(|id| progress.retired.contains(id))
+    }
+
+    /// Whether the final checkpoint has been committed.
+    pub fn is_finished(&self) -> bool {
+        self.lock().finished
+    }
+
+    /// Opens the next epoch if the interval has passed and no checkpoint is in flight.
+    pub fn maybe_begin(&self) {
+        let mut progress = self.lock();
+        let all_stopped = progress
+            .sources
+            .iter()
+            .all(|id| progress.retired.contains(id));
+        if progress.ready_workers < self.workers
+            || progress.in_flight.is_some()
+            || progress.finished
+            || (all_stopped && !progress.sources.is_empty())
+            || progress.last_started.elapsed() < self.interval
+        {
+            return;
+        }
+        open(&mut progress, false);
+    }
+
+    /// Hands in a participant's part of the checkpoint `request`: `positions` for a source,
+    /// and whatever `write` adds to the batch. Returns whether it was taken: a part for a
+    /// checkpoint no longer in flight (it became final meanwhile) is not, and the
+    /// participant keeps its changes for the next one.
+    pub fn contribute(
+        &self,
+        participant: ParticipantId,
+        request: Request,
+        positions: Vec<SourcePosition>,
+        write: impl FnOnce(&mut WriteBatch) -> Result<(), String>,
+    ) -> bool {
+        let mut progress = self.lock();
+        let Some(flight) = progress.in_flight.as_mut() else {
+            return false;
+        };
+        if flight.request != request {
+            return false;
+        }
+        if let Err(reason) = write(&mut flight.batch) {
+            drop(progress);
+            self.fail(&reason);
+            return false;
+        }
+        for position in positions {
+            flight
+                .positions
+                .insert((position.topic.clone(), position.partition), position);
+        }
+        flight.contributed.insert(participant);
+        self.try_commit(&mut progress);
+        true
+    }
+
+    /// Says that a source has stopped for good after handing in `positions`: it counts as a
+    /// contributor to every later checkpoint. When the last source stops, the final
+    /// checkpoint begins (or the one in flight becomes final).
+    pub fn retire(&self, participant: ParticipantId, positions: Vec<SourcePosition>) {
+        let mut progress = self.lock();
+        progress.retired.insert(participant);
+        for position in positions {
+            progress
+                .positions
+                .insert((position.topic.clone(), position.partition), position);
+        }
+        self.begin_final_if_stopped(&mut progress);
+        self.try_commit(&mut progress);
+    }
+
+    /// Begins the final checkpoint, or makes the one in flight final, once every source of
+    /// every worker has stopped.
+    fn begin_final_if_stopped(&self, progress: &mut Progress) {
+        let all_stopped = progress
+            .sources
+            .iter()
+            .all(|id| progress.retired.contains(id));
+        if !all_stopped || progress.finished || progress.ready_workers < self.workers {
+            return;
+        }
+        let retired = progress.retired.clone();
+        match progress.in_flight.as_mut() {
+            None => open(progress, true),
+            Some(flight) if !flight.request.is_final => {
+                // Everyone hands in again, up to everything: what was handed in so far stays in
+                // the batch, and later parts overwrite it where they overlap.
+                flight.request.is_final = true;
+                flight.contributed = retired;
+                // The stopped sources' final positions, kept by `retire`, replace the cut.
+                flight.positions.clear();
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn try_commit(&self, progress: &mut Progress) {
+        let complete = progress.ready_workers >= self.workers
+            && progress
+                .in_flight
+                .as_ref()
+                .is_some_and(|flight| flight.contributed.len() >= progress.participants);
+        if !complete {
+            return;
+        }
+        let Some(flight) = progress.in_flight.take() else {
+            return;
+        };
+        let mut positions = std::mem::take(&mut progress.positions);
+        positions.extend(flight.positions);
+        let checkpoint = Checkpoint {
+            id: progress.last_id + 1,
+            epoch: flight.request.epoch,
+            is_final: flight.request.is_final,
+            watermark: positions
+                .values()
+                .map(|position| position.watermark)
+                .min()
+                .unwrap_or(0),
+            positions: positions.values().cloned().collect(),
+            committed_at: chrono::Utc::now().timestamp_millis(),
+            duration_ms: flight.started.elapsed().as_millis() as u64,
+            fingerprint: self.fingerprint.clone(),
+        };
+        progress.positions = positions;
+        let mut batch = flight.batch;
+        let written = serde_json::to_vec(&checkpoint)
+            .map_err(|error| error.to_string())
+            .and_then(|json| {
+                let meta = self.db.meta().map_err(|error| error.to_string())?;
+                meta.put_into(&mut batch, Checkpoint::KEY, &json);
+                self.db.write(batch).map_err(|error| error.to_string())
+            });
+        match written {
+            Ok(()) => {
+                debug!(
+                    id = checkpoint.id,
+                    epoch = checkpoint.epoch,
+                    ms = checkpoint.duration_ms,
+                    "checkpoint committed"
+                );
+                progress.last_id = checkpoint.id;
+                progress.finished = checkpoint.is_final;
+                self.status.set_checkpoint(checkpoint);
+            }
+            Err(reason) => self.fail(&reason),
+        }
+    }
+
+    fn fail(&self, reason: &str) {
+        error!(reason, "cannot write a checkpoint; stopping");
+        self.status
+            .set_fatal(format!("cannot write a checkpoint: {reason}"));
+        self.shutdown.store(true, Ordering::Relaxed);
+    }
+}
+
+fn open(progress: &mut Progress, is_final: bool) {
+    progress.epoch += 1;
+    progress.last_started = Instant::now();
+    progress.in_flight = Some(InFlight {
+        request: Request {
+            epoch: progress.epoch,
+            is_final,
+        },
+        batch: WriteBatch::default(),
+        contributed: progress.retired.clone(),
+        positions: BTreeMap::new(),
+        started: Instant::now(),
+    });
+}

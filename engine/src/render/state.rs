@@ -1,0 +1,134 @@
+//! What a stateful operator needs to take part in checkpoints: its store, the coordinator,
+//! and a way to stop the engine when its state cannot be read or written.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use sluice_state::{StateDb, WriteBatch};
+use tracing::error;
+
+use crate::checkpoint::{ParticipantId, Request};
+use crate::runtime::RunEnv;
+
+/// A stateful operator's handle on the engine's state.
+pub(crate) struct OperatorState {
+    env: Arc<RunEnv>,
+    /// The column family the operator checkpoints into.
+    pub store: String,
+}
+
+impl OperatorState {
+    pub(crate) fn new(env: Arc<RunEnv>, store: String) -> Self {
+        OperatorState { env, store }
+    }
+
+    /// Registers the operator as a checkpoint participant.
+    pub(crate) fn register(&self) -> ParticipantId {
+        self.env.checkpointer.register(false)
+    }
+
+    /// The checkpoint in flight, if any.
+    pub(crate) fn request(&self) -> Option<Request> {
+        self.env.checkpointer.request()
+    }
+
+    /// Hands the operator's part in to `request`; returns whether it was taken.
+    pub(crate) fn contribute(
+        &self,
+        participant: ParticipantId,
+        request: Request,
+        write: impl FnOnce(&StateDb, &mut WriteBatch) -> Result<(), String>,
+    ) -> bool {
+        let db = &self.env.db;
+        self.env
+            .checkpointer
+            .contribute(participant, request, Vec::new(), |batch| write(db, batch))
+    }
+
+    /// The state database.
+    pub(crate) fn db(&self) -> &StateDb {
+        &self.env.db
+    }
+
+    /// Stops the engine: state that cannot be read or written must not be served stale.
+    pub(crate) fn fail(&self, reason: &str) {
+        error!(reason, store = %self.store, "state error; stopping");
+        self.env.status.set_fatal(reason.to_string());
+        self.env.shutdown.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Holds back input of a checkpoint's new epoch until the operator has handed in its state
+/// for that checkpoint, so that the state it hands in is made of exactly the older epochs.
+pub(crate) struct CheckpointGate<B> {
+    participant: Option<ParticipantId>,
+    handed_in: Option<Request>,
+    held_back: Vec<(u64, B)>,
+}
+
+impl<B> CheckpointGate<B> {
+    /// A gate for an operator with `state`; without state (a described topology) nothing is
+    /// ever held back.
+    pub(crate) fn new(state: Option<&OperatorState>) -> Self {
+        CheckpointGate {
+            participant: state.map(OperatorState::register),
+            handed_in: None,
+            held_back: Vec::new(),
+        }
+    }
+
+    /// The checkpoint this operator still owes a part to, if any.
+    pub(crate) fn owed(&self, state: Option<&OperatorState>) -> Option<Request> {
+        state
+            .and_then(OperatorState::request)
+            .filter(|request| self.handed_in != Some(*request))
+    }
+
+    /// Takes a batch of epoch `epoch`: returns it to apply now, or holds it back.
+    pub(crate) fn admit(&mut self, owed: Option<Request>, epoch: u64, batch: B) -> Option<B> {
+        match owed {
+            Some(request) if !request.includes(epoch) => {
+                self.held_back.push((epoch, batch));
+                None
+            }
+            _ => Some(batch),
+        }
+    }
+
+    /// The held-back batches that `owed` (or, with nothing owed, no checkpoint) no longer
+    /// holds back, in arrival order.
+    pub(crate) fn release(&mut self, owed: Option<Request>) -> Vec<B> {
+        let (released, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_back)
+            .into_iter()
+            .partition(|(epoch, _)| owed.is_none_or(|request| request.includes(*epoch)));
+        self.held_back = kept;
+        released.into_iter().map(|(_, batch)| batch).collect()
+    }
+
+    /// Hands in the operator's part if `frontier` shows it has seen everything `owed`
+    /// takes; `write` adds the part to the batch. Returns whether it was handed in, in which
+    /// case the operator forgets what it wrote and applies [`CheckpointGate::release`]`(None)`.
+    pub(crate) fn try_hand_in(
+        &mut self,
+        state: Option<&OperatorState>,
+        owed: Option<Request>,
+        frontier: &[crate::epoch::Time],
+        write: impl FnOnce(&StateDb, &mut WriteBatch) -> Result<(), String>,
+    ) -> bool {
+        let (Some(state), Some(participant), Some(request)) = (state, self.participant, owed)
+        else {
+            return false;
+        };
+        if !request.is_complete_for(frontier) {
+            return false;
+        }
+        // A part for a checkpoint that became final meanwhile is refused; the operator keeps
+        // its changes and hands them in to the final one.
+        if state.contribute(participant, request, write) {
+            self.handed_in = Some(request);
+            true
+        } else {
+            false
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The `shop` binary's answers to bad input it cannot run with: bad flags and a broker
+//! that is not there. Each must give a clear message and a non-zero exit, never a panic.
+
+mod harness;
+
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use harness::{free_port, shop_binary};
+
+fn shop(args: &[&str]) -> Output {
+    Command::new(shop_binary())
+        .args(args)
+        .output()
+        .expect("shop runs")
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_bad_flag_value_names_the_flag_and_exits_with_usage_error() {
+    let output = shop(&["produce", "--brokers", "127.0.0.1:9", "--failure-rate", "2"]);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("--failure-rate"), "stderr: {stderr}");
+    assert!(
+        stderr.contains("not a fraction from 0 to 1"),
+        "stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+}
+
+#[test]
+fn an_unknown_flag_exits_with_usage_error() {
+    let output = shop(&["run", "--brokers", "127.0.0.1:9", "--wokers", "2"]);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("--wokers"), "stderr: {stderr}");
+}
+
+#[test]
+fn an_unreachable_broker_is_retried_then_reported_without_a_panic() {
+    // Nothing listens on a port that was just freed.
+    let brokers = format!("127.0.0.1:{}", free_port());
+    let state = tempfile::tempdir().expect("state dir");
+    let http = format!("127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let output = shop(&[
+        "run",
+        "--brokers",
+        &brokers,
+        "--broker-timeout-secs",
+        "3",
+        "--state-dir",
+        &state.path().display().to_string(),
+        "--http",
+        &http,
+        "--log",
+        "warn",
+    ]);
+    let elapsed = started.elapsed();
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains(&format!("cannot reach Kafka at {brokers}")),
+        "stderr: {stderr}"
+    );
+    // It retried (with a logged warning) for the whole budget instead of failing at once.
+    assert!(stderr.contains("retrying"), "stderr: {stderr}");
+    assert!(elapsed.as_secs_f64() >= 3.0, "gave up after {elapsed:?}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+}

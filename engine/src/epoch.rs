@@ -12,6 +12,7 @@
 //!   partition therefore never holds a checkpoint back, while it does hold back windows.
 
 use timely::order::Product;
+use timely::progress::Stamp;
 
 /// A timely time: `outer` is the checkpoint epoch, `inner` the watermark in epoch ms.
 pub type Time = Product<u64, u64>;
@@ -24,6 +25,17 @@ pub fn at(epoch: u64, watermark: u64) -> Time {
 /// The least upper bound of two times.
 pub fn join(a: &Time, b: &Time) -> Time {
     Product::new(a.outer.max(b.outer), a.inner.max(b.inner))
+}
+
+/// The time a received message travels at. Every operator here sends under a single
+/// capability, so stamps hold one time; should one hold several, the least in (epoch,
+/// watermark) order stands for it, which is one of them and so a valid capability time.
+/// A message sent under no capability has no time.
+pub fn stamp_time(stamp: &Stamp<Time>) -> Option<Time> {
+    stamp
+        .iter()
+        .min_by_key(|time| (time.outer, time.inner))
+        .copied()
 }
 
 /// The watermark below which no record can still arrive, or `None` when nothing can

@@ -9,7 +9,8 @@
 //! - [`plan`]: the logical graph, `describe()`, and the views a topology declares.
 //! - [`render`]: the timely operators the DSL compiles into.
 //! - [`epoch`]: the timely timestamp, a checkpoint epoch and a watermark.
-//! - [`checkpoint`]: atomic checkpoints of offsets and state, and their restore.
+//! - [`checkpoint`]: atomic checkpoints of offsets and state, and their restore;
+//!   [`replay`] reprocesses the input into fresh state without doubling the output.
 //! - [`kafka`]: client settings, topic set-up, the output producer, the watermark monitor.
 //! - [`output`]: where output records go (Kafka, or memory).
 //! - [`runtime`]: starts and stops an engine: state, workers, HTTP; [`testkit`] runs a
@@ -31,6 +32,7 @@ pub mod plan;
 pub mod query;
 pub mod record;
 pub mod render;
+pub mod replay;
 pub mod runtime;
 pub mod status;
 pub mod testkit;

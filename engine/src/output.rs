@@ -16,6 +16,19 @@ pub struct OutputRecord<'a> {
     pub payload: &'a [u8],
     /// Headers as name and value pairs.
     pub headers: &'a [(&'a str, &'a str)],
+    /// The input record it was made from, when there is exactly one.
+    pub origin: Option<InputPosition<'a>>,
+}
+
+/// Where an input record was read: topic, partition and offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputPosition<'a> {
+    /// Source topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
 }
 
 /// A destination for output, dead-letter and late records.

@@ -20,13 +20,16 @@ use crate::checkpoint::{Checkpoint, Checkpointer, fingerprint};
 use crate::dsl::{Topology, TopologyFn};
 use crate::epoch::{Time, watermark_of};
 use crate::error::EngineError;
-use crate::kafka::admin::{ensure_topics, partition_counts};
+use crate::kafka::admin::{ensure_topics, offsets_at_time, partition_counts};
 use crate::kafka::monitor::spawn_watermark_monitor;
 use crate::kafka::{KafkaSettings, OutputProducer};
 use crate::output::OutputSink;
 use crate::plan::{Plan, describe};
 use crate::query::{QueryState, router};
 use crate::render::reader::MemoryInput;
+use crate::replay::{
+    ReplayFrom, ReplayOptions, ReplayOutput, ReplaySink, previous_checkpoint, versioned_topic,
+};
 use crate::status::EngineStatus;
 
 /// How to run a topology.
@@ -50,6 +53,8 @@ pub struct EngineConfig {
     pub create_topics: bool,
     /// How often to checkpoint offsets and state; views change at this pace.
     pub checkpoint_interval: Duration,
+    /// Replay instead of continuing: wipe the state and reprocess (the caller confirms).
+    pub replay: Option<ReplayOptions>,
 }
 
 impl EngineConfig {
@@ -66,6 +71,7 @@ impl EngineConfig {
             broker_timeout: Duration::from_secs(60),
             create_topics: true,
             checkpoint_interval: Duration::from_secs(1),
+            replay: None,
         }
     }
 }
@@ -91,6 +97,9 @@ pub(crate) struct RunEnv {
     pub checkpointer: Arc<Checkpointer>,
     /// The checkpoint the run continues from, if any.
     pub restored: Option<Checkpoint>,
+    /// Where partitions without a restored position start (a replay from a timestamp);
+    /// offset zero otherwise.
+    pub start_offsets: BTreeMap<(String, i32), i64>,
 }
 
 /// Builds a topology without brokers, to learn its graph, topics and views.
@@ -110,6 +119,7 @@ pub fn plan_of(topology: &TopologyFn) -> Plan {
 /// A started engine.
 pub struct RunningEngine {
     plan: Arc<Plan>,
+    replay_target: Option<Checkpoint>,
     env: Arc<RunEnv>,
     workers: Option<timely::communication::WorkerGuards<()>>,
     monitor: Option<JoinHandle<()>>,
@@ -130,11 +140,39 @@ pub async fn start(
         return Err(EngineError::Topology("the topology reads no source".into()));
     }
     let tick_ms = config.tick_ms.max(1);
+    let replay_target = match &config.replay {
+        Some(_) => {
+            let previous = previous_checkpoint(&config.state_dir)?;
+            StateDb::destroy(&config.state_dir)?;
+            info!(
+                state_dir = %config.state_dir.display(),
+                "replaying: the state was wiped and every source rewinds"
+            );
+            previous
+        }
+        None => None,
+    };
     std::fs::create_dir_all(&config.state_dir).map_err(|error| {
         EngineError::io(format!("creating {}", config.state_dir.display()), error)
     })?;
     let (db, restored) = open_state(&config.state_dir, &plan, tick_ms)?;
-    let topics = plan.topics();
+    let versioned = match &config.replay {
+        Some(ReplayOptions {
+            output: ReplayOutput::Versioned(version),
+            ..
+        }) => Some(version.clone()),
+        _ => None,
+    };
+    let topics: Vec<String> = plan
+        .topics()
+        .into_iter()
+        .map(|topic| match &versioned {
+            Some(version) if !plan.sources.iter().any(|source| source.topic == topic) => {
+                versioned_topic(&topic, version)
+            }
+            _ => topic,
+        })
+        .collect();
     if config.create_topics {
         ensure_topics(&config.kafka, &topics, config.broker_timeout).await?;
     }
@@ -150,6 +188,23 @@ pub async fn start(
             .await
             .map_err(|error| EngineError::Dataflow(error.to_string()))??
     };
+    let start_offsets = match &config.replay {
+        Some(ReplayOptions {
+            from: ReplayFrom::Timestamp(timestamp),
+            ..
+        }) => {
+            let settings = config.kafka.clone();
+            let timeout = config.broker_timeout;
+            let partitions = partitions.clone();
+            let timestamp = *timestamp;
+            tokio::task::spawn_blocking(move || {
+                offsets_at_time(&settings, &partitions, timestamp, timeout)
+            })
+            .await
+            .map_err(|error| EngineError::Dataflow(error.to_string()))??
+        }
+        _ => BTreeMap::new(),
+    };
 
     let status = Arc::new(EngineStatus::new());
     if let Some(checkpoint) = &restored {
@@ -160,29 +215,43 @@ pub async fn start(
         );
         status.set_checkpoint(checkpoint.clone());
     }
-    let producer = Arc::new(OutputProducer::new(&config.kafka, Arc::clone(&status))?);
+    let producer: Arc<dyn OutputSink> =
+        Arc::new(OutputProducer::new(&config.kafka, Arc::clone(&status))?);
+    let output: Arc<dyn OutputSink> = match &config.replay {
+        Some(replay) => Arc::new(ReplaySink::new(
+            producer,
+            &replay.output,
+            replay_target.as_ref(),
+            Arc::clone(&status),
+        )),
+        None => producer,
+    };
     let shutdown = Arc::new(AtomicBool::new(false));
     let workers = config.workers.max(1);
-    let checkpointer = Arc::new(Checkpointer::new(
-        Arc::clone(&db),
-        Arc::clone(&status),
-        Arc::clone(&shutdown),
-        fingerprint(&plan, tick_ms),
-        config.checkpoint_interval,
-        workers,
-        restored.as_ref(),
-    ));
+    let checkpointer = Arc::new(
+        Checkpointer::new(
+            Arc::clone(&db),
+            Arc::clone(&status),
+            Arc::clone(&shutdown),
+            fingerprint(&plan, tick_ms),
+            config.checkpoint_interval,
+            workers,
+            restored.as_ref(),
+        )
+        .with_output(Arc::clone(&output)),
+    );
     let env = Arc::new(RunEnv {
         settings: config.kafka.clone(),
         input: InputMode::Kafka,
         partitions: partitions.clone(),
         db: Arc::clone(&db),
-        output: producer,
+        output,
         status: Arc::clone(&status),
         shutdown: Arc::clone(&shutdown),
         tick_ms,
         checkpointer,
         restored,
+        start_offsets,
     });
 
     let monitored: Vec<(String, i32)> = partitions
@@ -231,6 +300,7 @@ pub async fn start(
 
     Ok(RunningEngine {
         plan,
+        replay_target,
         env,
         workers: Some(workers),
         monitor: Some(monitor),
@@ -308,6 +378,12 @@ impl RunningEngine {
     /// Live progress.
     pub fn status(&self) -> &Arc<EngineStatus> {
         &self.env.status
+    }
+
+    /// For a replay, where the previous run had got to: the replay has caught up when every
+    /// partition is read past these offsets.
+    pub fn replay_target(&self) -> Option<&Checkpoint> {
+        self.replay_target.as_ref()
     }
 
     /// The running topology's plan.

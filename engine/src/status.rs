@@ -33,6 +33,8 @@ pub struct EngineStatus {
     pub emitted: AtomicU64,
     /// Output records the broker did not acknowledge.
     pub delivery_failures: AtomicU64,
+    /// Output records a replay did not write because the previous run had.
+    pub suppressed: AtomicU64,
     fatal: Mutex<Option<String>>,
     checkpoint: Mutex<Option<Checkpoint>>,
 }
@@ -74,6 +76,18 @@ impl EngineStatus {
                 progress.high_watermark = high_watermark;
             }
         });
+    }
+
+    /// A partition's high watermark as last fetched, if known.
+    pub fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        let mut found = None;
+        self.with_partitions(|partitions| {
+            found = partitions
+                .get(&(topic.to_string(), partition))
+                .map(|progress| progress.high_watermark)
+                .filter(|high| *high >= 0);
+        });
+        found
     }
 
     /// A snapshot of every partition's progress.

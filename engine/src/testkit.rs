@@ -61,6 +61,20 @@ pub fn resume_to_completion(
     workers: usize,
     tick_ms: i64,
 ) -> Result<CompletedRun, EngineError> {
+    // Only the final checkpoint: a run to completion has no crash to survive.
+    resume_with_checkpoints(topology, input, state_dir, workers, tick_ms, Duration::MAX)
+}
+
+/// Like [`resume_to_completion`], taking a checkpoint every `interval` on the way, as a
+/// running engine does: for tests that the checkpoints change no result.
+pub fn resume_with_checkpoints(
+    topology: TopologyFn,
+    input: MemoryInput,
+    state_dir: &Path,
+    workers: usize,
+    tick_ms: i64,
+    interval: Duration,
+) -> Result<CompletedRun, EngineError> {
     let plan = plan_of(&topology);
     let tick_ms = tick_ms.max(1);
     let (state, restored) = open_state(state_dir, &plan, tick_ms)?;
@@ -73,8 +87,7 @@ pub fn resume_to_completion(
         Arc::clone(&status),
         Arc::clone(&shutdown),
         fingerprint(&plan, tick_ms),
-        // Only the final checkpoint: a run to completion has no crash to survive.
-        Duration::MAX,
+        interval,
         workers,
         restored.as_ref(),
     ));
@@ -89,6 +102,7 @@ pub fn resume_to_completion(
         tick_ms,
         checkpointer,
         restored,
+        start_offsets: Default::default(),
     });
     let guards = spawn_workers(workers, env, topology)?;
     for result in guards.join() {

@@ -3,17 +3,19 @@
 
 #![allow(dead_code)]
 
+pub mod orders;
+
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
 
 /// How long any one wait in these tests may take.
@@ -55,8 +57,28 @@ impl Tansu {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("broker dir");
         let port = free_port();
+        let child = Self::spawn(dir.path(), port);
+        Tansu {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the broker and starts it again on the same port and storage.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self._dir.path(), self.port);
+    }
+
+    fn spawn(dir: &Path, port: u16) -> Child {
         let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.path().join("tansu.log")).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("tansu.log"))
+            .expect("log file");
         let child = Command::new("tansu")
             .args([
                 "broker",
@@ -67,16 +89,11 @@ impl Tansu {
             ])
             // The sqlite path is resolved against the working directory.
             .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(dir.path())
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("tansu is installed (scripts/setup.sh --tansu)");
-        let tansu = Tansu {
-            child,
-            port,
-            _dir: dir,
-        };
         let deadline = Instant::now() + DEADLINE;
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -85,7 +102,7 @@ impl Tansu {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        tansu
+        child
     }
 
     /// Bootstrap servers for clients.
@@ -108,7 +125,7 @@ pub struct ShopProcess {
 
 impl ShopProcess {
     /// Starts `shop` with the given arguments.
-    pub fn spawn(shop: &PathBuf, args: &[&str]) -> Self {
+    pub fn spawn(shop: &Path, args: &[&str]) -> Self {
         let child = Command::new(shop)
             .args(args)
             .stdout(Stdio::null())
@@ -123,6 +140,12 @@ impl ShopProcess {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!("shop exited early with {status}");
         }
+    }
+
+    /// Kills the process with SIGKILL, as a crash or `kill -9` would, and reaps it.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends Ctrl-C (SIGINT) and waits for a clean, successful exit.
@@ -196,21 +219,47 @@ pub fn wait_for(
 /// Reads `topic` from the beginning until `want` records arrived (or the deadline), and
 /// returns each record's headers.
 pub fn read_topic(brokers: &str, topic: &str, want: usize) -> Vec<BTreeMap<String, String>> {
+    read_topic_until(brokers, topic, |found| found.len() >= want)
+}
+
+/// Reads `topic` from the beginning until the headers read so far satisfy `done` (failing
+/// at the deadline), and returns them.
+pub fn read_topic_until(
+    brokers: &str,
+    topic: &str,
+    done: impl Fn(&[BTreeMap<String, String>]) -> bool,
+) -> Vec<BTreeMap<String, String>> {
+    // Partitions are assigned, not subscribed: no consumer group, so nothing here depends
+    // on the broker's group coordinator.
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", format!("e2e-reader-{topic}"))
-        .set("auto.offset.reset", "earliest")
+        .set("group.id", "e2e-reader")
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "10")
         .create()
         .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), DEADLINE)
+        .expect("metadata");
+    let mut assignment = TopicPartitionList::new();
+    for found in metadata
+        .topics()
+        .iter()
+        .filter(|found| found.name() == topic)
+    {
+        for partition in found.partitions() {
+            assignment
+                .add_partition_offset(topic, partition.id(), Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    consumer.assign(&assignment).expect("assign");
     let deadline = Instant::now() + DEADLINE;
     let mut found = Vec::new();
-    while found.len() < want {
+    while !done(&found) {
         assert!(
             Instant::now() < deadline,
-            "read only {} of {want} records from {topic}",
+            "read {} records from {topic} without reaching the expected state",
             found.len()
         );
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
@@ -227,6 +276,22 @@ pub fn read_topic(brokers: &str, topic: &str, want: usize) -> Vec<BTreeMap<Strin
         }
     }
     found
+}
+
+/// The number of records in `topic`: the sum of its partitions' high watermarks.
+pub fn topic_size(brokers: &str, topic: &str, partitions: i32) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("consumer");
+    (0..partitions)
+        .map(|partition| {
+            consumer
+                .fetch_watermarks(topic, partition, DEADLINE)
+                .expect("watermarks")
+                .1
+        })
+        .sum()
 }
 
 /// Publishes one record to each of `partitions` partitions of `topic`, keyed by the

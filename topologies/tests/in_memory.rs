@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use sluice::app::{Application, GeneratorOptions};
-use sluice::testkit::{MemoryInput, resume_to_completion, run_to_completion};
+use sluice::testkit::{
+    MemoryInput, resume_to_completion, resume_with_checkpoints, run_to_completion,
+};
 use sluice_state::StateDb;
 use sluice_topologies::Shop;
 use sluice_topologies::generator::generated_input;
@@ -180,4 +182,29 @@ fn a_resumed_run_leaves_the_state_of_an_uninterrupted_run() {
     );
 
     assert_eq!(dump(&last.state, &stores), expected);
+}
+
+#[test]
+fn frequent_checkpoints_change_no_result() {
+    let input = generated(12_000, 4);
+    let plain_dir = tempfile::tempdir().expect("state dir");
+    let plain =
+        run_to_completion(Shop.topology(), input.clone(), plain_dir.path(), 2, 100).expect("run");
+    let stores = plain.plan.stores();
+    let dir = tempfile::tempdir().expect("state dir");
+    let checkpointed = resume_with_checkpoints(
+        Shop.topology(),
+        input,
+        dir.path(),
+        2,
+        100,
+        std::time::Duration::from_millis(1),
+    )
+    .expect("run with checkpoints");
+    let checkpoints = checkpointed.checkpoint.as_ref().map_or(0, |c| c.id);
+    assert!(checkpoints > 2, "only {checkpoints} checkpoints were taken");
+    assert_eq!(
+        dump(&checkpointed.state, &stores),
+        dump(&plain.state, &stores)
+    );
 }

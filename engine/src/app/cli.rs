@@ -33,8 +33,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the topology against a Kafka cluster and serve its views over HTTP.
+    /// Run the topology against a Kafka cluster and serve its views over HTTP, continuing
+    /// from the last checkpoint in the state directory.
     Run(RunArgs),
+    /// Wipe the state and reprocess every source from the beginning (or a timestamp).
+    Replay(ReplayArgs),
     /// Publish deterministic generated events.
     Produce(ProduceArgs),
     /// Run everything in one process on rdkafka's in-memory mock broker (development only).
@@ -89,6 +92,35 @@ struct RunArgs {
     engine: EngineArgs,
 }
 
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("start").required(true).args(["from_beginning", "from_timestamp"])))]
+pub(crate) struct ReplayArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// The state directory to wipe and rebuild.
+    #[arg(long, default_value = "sluice-state")]
+    pub state_dir: PathBuf,
+    /// Address of the HTTP query API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Rewind every source partition to offset zero.
+    #[arg(long)]
+    pub from_beginning: bool,
+    /// Rewind every source partition to its first record at or after this time (RFC 3339
+    /// or epoch ms).
+    #[arg(long, value_parser = timestamp)]
+    pub from_timestamp: Option<i64>,
+    /// Do not ask before wiping the state.
+    #[arg(long)]
+    pub yes: bool,
+    /// Write all output again, to `<topic>.<VERSION>` topics, instead of skipping what the
+    /// previous run already wrote.
+    #[arg(long, value_name = "VERSION", value_parser = topic_suffix)]
+    pub versioned_output: Option<String>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
 #[derive(Args, Clone)]
 pub(crate) struct EngineArgs {
     /// Timely worker threads (default: the number of cores).
@@ -97,6 +129,9 @@ pub(crate) struct EngineArgs {
     /// Granularity of timely times in milliseconds of event time.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=3_600_000))]
     pub tick_ms: i64,
+    /// How often to checkpoint offsets and state, in milliseconds; views change at this pace.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub checkpoint_interval_ms: u64,
 }
 
 impl EngineArgs {
@@ -105,6 +140,7 @@ impl EngineArgs {
             config.workers = usize::from(workers);
         }
         config.tick_ms = self.tick_ms;
+        config.checkpoint_interval = Duration::from_millis(self.checkpoint_interval_ms);
     }
 }
 
@@ -225,6 +261,21 @@ fn positive(text: &str) -> Result<f64, String> {
     }
 }
 
+fn topic_suffix(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 32
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "`{text}` is not a topic suffix (1 to 32 letters, digits, `-` or `_`)"
+        ))
+    }
+}
+
 fn timestamp(text: &str) -> Result<i64, String> {
     if text == "now" {
         return Ok(chrono::Utc::now().timestamp_millis());
@@ -279,6 +330,7 @@ async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow
             }
             run_until_stopped(engine).await
         }
+        Command::Replay(args) => super::replay::replay(application, args).await,
         Command::Produce(args) => {
             let settings = args.kafka.settings(application.name());
             let topic = args

@@ -1,4 +1,5 @@
-//! The command line a topology binary gets: `run`, `produce`, `demo`, `bench`, `describe`.
+//! The command line a topology binary gets: `run`, `replay`, `produce`, `demo`, `bench`,
+//! `describe`.
 //!
 //! A binary describes itself with an [`Application`] (its topology and its event generator)
 //! and hands it to [`main`].
@@ -6,6 +7,7 @@
 //! - [`cli`]: the flags, parsed with clap.
 //! - [`generator`]: the [`EventGenerator`] an application supplies for `produce`.
 //! - [`produce`]: publishes generated events at a steady rate, with a progress bar.
+//! - [`replay`]: wipes the state and reprocesses, with progress until caught up.
 //! - [`demo`]: everything in one process on rdkafka's in-memory mock broker.
 //! - [`bench`]: preloads a broker and measures end-to-end throughput.
 //! - [`procstats`]: CPU time and peak memory of this process, for `bench`.
@@ -16,6 +18,7 @@ pub mod demo;
 pub mod generator;
 pub mod procstats;
 pub mod produce;
+pub mod replay;
 
 use std::process::ExitCode;
 

@@ -14,7 +14,11 @@ use sluice_state::{StateDb, WriteBatch};
 use tracing::{debug, error};
 
 use super::record::{Checkpoint, SourcePosition};
+use crate::output::OutputSink;
 use crate::status::EngineStatus;
+
+/// How long a commit waits for output to be acknowledged before the engine stops.
+const OUTPUT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Identifies a participant across all workers.
 pub type ParticipantId = usize;
@@ -53,6 +57,9 @@ pub struct Checkpointer {
     fingerprint: String,
     interval: Duration,
     workers: usize,
+    /// Flushed before each commit, so that no checkpoint gets ahead of output that was not
+    /// acknowledged (what makes output at least once across crashes).
+    output: Option<Arc<dyn OutputSink>>,
     progress: Mutex<Progress>,
 }
 
@@ -112,6 +119,7 @@ impl Checkpointer {
             fingerprint,
             interval,
             workers: workers.max(1),
+            output: None,
             progress: Mutex::new(Progress {
                 participants: 0,
                 sources: BTreeSet::new(),
@@ -125,6 +133,12 @@ impl Checkpointer {
                 finished: false,
             }),
         }
+    }
+
+    /// Flushes `output` before every commit.
+    pub fn with_output(mut self, output: Arc<dyn OutputSink>) -> Self {
+        self.output = Some(output);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Progress> {
@@ -175,6 +189,25 @@ impl Checkpointer {
                 .sources
                 .iter()
                 .all(|id| progress.retired.contains(id))
+    }
+
+    /// Once every source has stopped, the least watermark among all partitions where they
+    /// stopped.
+    pub fn stopped_watermark(&self) -> Option<u64> {
+        let progress = self.lock();
+        let all_stopped = progress.ready_workers >= self.workers
+            && progress
+                .sources
+                .iter()
+                .all(|id| progress.retired.contains(id));
+        if !all_stopped {
+            return None;
+        }
+        progress
+            .positions
+            .values()
+            .map(|position| position.watermark)
+            .min()
     }
 
     /// Whether the final checkpoint has been committed.
@@ -303,8 +336,16 @@ impl Checkpointer {
         };
         progress.positions = positions;
         let mut batch = flight.batch;
-        let written = serde_json::to_vec(&checkpoint)
-            .map_err(|error| error.to_string())
+        // Every participant, sinks included, has handed its output to the producer; once it
+        // is acknowledged, the offsets may move past the records it came from.
+        let flushed = match &self.output {
+            Some(output) => output
+                .flush(OUTPUT_FLUSH_TIMEOUT)
+                .map_err(|error| format!("output was not acknowledged: {error}")),
+            None => Ok(()),
+        };
+        let written = flushed
+            .and_then(|()| serde_json::to_vec(&checkpoint).map_err(|error| error.to_string()))
             .and_then(|json| {
                 let meta = self.db.meta().map_err(|error| error.to_string())?;
                 meta.put_into(&mut batch, Checkpoint::KEY, &json);

@@ -9,6 +9,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::settings::KafkaSettings;
@@ -125,4 +126,52 @@ pub fn partition_counts(
         }
     }
     Ok(counts)
+}
+
+/// For every partition of `partitions`, the offset of its first record with a timestamp at
+/// or after `timestamp` (epoch ms), or its end when there is none.
+pub fn offsets_at_time(
+    settings: &KafkaSettings,
+    partitions: &BTreeMap<String, i32>,
+    timestamp: i64,
+    deadline: Duration,
+) -> Result<BTreeMap<(String, i32), i64>, EngineError> {
+    let consumer: BaseConsumer = settings
+        .base_config()
+        .create()
+        .map_err(|error| EngineError::kafka("creating the offset client", error))?;
+    let mut query = TopicPartitionList::new();
+    for (topic, count) in partitions {
+        for partition in 0..*count {
+            query
+                .add_partition_offset(topic, partition, Offset::Offset(timestamp))
+                .map_err(|error| EngineError::kafka("building the offset query", error))?;
+        }
+    }
+    let found = consumer
+        .offsets_for_times(query, deadline)
+        .map_err(|error| EngineError::Unreachable {
+            brokers: settings.brokers.clone(),
+            detail: format!("looking up offsets for a timestamp: {error}"),
+        })?;
+    let mut offsets = BTreeMap::new();
+    for element in found.elements() {
+        let topic = element.topic().to_string();
+        let partition = element.partition();
+        let offset = match element.offset() {
+            Offset::Offset(offset) => offset,
+            // No record at or after the timestamp: start at the end.
+            _ => {
+                consumer
+                    .fetch_watermarks(&topic, partition, deadline)
+                    .map_err(|error| EngineError::Unreachable {
+                        brokers: settings.brokers.clone(),
+                        detail: format!("reading the end of {topic}/{partition}: {error}"),
+                    })?
+                    .1
+            }
+        };
+        offsets.insert((topic, partition), offset);
+    }
+    Ok(offsets)
 }

@@ -45,6 +45,7 @@ pub async fn status(State(state): State<QueryState>) -> Json<Value> {
         "late": EngineStatus::count(&status.late),
         "dlq": EngineStatus::count(&status.dead_lettered),
         "delivery_failures": EngineStatus::count(&status.delivery_failures),
+        "suppressed": EngineStatus::count(&status.suppressed),
         "error": status.fatal(),
     }))
 }

@@ -16,7 +16,7 @@ use timely::dataflow::operators::generic::Operator;
 use super::state::{CheckpointGate, OperatorState};
 use super::table::{TableChange, TableUpdates};
 use super::window::WindowChange;
-use crate::epoch::{Time, watermark_of};
+use crate::epoch::{Time, stamp_time, watermark_of};
 use crate::record::{Data, Record, key_hash};
 
 /// Keeps window changes in the window store `state.store`, deleting final windows
@@ -59,15 +59,18 @@ pub(crate) fn materialize_windows<A: Data>(
             keep(records, &mut pending);
         }
         input.for_each(|stamp, batch| {
-            let Some(&time) = stamp.stamp().as_singleton() else {
+            let Some(time) = stamp_time(stamp.stamp()) else {
                 return;
             };
-            if let Some(records) = gate.admit(owed, time.outer, std::mem::take(batch)) {
+            if let Some(records) = gate.admit(owed, time, std::mem::take(batch)) {
                 keep(records, &mut pending);
             }
         });
         let frontier = frontier.frontier();
         if let Some(reached) = watermark_of(&frontier[..]) {
+            let reached = gate
+                .held_back_watermark()
+                .map_or(reached, |held| held.min(reached));
             watermark = watermark.max(reached);
         }
         let expire_before = i64::try_from(watermark)
@@ -163,10 +166,10 @@ pub(crate) fn materialize_table<B: Data>(updates: TableUpdates<'_, B>, state: Op
             keep(records, &mut pending);
         }
         input.for_each(|stamp, batch| {
-            let Some(&time) = stamp.stamp().as_singleton() else {
+            let Some(time) = stamp_time(stamp.stamp()) else {
                 return;
             };
-            if let Some(records) = gate.admit(owed, time.outer, std::mem::take(batch)) {
+            if let Some(records) = gate.admit(owed, time, std::mem::take(batch)) {
                 keep(records, &mut pending);
             }
         });

@@ -9,6 +9,8 @@ use rdkafka::Message;
 use rdkafka::consumer::BaseConsumer;
 use tracing::warn;
 
+use crate::status::EngineStatus;
+
 /// A record as read from a partition, borrowed from its reader.
 pub(crate) struct RawRecord<'a> {
     pub partition: i32,
@@ -38,12 +40,19 @@ pub(crate) trait RecordReader {
 
     /// Publishes checkpointed `(partition, offset)`s where monitoring tools look for them.
     fn commit(&self, _offsets: &[(i32, i64)]) {}
+
+    /// Whether `partition` has nothing more to read at `next_offset` as far as is known. A
+    /// silent partition counts as idle only when it is caught up: one whose records simply
+    /// have not been fetched yet must keep holding the watermark.
+    fn is_caught_up(&self, partition: i32, next_offset: i64) -> bool;
 }
 
 /// Reads assigned partitions through an rdkafka consumer.
 pub(crate) struct KafkaReader {
     pub consumer: BaseConsumer,
     pub topic: String,
+    /// Where the watermark monitor keeps high watermarks.
+    pub status: Arc<EngineStatus>,
 }
 
 impl RecordReader for KafkaReader {
@@ -78,6 +87,12 @@ impl RecordReader for KafkaReader {
 
     fn commit(&self, offsets: &[(i32, i64)]) {
         super::source::commit_to_group(&self.consumer, &self.topic, offsets);
+    }
+
+    fn is_caught_up(&self, partition: i32, next_offset: i64) -> bool {
+        self.status
+            .high_watermark(&self.topic, partition)
+            .is_some_and(|high| next_offset >= high)
     }
 }
 
@@ -145,8 +160,9 @@ impl MemoryReader {
     }
 }
 
-/// Records taken from one partition before moving to the next.
-const MEMORY_ROUND: usize = 1024;
+/// Records taken from each partition in one read: partitions interleave in small rounds,
+/// as fetches from a broker do, so that checkpoints fall between them.
+const MEMORY_ROUND: usize = 256;
 
 impl RecordReader for MemoryReader {
     fn read(
@@ -155,32 +171,36 @@ impl RecordReader for MemoryReader {
         _deadline: Instant,
         handle: &mut dyn FnMut(RawRecord<'_>),
     ) -> ReadOutcome {
+        // One round per read, at most `budget` records in all.
+        let round = MEMORY_ROUND
+            .min(budget / self.partitions.len().max(1))
+            .max(1);
         let mut read = 0;
-        while read < budget {
-            let mut progressed = false;
-            for (partition, records, position) in &mut self.partitions {
-                let end = (*position + MEMORY_ROUND).min(records.len());
-                for (offset, record) in records.iter().enumerate().take(end).skip(*position) {
-                    handle(RawRecord {
-                        partition: *partition,
-                        offset: offset as i64,
-                        key: Some(&record.key),
-                        payload: Some(&record.payload),
-                        timestamp: Some(record.timestamp),
-                    });
-                }
-                progressed |= end > *position;
-                read += end - *position;
-                *position = end;
+        for (partition, records, position) in &mut self.partitions {
+            let end = (*position + round).min(records.len());
+            for (offset, record) in records.iter().enumerate().take(end).skip(*position) {
+                handle(RawRecord {
+                    partition: *partition,
+                    offset: offset as i64,
+                    key: Some(&record.key),
+                    payload: Some(&record.payload),
+                    timestamp: Some(record.timestamp),
+                });
             }
-            if !progressed {
-                return if read == 0 {
-                    ReadOutcome::Exhausted
-                } else {
-                    ReadOutcome::Read(read)
-                };
-            }
+            read += end - *position;
+            *position = end;
         }
-        ReadOutcome::Read(read)
+        if read == 0 {
+            ReadOutcome::Exhausted
+        } else {
+            ReadOutcome::Read(read)
+        }
+    }
+
+    fn is_caught_up(&self, partition: i32, next_offset: i64) -> bool {
+        self.partitions
+            .iter()
+            .find(|(candidate, _, _)| *candidate == partition)
+            .is_none_or(|(_, records, _)| next_offset >= records.len() as i64)
     }
 }

@@ -6,10 +6,12 @@ use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 
+use super::state::{CheckpointGate, OperatorState};
 use super::window::LateRecord;
+use crate::checkpoint::Request;
 use crate::epoch::Time;
 use crate::kafka::producer::{ERROR_HEADER, RECORD_ID_HEADER};
-use crate::output::OutputRecord;
+use crate::output::{InputPosition, OutputRecord};
 use crate::record::{Data, Origin, Record};
 use crate::runtime::RunEnv;
 use crate::status::EngineStatus;
@@ -27,6 +29,17 @@ pub fn record_id(source_topics: &[String], origin: &Origin) -> String {
     )
 }
 
+/// The input record an output came from, if it came from one.
+fn input_position<'a>(source_topics: &'a [String], origin: &Origin) -> Option<InputPosition<'a>> {
+    source_topics
+        .get(origin.source as usize)
+        .map(|topic| InputPosition {
+            topic,
+            partition: origin.partition,
+            offset: origin.offset,
+        })
+}
+
 /// Writes every record as JSON to `topic`, keyed by the record key, with its id header.
 pub(crate) fn to_topic<T: Data>(
     stream: Stream<'_, Time, Vec<Record<T>>>,
@@ -34,10 +47,13 @@ pub(crate) fn to_topic<T: Data>(
     topic: String,
     source_topics: Vec<String>,
 ) {
+    let state = OperatorState::new(Arc::clone(&env), format!("to {topic}"));
+    let mut gate: CheckpointGate<()> = CheckpointGate::new(Some(&state));
     stream.sink(
         Pipeline,
         &format!("To({topic})"),
-        move |(input, _frontier)| {
+        move |(input, frontier)| {
+            let owed = gate.owed(Some(&state));
             input.for_each(|_, records| {
                 for record in records.drain(..) {
                     let payload = match serde_json::to_vec(&record.value) {
@@ -54,12 +70,26 @@ pub(crate) fn to_topic<T: Data>(
                         key: record.key.as_bytes(),
                         payload: &payload,
                         headers: &[(RECORD_ID_HEADER, &id)],
+                        origin: input_position(&source_topics, &record.origin),
                     });
                     EngineStatus::add(&env.status.emitted, 1);
                 }
             });
+            hand_in_sent(&mut gate, &state, owed, &frontier.frontier()[..]);
         },
     );
+}
+
+/// A sink has nothing to store, but it takes part in checkpoints: its part says that it has
+/// handed every record of the checkpoint's epochs to the producer, which the commit then
+/// flushes.
+fn hand_in_sent(
+    gate: &mut CheckpointGate<()>,
+    state: &OperatorState,
+    owed: Option<Request>,
+    frontier: &[Time],
+) {
+    gate.try_hand_in(Some(state), owed, frontier, |_, _| Ok(()));
 }
 
 /// Writes late records to `<source topic>.late`, with the reason and the window in headers.
@@ -68,7 +98,10 @@ pub(crate) fn late_to_topics(
     env: Arc<RunEnv>,
     source_topics: Vec<String>,
 ) {
-    stream.sink(Pipeline, "LateRecords", move |(input, _frontier)| {
+    let state = OperatorState::new(Arc::clone(&env), "late records".to_string());
+    let mut gate: CheckpointGate<()> = CheckpointGate::new(Some(&state));
+    stream.sink(Pipeline, "LateRecords", move |(input, frontier)| {
+        let owed = gate.owed(Some(&state));
         input.for_each(|_, records| {
             for late in records.drain(..) {
                 let id = record_id(&source_topics, &late.origin);
@@ -92,9 +125,11 @@ pub(crate) fn late_to_topics(
                         (RECORD_ID_HEADER, &id),
                         ("sluice-view", &late.view),
                     ],
+                    origin: input_position(&source_topics, &late.origin),
                 });
                 EngineStatus::add(&env.status.late, 1);
             }
         });
+        hand_in_sent(&mut gate, &state, owed, &frontier.frontier()[..]);
     });
 }

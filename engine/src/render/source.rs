@@ -28,7 +28,7 @@ use super::reader::{KafkaReader, MemoryReader, RawRecord, ReadOutcome, RecordRea
 use crate::checkpoint::{Request, SourcePosition};
 use crate::epoch::{Time, at};
 use crate::kafka::producer::ERROR_HEADER;
-use crate::output::OutputRecord;
+use crate::output::{InputPosition, OutputRecord};
 use crate::record::{Data, Origin, Record};
 use crate::runtime::{InputMode, RunEnv};
 use crate::status::EngineStatus;
@@ -57,6 +57,9 @@ const MAX_RECORDS_PER_ACTIVATION: usize = 50_000;
 const MAX_TIME_PER_ACTIVATION: Duration = Duration::from_millis(20);
 /// How soon to look again when nothing was waiting.
 const IDLE_POLL_DELAY: Duration = Duration::from_millis(5);
+/// Least time between commits of checkpointed offsets to the consumer group. They are for
+/// monitoring tools only, and frequent commits load small brokers for nothing.
+const GROUP_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 /// How often a worker publishes its read offsets to the status.
 const STATUS_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -105,7 +108,14 @@ pub(crate) fn kafka_source<'scope, T: Data>(
             let start_offsets: Vec<(i32, i64)> = mine
                 .iter()
                 .map(|&partition| {
-                    let offset = restored(partition).map_or(0, |position| position.offset);
+                    let offset = match restored(partition) {
+                        Some(position) => position.offset,
+                        None => env
+                            .start_offsets
+                            .get(&(config.topic.clone(), partition))
+                            .copied()
+                            .unwrap_or(0),
+                    };
                     (partition, offset)
                 })
                 .collect();
@@ -116,6 +126,7 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                         Box::new(KafkaReader {
                             consumer,
                             topic: config.topic.clone(),
+                            status: Arc::clone(&env.status),
                         }) as Box<dyn RecordReader>
                     })
                 }
@@ -159,6 +170,7 @@ pub(crate) fn kafka_source<'scope, T: Data>(
             let mut handed_in: Option<Request> = None;
             let mut stopped = false;
             let mut committed_to_group = 0;
+            let mut last_group_commit = Instant::now();
             let dead_letter_topic = format!("{}.dlq", config.topic);
             let mut last_status = Instant::now();
             // Records read in one activation, per partition, with the time each travels at.
@@ -191,9 +203,11 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                 let Some(reader_input) = input.as_mut() else {
                     return;
                 };
-                if let Some(checkpoint) = env.status.checkpoint()
+                if last_group_commit.elapsed() >= GROUP_COMMIT_INTERVAL
+                    && let Some(checkpoint) = env.status.checkpoint()
                     && checkpoint.id > committed_to_group
                 {
+                    last_group_commit = Instant::now();
                     let offsets: Vec<(i32, i64)> = readers
                         .iter()
                         .filter_map(|reader| {
@@ -296,7 +310,10 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                         }
                     }
                 }
-                advance_idle_partitions(&mut readers, config.idle_timeout, started);
+                let reading: &dyn RecordReader = reader_input.as_ref();
+                advance_idle_partitions(&mut readers, config.idle_timeout, started, |reader| {
+                    reading.is_caught_up(reader.partition, reader.next_offset)
+                });
 
                 if last_status.elapsed() >= STATUS_INTERVAL {
                     for reader in &readers {
@@ -356,12 +373,17 @@ fn stop(
     checkpointer.retire(participant, positions);
 }
 
-/// Moves every partition's capability to its watermark. A partition silent for longer
-/// than `idle_timeout` stops holding the worker back: it follows the slowest active
-/// partition. When all are silent, each stays at its own watermark.
-fn advance_idle_partitions(readers: &mut [PartitionReader], idle_timeout: Duration, now: Instant) {
+/// Moves every partition's capability to its watermark. A partition that is caught up and
+/// silent for longer than `idle_timeout` stops holding the worker back: it follows the
+/// slowest active partition. When all are silent, each stays at its own watermark.
+fn advance_idle_partitions(
+    readers: &mut [PartitionReader],
+    idle_timeout: Duration,
+    now: Instant,
+    is_caught_up: impl Fn(&PartitionReader) -> bool,
+) {
     let is_idle = |reader: &PartitionReader| {
-        now.saturating_duration_since(reader.last_record_at) >= idle_timeout
+        now.saturating_duration_since(reader.last_record_at) >= idle_timeout && is_caught_up(reader)
     };
     let active_min = readers
         .iter()
@@ -468,6 +490,11 @@ fn dead_letter(
         key: raw.key.unwrap_or_default(),
         payload: raw.payload.unwrap_or_default(),
         headers: &[(ERROR_HEADER, reason), ("sluice-source", &origin)],
+        origin: Some(InputPosition {
+            topic,
+            partition: raw.partition,
+            offset: raw.offset,
+        }),
     });
     EngineStatus::add(&env.status.dead_lettered, 1);
 }

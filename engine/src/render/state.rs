@@ -45,6 +45,12 @@ impl OperatorState {
             .contribute(participant, request, Vec::new(), |batch| write(db, batch))
     }
 
+    /// Once every source has stopped, the least watermark among their partitions: how far
+    /// the stream had got.
+    pub(crate) fn stopped_watermark(&self) -> Option<u64> {
+        self.env.checkpointer.stopped_watermark()
+    }
+
     /// The state database.
     pub(crate) fn db(&self) -> &StateDb {
         &self.env.db
@@ -63,7 +69,7 @@ impl OperatorState {
 pub(crate) struct CheckpointGate<B> {
     participant: Option<ParticipantId>,
     handed_in: Option<Request>,
-    held_back: Vec<(u64, B)>,
+    held_back: Vec<(crate::epoch::Time, B)>,
 }
 
 impl<B> CheckpointGate<B> {
@@ -84,15 +90,27 @@ impl<B> CheckpointGate<B> {
             .filter(|request| self.handed_in != Some(*request))
     }
 
-    /// Takes a batch of epoch `epoch`: returns it to apply now, or holds it back.
-    pub(crate) fn admit(&mut self, owed: Option<Request>, epoch: u64, batch: B) -> Option<B> {
+    /// Takes a batch of time `time`: returns it to apply now, or holds it back.
+    pub(crate) fn admit(
+        &mut self,
+        owed: Option<Request>,
+        time: crate::epoch::Time,
+        batch: B,
+    ) -> Option<B> {
         match owed {
-            Some(request) if !request.includes(epoch) => {
-                self.held_back.push((epoch, batch));
+            Some(request) if !request.includes(time.outer) => {
+                self.held_back.push((time, batch));
                 None
             }
             _ => Some(batch),
         }
+    }
+
+    /// The least watermark among held-back batches. The input frontier has moved past
+    /// them, since they were received; an operator that acts on the watermark (closing
+    /// windows) must not act beyond this until they are applied.
+    pub(crate) fn held_back_watermark(&self) -> Option<u64> {
+        self.held_back.iter().map(|(time, _)| time.inner).min()
     }
 
     /// The held-back batches that `owed` (or, with nothing owed, no checkpoint) no longer
@@ -100,7 +118,7 @@ impl<B> CheckpointGate<B> {
     pub(crate) fn release(&mut self, owed: Option<Request>) -> Vec<B> {
         let (released, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_back)
             .into_iter()
-            .partition(|(epoch, _)| owed.is_none_or(|request| request.includes(*epoch)));
+            .partition(|(time, _)| owed.is_none_or(|request| request.includes(time.outer)));
         self.held_back = kept;
         released.into_iter().map(|(_, batch)| batch).collect()
     }

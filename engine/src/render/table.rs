@@ -15,7 +15,7 @@ use timely::dataflow::operators::generic::Operator;
 
 use super::state::{CheckpointGate, OperatorState};
 use super::window::WindowChange;
-use crate::epoch::Time;
+use crate::epoch::{Time, stamp_time};
 use crate::record::{Data, Record, key_hash};
 use crate::window::WindowBounds;
 
@@ -97,11 +97,11 @@ where
                     apply(batch, &mut summaries, &mut dirty);
                 }
                 input.for_each(|stamp, batch| {
-                    let Some(&time) = stamp.stamp().as_singleton() else {
+                    let Some(time) = stamp_time(stamp.stamp()) else {
                         return;
                     };
                     let batch = (stamp.delayed(&time, 0), std::mem::take(batch));
-                    if let Some(batch) = gate.admit(owed, time.outer, batch) {
+                    if let Some(batch) = gate.admit(owed, time, batch) {
                         apply(batch, &mut summaries, &mut dirty);
                     }
                 });

@@ -26,7 +26,7 @@ use timely::dataflow::operators::generic::{OutputBuilder, OutputBuilderSession};
 use timely::dataflow::operators::{Capability, CapabilitySet};
 
 use super::state::{CheckpointGate, OperatorState};
-use crate::epoch::{Time, join, watermark_of};
+use crate::epoch::{Time, join, stamp_time, watermark_of};
 use crate::record::{Data, Origin, Record, key_hash};
 use crate::window::{TumblingWindows, WindowBounds, is_late};
 
@@ -151,7 +151,7 @@ where
                 apply_batch(&mut state_windows, &aggregation, batch, &mut outputs);
             }
             records.for_each_stamp(|stamp, batches| {
-                let Some(&time) = stamp.stamp().as_singleton() else {
+                let Some(time) = stamp_time(stamp.stamp()) else {
                     return;
                 };
                 let batch = HeldBack {
@@ -159,12 +159,32 @@ where
                     late_capability: stamp.delayed(&time, 1),
                     records: batches.flat_map(|batch| batch.drain(..)).collect(),
                 };
-                if let Some(batch) = gate.admit(owed, time.outer, batch) {
+                if let Some(batch) = gate.admit(owed, time, batch) {
                     apply_batch(&mut state_windows, &aggregation, batch, &mut outputs);
                 }
             });
 
             let frontier = frontiers[0].frontier();
+            if frontier.is_empty() {
+                // The sources stopped and everything is in. Windows that the stream watermark
+                // had passed close now (the frontier may have gone from that watermark to
+                // empty between two activations); the others stay open, because the end of a
+                // run is not the end of event time. Then the final checkpoint takes it all.
+                for batch in gate.release(None) {
+                    apply_batch(&mut state_windows, &aggregation, batch, &mut outputs);
+                }
+                let stopped = state.as_ref().and_then(OperatorState::stopped_watermark);
+                if let (Some(stopped), Some(closing)) = (stopped, oldest(&held)) {
+                    close_windows(&mut state_windows, stopped, closing, outputs.changes);
+                }
+                if gate.try_hand_in(state.as_ref(), owed, &frontier[..], |db, batch| {
+                    write_windows(db, state.as_ref(), &state_windows, batch)
+                }) {
+                    state_windows.dirty.clear();
+                }
+                held = CapabilitySet::new();
+                return;
+            }
             let handed_in = gate.try_hand_in(state.as_ref(), owed, &frontier[..], |db, batch| {
                 write_windows(db, state.as_ref(), &state_windows, batch)
             });
@@ -175,48 +195,63 @@ where
                 }
             }
 
-            // Close every window whose end the frontier's watermark has passed. An empty
-            // frontier means the sources stopped (a shutdown), not that event time ended: open
-            // windows stay open rather than being declared final.
-            let Some(watermark) = watermark_of(&frontier[..]) else {
-                held = CapabilitySet::new();
-                return;
-            };
+            // Close every window whose end the frontier's watermark has passed, but not past
+            // held-back records: the frontier has moved beyond them, their windows have not.
             held.downgrade(frontier.iter());
-            // The capability of the oldest epoch, so that a window closed before a checkpoint
-            // is handed in travels in an epoch that checkpoint takes.
-            let Some(closing) = held.iter().min_by_key(|c| (c.time().outer, c.time().inner)) else {
+            let Some(watermark) = watermark_of(&frontier[..]) else {
                 return;
             };
-            let closing_up_to = i64::try_from(watermark).unwrap_or(i64::MAX);
-            let mut closed: Vec<(Time, Record<WindowChange<A>>)> = Vec::new();
-            while let Some((end, key, start)) = state_windows.by_end.first().cloned() {
-                if end > closing_up_to {
-                    break;
-                }
-                state_windows.by_end.pop_first();
-                let slot = (key, start);
-                if let Some(entry) = state_windows.open.remove(&slot) {
-                    let (key, start) = slot;
-                    state_windows.dirty.insert((key.clone(), start));
-                    closed.push((
-                        join(&entry.emitted_at, closing.time()),
-                        change_record(
-                            key,
-                            WindowChange {
-                                window: WindowBounds { start, end },
-                                old: entry.last_emitted,
-                                new: entry.aggregate,
-                                is_final: true,
-                            },
-                        ),
-                    ));
-                }
+            let watermark = gate
+                .held_back_watermark()
+                .map_or(watermark, |held_back| held_back.min(watermark));
+            if let Some(closing) = oldest(&held) {
+                close_windows(&mut state_windows, watermark, closing, outputs.changes);
             }
-            give_in_time_order(outputs.changes, closing, closed);
         }
     });
     (changes, late)
+}
+
+/// The held capability of the oldest epoch, so that a window closed before a checkpoint is
+/// handed in travels in an epoch that checkpoint takes.
+fn oldest(held: &CapabilitySet<Time>) -> Option<&Capability<Time>> {
+    held.iter()
+        .min_by_key(|capability| (capability.time().outer, capability.time().inner))
+}
+
+/// Closes every open window that ends at or before `watermark`, emitting its final value.
+fn close_windows<A: Data>(
+    windows: &mut Windows<A>,
+    watermark: u64,
+    closing: &Capability<Time>,
+    output: &mut ChangesOutput<'_, A>,
+) {
+    let closing_up_to = i64::try_from(watermark).unwrap_or(i64::MAX);
+    let mut closed: Vec<(Time, Record<WindowChange<A>>)> = Vec::new();
+    while let Some((end, key, start)) = windows.by_end.first().cloned() {
+        if end > closing_up_to {
+            break;
+        }
+        windows.by_end.pop_first();
+        let slot = (key, start);
+        if let Some(entry) = windows.open.remove(&slot) {
+            let (key, start) = slot;
+            windows.dirty.insert((key.clone(), start));
+            closed.push((
+                join(&entry.emitted_at, closing.time()),
+                change_record(
+                    key,
+                    WindowChange {
+                        window: WindowBounds { start, end },
+                        old: entry.last_emitted,
+                        new: entry.aggregate,
+                        is_final: true,
+                    },
+                ),
+            ));
+        }
+    }
+    give_in_time_order(output, closing, closed);
 }
 
 /// A batch of records of one time, with capabilities to emit its changes and late records.

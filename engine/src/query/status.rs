@@ -46,8 +46,25 @@ pub async fn status(State(state): State<QueryState>) -> Json<Value> {
         "dlq": EngineStatus::count(&status.dead_lettered),
         "delivery_failures": EngineStatus::count(&status.delivery_failures),
         "suppressed": EngineStatus::count(&status.suppressed),
+        "state_bytes": state_bytes(&state),
         "error": status.fatal(),
     }))
+}
+
+/// RocksDB's estimate of the size of every store (views and operator state), in bytes.
+fn state_bytes(state: &QueryState) -> Value {
+    let mut stores: Vec<String> = state.plan.stores();
+    stores.push(sluice_state::db::META_STORE.to_string());
+    let mut per_store = serde_json::Map::new();
+    let mut total = 0;
+    for store in stores {
+        // A store that cannot be measured is left out rather than failing the status.
+        if let Ok(size) = state.db.store_size(&store) {
+            total += size;
+            per_store.insert(store, json!(size));
+        }
+    }
+    json!({ "total": total, "stores": per_store })
 }
 
 /// 200 while the engine runs, 503 once a fatal error stopped it.

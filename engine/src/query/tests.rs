@@ -196,6 +196,12 @@ async fn status_reports_lag_and_health() {
     );
     assert_eq!(body["watermark"], "1970-01-01T00:03:00.000Z");
     assert_eq!(body["checkpoint"]["watermark"], "1970-01-01T00:02:00.000Z");
+    // Both views hold data, so both have a size, and the total is their sum.
+    let sizes = &body["state_bytes"]["stores"];
+    let counts = sizes["counts"].as_u64().unwrap();
+    let totals = sizes["totals"].as_u64().unwrap();
+    assert!(counts > 0 && totals > 0, "{sizes}");
+    assert!(body["state_bytes"]["total"].as_u64().unwrap() >= counts + totals);
     assert_eq!(body["late"], 0);
     let (health, _) = get(&state, "/healthz").await;
     assert_eq!(health, StatusCode::OK);

@@ -68,6 +68,9 @@ struct OpenWindow<A> {
     last_emitted: Option<A>,
     /// The time the last change of this window travelled at.
     emitted_at: Time,
+    /// The last batch that updated it, so that each batch emits one change per window
+    /// without sorting what it touched.
+    touched_in: u64,
 }
 
 type Streams<'scope, A> = (
@@ -86,6 +89,8 @@ struct Windows<A> {
     by_end: BTreeSet<(i64, String, i64)>,
     /// Windows updated or closed since the last checkpoint.
     dirty: HashSet<(String, i64)>,
+    /// Counts the batches applied.
+    batches: u64,
 }
 
 /// Builds the operator. `view` names the aggregation in late records; `state`, absent when
@@ -122,6 +127,7 @@ where
             open: HashMap::new(),
             by_end: BTreeSet::new(),
             dirty: HashSet::new(),
+            batches: 0,
         };
         if let Some(state) = &state {
             restore(state, worker, peers, &mut state_windows);
@@ -288,6 +294,8 @@ fn apply_batch<T: Data, A: Data>(
         fold,
     } = aggregation;
     let time = *batch.changes_capability.time();
+    state.batches += 1;
+    let this_batch = state.batches;
     let mut touched: Vec<(String, i64)> = Vec::new();
     let mut late_records: Vec<LateRecord> = Vec::new();
     for record in batch.records {
@@ -316,11 +324,15 @@ fn apply_batch<T: Data, A: Data>(
                     aggregate: init(),
                     last_emitted: None,
                     emitted_at: time,
+                    touched_in: 0,
                 })
             }
         };
         fold(&mut entry.aggregate, &record.value);
-        touched.push(slot);
+        if entry.touched_in != this_batch {
+            entry.touched_in = this_batch;
+            touched.push(slot);
+        }
     }
     if !late_records.is_empty() {
         outputs
@@ -331,8 +343,6 @@ fn apply_batch<T: Data, A: Data>(
     if touched.is_empty() {
         return;
     }
-    touched.sort_unstable();
-    touched.dedup();
     let mut changes: Vec<(Time, Record<WindowChange<A>>)> = Vec::with_capacity(touched.len());
     for (key, start) in touched {
         let Some(entry) = state.open.get_mut(&(key.clone(), start)) else {
@@ -407,6 +417,7 @@ fn restore<A: Data>(state: &OperatorState, worker: usize, peers: usize, windows:
                             last_emitted: Some(aggregate.clone()),
                             aggregate,
                             emitted_at: Time::default(),
+                            touched_in: 0,
                         },
                     );
                 }

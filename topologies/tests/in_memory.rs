@@ -208,3 +208,64 @@ fn frequent_checkpoints_change_no_result() {
         dump(&plain.state, &stores)
     );
 }
+
+/// Minute counts of all orders, kept as long as the default retention in one view and for
+/// five minutes of event time in another.
+fn counts_with_short_retention(topology: &mut sluice::dsl::Topology<'_>) {
+    use sluice::dsl::{Source, TumblingWindows};
+    use sluice_topologies::events::OrderEvent;
+    let minute = std::time::Duration::from_secs(60);
+    let counts = topology
+        .source(
+            Source::<OrderEvent>::topic(sluice_topologies::topics::ORDER_EVENTS)
+                .event_time(|event| event.timestamp().millis()),
+        )
+        .key_by("all", |_| "all".to_string())
+        .window(TumblingWindows::of(minute))
+        .count();
+    counts.materialize("all_minutes");
+    counts.materialize_with_retention("recent_minutes", 5 * minute);
+}
+
+#[test]
+fn final_windows_past_their_retention_are_deleted() {
+    let dir = tempfile::tempdir().expect("state dir");
+    let run = run_to_completion(
+        Arc::new(counts_with_short_retention),
+        generated(12_000, 4),
+        dir.path(),
+        2,
+        100,
+    )
+    .expect("run");
+    let read = |view: &str| {
+        run.state
+            .window_store(view)
+            .expect("view")
+            .windows(b"all", i64::MIN, i64::MAX)
+            .expect("read")
+    };
+    let all = read("all_minutes");
+    let recent = read("recent_minutes");
+    assert_eq!(all.len(), 20, "12,000 orders 100 ms apart span 20 minutes");
+    let watermark = run.checkpoint.as_ref().expect("checkpoint").watermark as i64;
+    // What is kept is unchanged; what is gone was final and ended at least five minutes of
+    // event time before the watermark; windows still open are all kept.
+    for window in &recent {
+        assert!(all.contains(window), "{window:?}");
+    }
+    let deleted: Vec<_> = all.iter().filter(|w| !recent.contains(w)).collect();
+    assert!(!deleted.is_empty(), "nothing was old enough to delete");
+    for window in &deleted {
+        assert!(window.is_final, "{window:?}");
+        assert!(
+            window.end <= watermark - 300_000,
+            "{window:?} (watermark {watermark})"
+        );
+    }
+    assert!(
+        all.iter()
+            .filter(|w| !w.is_final)
+            .all(|w| recent.contains(w))
+    );
+}

@@ -33,11 +33,13 @@ pub async fn ensure_topics(
     let started = Instant::now();
     let mut backoff = Duration::from_millis(200);
     loop {
-        // Each attempt gets at most what is left of the budget, so that an unreachable
-        // broker is reported on time rather than after the client's own long timeout.
-        let attempt = deadline
-            .saturating_sub(started.elapsed())
-            .clamp(Duration::from_millis(500), Duration::from_secs(10));
+        // Each attempt gets a third of the budget (at most 10 s, and never more than is
+        // left), so that an unreachable broker is retried a few times and reported on time
+        // rather than after the client's own long timeout.
+        let attempt = (deadline / 3)
+            .min(Duration::from_secs(10))
+            .min(deadline.saturating_sub(started.elapsed()))
+            .max(Duration::from_millis(500));
         let options = AdminOptions::new()
             .operation_timeout(Some(attempt))
             .request_timeout(Some(attempt));

@@ -56,3 +56,10 @@ pub fn key_hash(key: &str) -> u64 {
     }
     hash
 }
+
+/// The worker among `peers` that keyed operators route `key` to. Timely's exchange takes
+/// the hash modulo the number of workers (masking, which is the same, for powers of two);
+/// restored state is split the same way, so a key's state lands where its records go.
+pub fn worker_of(key: &str, peers: usize) -> usize {
+    (key_hash(key) % peers.max(1) as u64) as usize
+}

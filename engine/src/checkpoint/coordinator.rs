@@ -79,6 +79,23 @@ struct Progress {
     finished: bool,
 }
 
+impl Progress {
+    /// Whether every source of every worker (all `workers` built) has stopped.
+    fn all_sources_stopped(&self, workers: usize) -> bool {
+        self.ready_workers >= workers && self.sources.iter().all(|id| self.retired.contains(id))
+    }
+}
+
+/// Records where partitions stood, replacing what was known of them.
+fn keep_positions(
+    known: &mut BTreeMap<(String, i32), SourcePosition>,
+    positions: Vec<SourcePosition>,
+) {
+    for position in positions {
+        known.insert((position.topic.clone(), position.partition), position);
+    }
+}
+
 struct InFlight {
     request: Request,
     batch: WriteBatch,
@@ -98,20 +115,10 @@ impl Checkpointer {
         workers: usize,
         restored: Option<&Checkpoint>,
     ) -> Self {
-        let positions = restored
-            .map(|checkpoint| {
-                checkpoint
-                    .positions
-                    .iter()
-                    .map(|position| {
-                        (
-                            (position.topic.clone(), position.partition),
-                            position.clone(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut positions = BTreeMap::new();
+        if let Some(checkpoint) = restored {
+            keep_positions(&mut positions, checkpoint.positions.clone());
+        }
         Checkpointer {
             db,
             status,
@@ -183,24 +190,14 @@ impl Checkpointer {
     /// Whether every source of every worker has stopped, so that they may all let go of
     /// their partitions' watermarks.
     pub fn all_sources_stopped(&self) -> bool {
-        let progress = self.lock();
-        progress.ready_workers >= self.workers
-            && progress
-                .sources
-                .iter()
-                .all(|id| progress.retired.contains(id))
+        self.lock().all_sources_stopped(self.workers)
     }
 
     /// Once every source has stopped, the least watermark among all partitions where they
     /// stopped.
     pub fn stopped_watermark(&self) -> Option<u64> {
         let progress = self.lock();
-        let all_stopped = progress.ready_workers >= self.workers
-            && progress
-                .sources
-                .iter()
-                .all(|id| progress.retired.contains(id));
-        if !all_stopped {
+        if !progress.all_sources_stopped(self.workers) {
             return None;
         }
         progress
@@ -210,22 +207,13 @@ impl Checkpointer {
             .min()
     }
 
-    /// Whether the final checkpoint has been committed.
-    pub fn is_finished(&self) -> bool {
-        self.lock().finished
-    }
-
     /// Opens the next epoch if the interval has passed and no checkpoint is in flight.
     pub fn maybe_begin(&self) {
         let mut progress = self.lock();
-        let all_stopped = progress
-            .sources
-            .iter()
-            .all(|id| progress.retired.contains(id));
-        if progress.ready_workers < self.workers
-            || progress.in_flight.is_some()
+        if progress.in_flight.is_some()
             || progress.finished
-            || (all_stopped && !progress.sources.is_empty())
+            || progress.ready_workers < self.workers
+            || progress.all_sources_stopped(self.workers)
             || progress.last_started.elapsed() < self.interval
         {
             return;
@@ -256,11 +244,7 @@ impl Checkpointer {
             self.fail(&reason);
             return false;
         }
-        for position in positions {
-            flight
-                .positions
-                .insert((position.topic.clone(), position.partition), position);
-        }
+        keep_positions(&mut flight.positions, positions);
         flight.contributed.insert(participant);
         self.try_commit(&mut progress);
         true
@@ -272,11 +256,7 @@ impl Checkpointer {
     pub fn retire(&self, participant: ParticipantId, positions: Vec<SourcePosition>) {
         let mut progress = self.lock();
         progress.retired.insert(participant);
-        for position in positions {
-            progress
-                .positions
-                .insert((position.topic.clone(), position.partition), position);
-        }
+        keep_positions(&mut progress.positions, positions);
         self.begin_final_if_stopped(&mut progress);
         self.try_commit(&mut progress);
     }
@@ -284,11 +264,7 @@ impl Checkpointer {
     /// Begins the final checkpoint, or makes the one in flight final, once every source of
     /// every worker has stopped.
     fn begin_final_if_stopped(&self, progress: &mut Progress) {
-        let all_stopped = progress
-            .sources
-            .iter()
-            .all(|id| progress.retired.contains(id));
-        if !all_stopped || progress.finished || progress.ready_workers < self.workers {
+        if progress.finished || !progress.all_sources_stopped(self.workers) {
             return;
         }
         let retired = progress.retired.clone();

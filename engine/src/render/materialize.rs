@@ -16,8 +16,8 @@ use timely::dataflow::operators::generic::Operator;
 use super::state::{CheckpointGate, OperatorState};
 use super::table::{TableChange, TableUpdates};
 use super::window::WindowChange;
-use crate::epoch::{Time, stamp_time, watermark_of};
-use crate::record::{Data, Record, key_hash};
+use crate::epoch::{Time, watermark_of};
+use crate::record::{Data, Record, worker_of};
 
 /// Keeps window changes in the window store `state.store`, deleting final windows
 /// `retention` of event time after they end.
@@ -55,17 +55,7 @@ pub(crate) fn materialize_windows<A: Data>(
                 );
             }
         };
-        for records in gate.release(owed) {
-            keep(records, &mut pending);
-        }
-        input.for_each(|stamp, batch| {
-            let Some(time) = stamp_time(stamp.stamp()) else {
-                return;
-            };
-            if let Some(records) = gate.admit(owed, time, std::mem::take(batch)) {
-                keep(records, &mut pending);
-            }
-        });
+        gate.take_input(owed, input, |records| keep(records, &mut pending));
         let frontier = frontier.frontier();
         if let Some(reached) = watermark_of(&frontier[..]) {
             let reached = gate
@@ -137,7 +127,7 @@ fn restore_expiring(
             let Ok(key) = String::from_utf8(key.to_vec()) else {
                 return;
             };
-            if entry.is_final && (key_hash(&key) % peers as u64) as usize == worker {
+            if entry.is_final && worker_of(&key, peers) == worker {
                 expiring.insert((entry.end, key, entry.start));
             }
         })
@@ -162,17 +152,7 @@ pub(crate) fn materialize_table<B: Data>(updates: TableUpdates<'_, B>, state: Op
                 pending.insert(record.key, record.value.new);
             }
         };
-        for records in gate.release(owed) {
-            keep(records, &mut pending);
-        }
-        input.for_each(|stamp, batch| {
-            let Some(time) = stamp_time(stamp.stamp()) else {
-                return;
-            };
-            if let Some(records) = gate.admit(owed, time, std::mem::take(batch)) {
-                keep(records, &mut pending);
-            }
-        });
+        gate.take_input(owed, input, |records| keep(records, &mut pending));
         let handed_in =
             gate.try_hand_in(Some(&state), owed, &frontier.frontier()[..], |db, batch| {
                 let store = db

@@ -232,13 +232,7 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     return;
                 }
                 if env.shutdown.load(Ordering::Relaxed) {
-                    stop(
-                        &checkpointer,
-                        participant,
-                        &config.topic,
-                        &readers,
-                        handed_in,
-                    );
+                    stop(&env, participant, &config.topic, &readers, handed_in);
                     stopped = true;
                     activator.activate();
                     return;
@@ -326,20 +320,7 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     ReadOutcome::Read(0) => activator.activate_after(IDLE_POLL_DELAY),
                     ReadOutcome::Read(_) => activator.activate(),
                     ReadOutcome::Exhausted => {
-                        for reader in &readers {
-                            env.status.set_offset(
-                                &config.topic,
-                                reader.partition,
-                                reader.next_offset,
-                            );
-                        }
-                        stop(
-                            &checkpointer,
-                            participant,
-                            &config.topic,
-                            &readers,
-                            handed_in,
-                        );
+                        stop(&env, participant, &config.topic, &readers, handed_in);
                         stopped = true;
                         activator.activate();
                     }
@@ -353,12 +334,17 @@ pub(crate) fn kafka_source<'scope, T: Data>(
 /// last cut, and retires with where it stopped. Its capabilities stay until every source
 /// has stopped.
 fn stop(
-    checkpointer: &crate::checkpoint::Checkpointer,
+    env: &RunEnv,
     participant: crate::checkpoint::ParticipantId,
     topic: &str,
     readers: &[PartitionReader],
     handed_in: Option<Request>,
 ) {
+    let checkpointer = &env.checkpointer;
+    for reader in readers {
+        env.status
+            .set_offset(topic, reader.partition, reader.next_offset);
+    }
     let positions: Vec<SourcePosition> = readers
         .iter()
         .map(|reader| reader.position(topic))

@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use sluice_state::{StateDb, WriteBatch};
+use timely::communication::Pull;
+use timely::dataflow::channels::Message;
+use timely::dataflow::operators::generic::InputHandleCore;
 use tracing::error;
 
 use crate::checkpoint::{ParticipantId, Request};
@@ -148,5 +151,30 @@ impl<B> CheckpointGate<B> {
         } else {
             false
         }
+    }
+}
+
+impl<D> CheckpointGate<Vec<D>> {
+    /// For operators without outputs (views): hands `keep` every container to apply now,
+    /// held-back ones first, and holds back the rest.
+    pub(crate) fn take_input<P>(
+        &mut self,
+        owed: Option<Request>,
+        input: &mut InputHandleCore<crate::epoch::Time, Vec<D>, P>,
+        mut keep: impl FnMut(Vec<D>),
+    ) where
+        P: Pull<Message<crate::epoch::Time, Vec<D>>>,
+    {
+        for records in self.release(owed) {
+            keep(records);
+        }
+        input.for_each(|stamp, batch| {
+            let Some(time) = crate::epoch::stamp_time(stamp.stamp()) else {
+                return;
+            };
+            if let Some(records) = self.admit(owed, time, std::mem::take(batch)) {
+                keep(records);
+            }
+        });
     }
 }

@@ -16,7 +16,7 @@ use timely::dataflow::operators::generic::Operator;
 use super::state::{CheckpointGate, OperatorState};
 use super::window::WindowChange;
 use crate::epoch::{Time, stamp_time};
-use crate::record::{Data, Record, key_hash};
+use crate::record::{Data, Record, worker_of};
 use crate::window::WindowBounds;
 
 /// A change to one key of a table: `new` is `None` when the key was deleted.
@@ -158,7 +158,7 @@ fn restore<B: Data>(
             let Ok(key) = String::from_utf8(key.to_vec()) else {
                 return;
             };
-            if (key_hash(&key) % peers as u64) as usize != worker {
+            if worker_of(&key, peers) != worker {
                 return;
             }
             match serde_json::from_slice::<B>(&json) {

@@ -27,7 +27,7 @@ use timely::dataflow::operators::{Capability, CapabilitySet};
 
 use super::state::{CheckpointGate, OperatorState};
 use crate::epoch::{Time, join, stamp_time, watermark_of};
-use crate::record::{Data, Origin, Record, key_hash};
+use crate::record::{Data, Origin, Record, key_hash, worker_of};
 use crate::window::{TumblingWindows, WindowBounds, is_late};
 
 /// A change to one window's aggregate.
@@ -163,7 +163,8 @@ where
                 let batch = HeldBack {
                     changes_capability: stamp.delayed(&time, 0),
                     late_capability: stamp.delayed(&time, 1),
-                    records: batches.flat_map(|batch| batch.drain(..)).collect(),
+                    // The received containers themselves: no record is moved to hold them.
+                    records: batches.map(std::mem::take).collect(),
                 };
                 if let Some(batch) = gate.admit(owed, time, batch) {
                     apply_batch(&mut state_windows, &aggregation, batch, &mut outputs);
@@ -264,7 +265,7 @@ fn close_windows<A: Data>(
 struct HeldBack<T> {
     changes_capability: Capability<Time>,
     late_capability: Capability<Time>,
-    records: Vec<Record<T>>,
+    records: Vec<Vec<Record<T>>>,
 }
 
 struct Outputs<'h, 'a, A: Data> {
@@ -298,7 +299,7 @@ fn apply_batch<T: Data, A: Data>(
     let this_batch = state.batches;
     let mut touched: Vec<(String, i64)> = Vec::new();
     let mut late_records: Vec<LateRecord> = Vec::new();
-    for record in batch.records {
+    for record in batch.records.into_iter().flatten() {
         let window = windows.assign(record.event_time);
         if is_late(window, time.inner) {
             late_records.push(LateRecord {
@@ -404,7 +405,7 @@ fn restore<A: Data>(state: &OperatorState, worker: usize, peers: usize, windows:
             let Ok(key) = String::from_utf8(key.to_vec()) else {
                 return;
             };
-            if (key_hash(&key) % peers as u64) as usize != worker {
+            if worker_of(&key, peers) != worker {
                 return;
             }
             match serde_json::from_slice::<A>(&entry.value_json) {

@@ -49,10 +49,16 @@ impl<T> Record<T> {
 /// A stable 64-bit hash of a key, used to route keys to workers. FNV-1a, so that routing
 /// does not change between builds or processes.
 pub fn key_hash(key: &str) -> u64 {
+    stable_hash(key.bytes())
+}
+
+/// FNV-1a over `bytes`: stable across builds, processes and platforms, unlike std's
+/// hashers, for anything that is stored or decides where data goes.
+pub fn stable_hash(bytes: impl IntoIterator<Item = u8>) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key.as_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    for byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash
 }

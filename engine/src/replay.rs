@@ -17,6 +17,7 @@ use std::time::Duration;
 use sluice_state::StateDb;
 
 use crate::checkpoint::Checkpoint;
+use crate::checkpoint::restore::last_checkpoint;
 use crate::error::EngineError;
 use crate::output::{OutputRecord, OutputSink};
 use crate::status::EngineStatus;
@@ -54,13 +55,7 @@ pub fn previous_checkpoint(state_dir: &Path) -> Result<Option<Checkpoint>, Engin
     if !state_dir.join("CURRENT").exists() {
         return Ok(None);
     }
-    let db = StateDb::open(state_dir, std::iter::empty())?;
-    match db.meta()?.get(Checkpoint::KEY)? {
-        None => Ok(None),
-        Some(json) => serde_json::from_slice(&json).map(Some).map_err(|error| {
-            EngineError::CorruptCheckpoint(format!("unreadable checkpoint: {error}"))
-        }),
-    }
+    last_checkpoint(&StateDb::open(state_dir, std::iter::empty())?)
 }
 
 /// The name a versioned replay writes `topic` under.

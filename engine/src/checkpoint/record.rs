@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
+use crate::record::stable_hash;
 
 /// Where one source partition stood at a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,11 +58,7 @@ impl Checkpoint {
 /// under one fingerprint is refused under another.
 pub fn fingerprint(plan: &Plan, tick_ms: i64) -> String {
     let described = serde_json::to_string(plan).unwrap_or_default();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in described.bytes().chain(tick_ms.to_be_bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let hash = stable_hash(described.bytes().chain(tick_ms.to_be_bytes()));
     format!("{hash:016x}")
 }
 

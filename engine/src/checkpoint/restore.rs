@@ -53,7 +53,12 @@ pub fn restore(
             meta.put(TOPOLOGY_KEY, &json)?;
         }
     }
-    match meta.get(Checkpoint::KEY)? {
+    last_checkpoint(db)
+}
+
+/// The last committed checkpoint of `db`, whatever topology wrote it.
+pub fn last_checkpoint(db: &StateDb) -> Result<Option<Checkpoint>, EngineError> {
+    match db.meta()?.get(Checkpoint::KEY)? {
         None => Ok(None),
         Some(json) => serde_json::from_slice(&json).map(Some).map_err(|error| {
             EngineError::CorruptCheckpoint(format!("unreadable checkpoint: {error}"))

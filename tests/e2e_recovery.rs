@@ -2,7 +2,7 @@
 //! - `kill -9` in the middle of a run, then a restart: the restart reads only what the last
 //!   checkpoint did not hold, and every view equals the independent computation (nothing
 //!   counted twice, nothing lost);
-//! - a restart with a different topology setting is refused with the replay command named;
+//! - a restart on state another topology wrote is refused with the replay command named;
 //! - `shop replay --from-beginning --yes` rebuilds every view byte for byte and writes no
 //!   output the first runs had already written.
 //!
@@ -18,6 +18,17 @@ use serde_json::Value;
 
 const EVENTS: u64 = 8_000;
 const SEED: u64 = 23;
+
+/// Rewrites the state's owner record as if a different topology had written the state.
+fn claim_for_another_topology(state_dir: &std::path::Path) {
+    let db = sluice_state::StateDb::open(state_dir, []).expect("the stopped run's state opens");
+    let meta = db.meta().expect("meta store");
+    let json = meta.get(b"topology").expect("readable").expect("claimed");
+    let mut claim: Value = serde_json::from_slice(&json).expect("JSON claim");
+    claim["fingerprint"] = Value::from("another topology");
+    meta.put(b"topology", &serde_json::to_vec(&claim).expect("encodes"))
+        .expect("written");
+}
 
 /// The sum of the offsets of the last checkpoint in a `/status` answer.
 fn checkpointed(status: &Value) -> i64 {
@@ -97,10 +108,11 @@ fn a_killed_run_recovers_exactly_and_a_replay_reproduces_every_view() {
     let before_replay = all_views(&base);
     second.interrupt_and_wait();
 
-    // Different ticks would decide lateness differently: the state is refused.
+    // State that another topology wrote is refused. (The binary has one topology, so the
+    // claim is rewritten as another topology's would be.)
+    claim_for_another_topology(state.path());
     let refused = std::process::Command::new(&shop)
         .args(run_args("run"))
-        .args(["--tick-ms", "250"])
         .output()
         .expect("shop runs");
     let stderr = String::from_utf8_lossy(&refused.stderr);

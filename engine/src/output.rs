@@ -35,7 +35,9 @@ pub struct InputPosition<'a> {
 pub trait OutputSink: Send + Sync {
     /// Queues a record; waits when the destination pushes back.
     fn send(&self, record: &OutputRecord<'_>);
-    /// Waits until every queued record is written, or the timeout passes.
+    /// Waits until every record queued before this call is written, or the timeout passes.
+    /// Records queued meanwhile (by workers that went on) need not be: a checkpoint waits
+    /// only for the output of the records it takes.
     fn flush(&self, timeout: Duration) -> Result<(), EngineError>;
 }
 

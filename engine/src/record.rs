@@ -28,6 +28,11 @@ pub struct Record<T> {
     pub key: String,
     /// Event time in epoch milliseconds.
     pub event_time: i64,
+    /// Its partition's exact watermark right after it was read: the time every decision
+    /// about the record (lateness above all) is made at. It is a function of the
+    /// partition's prefix alone, while the timely time the record travels at is only a
+    /// lower bound of it, shared by everything one read took from the partition.
+    pub watermark: u64,
     /// Where it came from.
     pub origin: Origin,
     /// The payload.
@@ -40,6 +45,7 @@ impl<T> Record<T> {
         Record {
             key: self.key.clone(),
             event_time: self.event_time,
+            watermark: self.watermark,
             origin: self.origin,
             value,
         }

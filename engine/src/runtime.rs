@@ -155,7 +155,7 @@ pub async fn start(
     std::fs::create_dir_all(&config.state_dir).map_err(|error| {
         EngineError::io(format!("creating {}", config.state_dir.display()), error)
     })?;
-    let (db, restored) = open_state(&config.state_dir, &plan, tick_ms)?;
+    let (db, restored) = open_state(&config.state_dir, &plan)?;
     let versioned = match &config.replay {
         Some(ReplayOptions {
             output: ReplayOutput::Versioned(version),
@@ -233,7 +233,7 @@ pub async fn start(
             Arc::clone(&db),
             Arc::clone(&status),
             Arc::clone(&shutdown),
-            fingerprint(&plan, tick_ms),
+            fingerprint(&plan),
             config.checkpoint_interval,
             workers,
             restored.as_ref(),
@@ -315,11 +315,10 @@ pub async fn start(
 pub(crate) fn open_state(
     state_dir: &Path,
     plan: &Plan,
-    tick_ms: i64,
 ) -> Result<(Arc<StateDb>, Option<Checkpoint>), EngineError> {
     let stores = plan.stores();
     let db = Arc::new(StateDb::open(state_dir, stores.iter().map(String::as_str))?);
-    let restored = restore(&db, state_dir, &fingerprint(plan, tick_ms), &describe(plan))?;
+    let restored = restore(&db, state_dir, &fingerprint(plan), &describe(plan))?;
     Ok((db, restored))
 }
 

@@ -77,7 +77,7 @@ pub fn resume_with_checkpoints(
 ) -> Result<CompletedRun, EngineError> {
     let plan = plan_of(&topology);
     let tick_ms = tick_ms.max(1);
-    let (state, restored) = open_state(state_dir, &plan, tick_ms)?;
+    let (state, restored) = open_state(state_dir, &plan)?;
     let output = Arc::new(MemoryOutput::default());
     let status = Arc::new(EngineStatus::new());
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -86,7 +86,7 @@ pub fn resume_with_checkpoints(
         Arc::clone(&state),
         Arc::clone(&status),
         Arc::clone(&shutdown),
-        fingerprint(&plan, tick_ms),
+        fingerprint(&plan),
         interval,
         workers,
         restored.as_ref(),

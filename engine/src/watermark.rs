@@ -1,9 +1,13 @@
-//! Per-partition watermarks, the timely times records travel at.
+//! Per-partition watermarks: the exact one every decision uses, and the coarse one the
+//! partition's timely capability follows.
 //!
-//! A partition's watermark is the maximum event time seen on it minus the source's grace,
-//! floored to a tick so that many records share one timely time (unique times would turn
-//! every record into its own bundle). The watermark depends only on the partition's own
-//! prefix, which is what makes replays decide lateness exactly as the first run did.
+//! A partition's watermark is the maximum event time seen on it minus the source's grace.
+//! It depends only on the partition's own prefix, which is what makes replays decide
+//! lateness exactly as the first run did. Records carry this exact watermark; the timely
+//! time they travel at is only a lower bound of it, floored to a tick, so that everything
+//! one read takes from a partition shares one timely time (unique times would turn every
+//! record into its own bundle). The tick therefore changes how soon a window closes, never
+//! what it holds.
 
 /// The event-time clock of one source partition.
 #[derive(Debug, Clone)]
@@ -23,8 +27,8 @@ impl PartitionClock {
         }
     }
 
-    /// Takes a record's event time into account and returns the timely time the record
-    /// travels at: the partition's watermark after the record.
+    /// Takes a record's event time into account and returns the partition's exact
+    /// watermark after the record: the watermark the record carries.
     pub fn observe(&mut self, event_time: i64) -> u64 {
         self.max_event_time = Some(
             self.max_event_time
@@ -33,15 +37,19 @@ impl PartitionClock {
         self.watermark()
     }
 
-    /// The partition's watermark: 0 before any record.
+    /// The partition's exact watermark: 0 before any record.
     pub fn watermark(&self) -> u64 {
         match self.max_event_time {
             None => 0,
-            Some(max) => {
-                let raw = max.saturating_sub(self.grace_ms).max(0);
-                (raw - raw % self.tick_ms) as u64
-            }
+            Some(max) => max.saturating_sub(self.grace_ms).max(0) as u64,
         }
+    }
+
+    /// The watermark floored to the tick: how far the partition's timely capability may
+    /// follow it.
+    pub fn capability_watermark(&self) -> u64 {
+        let exact = self.watermark();
+        exact - exact % self.tick_ms as u64
     }
 
     /// A clock that continues from a checkpoint, where `max_event_time` had been seen.
@@ -63,14 +71,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn watermark_is_max_event_time_minus_grace_floored_to_the_tick() {
+    fn watermark_is_max_event_time_minus_grace() {
         let mut clock = PartitionClock::new(5_000, 1_000);
         assert_eq!(clock.watermark(), 0);
-        assert_eq!(clock.observe(20_500), 15_000);
+        assert_eq!(clock.observe(20_500), 15_500);
         // An out-of-order record never moves the watermark back.
-        assert_eq!(clock.observe(10_000), 15_000);
-        assert_eq!(clock.observe(26_999), 21_000);
+        assert_eq!(clock.observe(10_000), 15_500);
+        assert_eq!(clock.observe(26_999), 21_999);
         assert_eq!(clock.max_event_time(), Some(26_999));
+    }
+
+    #[test]
+    fn the_capability_follows_the_watermark_floored_to_the_tick() {
+        let mut clock = PartitionClock::new(5_000, 1_000);
+        clock.observe(26_999);
+        assert_eq!(clock.capability_watermark(), 21_000);
+        assert!(clock.capability_watermark() <= clock.watermark());
     }
 
     #[test]

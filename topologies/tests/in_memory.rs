@@ -1,6 +1,7 @@
 //! The orders topology run to completion over in-memory input (no broker): the table
-//! `order_totals` must agree exactly with the windows of `orders_per_minute`, and a run
-//! resumed from a checkpoint must leave exactly the state of an uninterrupted one.
+//! `order_totals` must agree exactly with the windows of `orders_per_minute`, a run
+//! resumed from a checkpoint must leave exactly the state of an uninterrupted one, and the
+//! tick must change no result.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +23,82 @@ fn generated(events: usize, partitions: u64) -> sluice::testkit::MemoryInput {
         interval_ms: 100,
     };
     generated_input(options, events, partitions)
+}
+
+/// Orders 100 ms apart whose timestamps are pushed back by up to 9 s: with a grace of 5 s,
+/// some arrive late, so lateness is exercised.
+fn disordered(events: usize, partitions: u64) -> MemoryInput {
+    let mut generator = sluice_topologies::generator::OrderGenerator::new(GeneratorOptions {
+        seed: 11,
+        failure_rate: 0.05,
+        start_ms: 1_705_314_600_000,
+        interval_ms: 100,
+    });
+    let mut input = MemoryInput::default();
+    let mut jitter: u64 = 7;
+    for _ in 0..events {
+        let mut order = generator.next_order();
+        jitter = jitter
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        order.timestamp.0 -= ((jitter >> 33) % 9_000) as i64;
+        let key = order.order_id.clone();
+        let payload =
+            serde_json::to_vec(&sluice_topologies::events::OrderEvent::OrderPlaced(order))
+                .expect("encodes");
+        let partition = (sluice::record::key_hash(&key) % partitions) as usize;
+        input.push(
+            sluice_topologies::topics::ORDER_EVENTS,
+            partition,
+            sluice::testkit::MemoryRecord {
+                key: key.into_bytes(),
+                payload,
+                timestamp: 0,
+            },
+        );
+    }
+    input
+}
+
+#[test]
+fn no_result_depends_on_the_tick() {
+    let input = disordered(6_000, 4);
+    let mut results = Vec::new();
+    for tick_ms in [1, 100, 60_000] {
+        let dir = tempfile::tempdir().expect("state dir");
+        let run =
+            run_to_completion(Shop.topology(), input.clone(), dir.path(), 2, tick_ms).expect("run");
+        let mut late: Vec<String> = run
+            .output
+            .records("order-events.late")
+            .into_iter()
+            .flat_map(|record| record.headers)
+            .filter(|(name, _)| name == "sluice-id")
+            .map(|(_, id)| id)
+            .collect();
+        late.sort();
+        let inventory = run.output.records("inventory-events").len();
+        results.push((
+            tick_ms,
+            dump(&run.state, &run.plan.stores()),
+            late,
+            inventory,
+        ));
+    }
+    let (_, views, late, inventory) = &results[0];
+    assert!(!late.is_empty(), "the input has late records");
+    assert!(*inventory > 6_000);
+    for (tick_ms, other_views, other_late, other_inventory) in &results[1..] {
+        assert_eq!(other_late, late, "late records with a {tick_ms} ms tick");
+        assert_eq!(
+            other_inventory, inventory,
+            "inventory events with a {tick_ms} ms tick"
+        );
+        assert!(
+            other_views == views,
+            "the state differs with a {tick_ms} ms tick"
+        );
+    }
 }
 
 #[test]

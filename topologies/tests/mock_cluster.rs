@@ -120,7 +120,8 @@ fn expected(orders: &[Order]) -> Expected {
         let at = BASE + o.at_seconds * 1000;
         let max = max_seen.entry(o.partition).or_insert(at);
         *max = (*max).max(at);
-        let watermark = ((*max - GRACE_MS).max(0) / TICK_MS) * TICK_MS;
+        // A record is late by its partition's exact watermark after it.
+        let watermark = (*max - GRACE_MS).max(0);
         let start = at - at.rem_euclid(MINUTE_MS);
         if start + MINUTE_MS <= watermark {
             late.push(o.id);
@@ -138,6 +139,8 @@ fn expected(orders: &[Order]) -> Expected {
     }
     let closed_up_to = max_seen
         .values()
+        // Windows close when the frontier, which follows watermarks floored to the tick,
+        // passes their end.
         .map(|max| ((max - GRACE_MS) / TICK_MS) * TICK_MS)
         .min()
         .unwrap_or(0);

@@ -89,26 +89,23 @@ pub(crate) async fn bench(
     let consumed = |status: &EngineStatus| {
         EngineStatus::count(&status.processed) + EngineStatus::count(&status.dead_lettered)
     };
-    while consumed(&status) < target {
-        if let Some(fatal) = status.fatal() {
-            anyhow::bail!("the engine stopped: {fatal}");
-        }
-        anyhow::ensure!(
-            started.elapsed() < MEASURE_DEADLINE,
-            "only {} of {target} events consumed after {:?}",
-            consumed(&status),
-            MEASURE_DEADLINE
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(&status, started, target, "consumed", consumed).await?;
     let elapsed = started.elapsed();
-    let cpu = cpu_seconds().unwrap_or(0.0) - cpu_before;
     let events = consumed(&status);
+    // Read is not done: the events count once a checkpoint holds them all, which means
+    // their output was acknowledged and their state written.
+    wait_until(&status, started, target, "checkpointed", checkpointed).await?;
+    let committed = started.elapsed();
+    let cpu = cpu_seconds().unwrap_or(0.0) - cpu_before;
     let rate = events as f64 / elapsed.as_secs_f64().max(1e-9);
+    let committed_rate = events as f64 / committed.as_secs_f64().max(1e-9);
     let peak_mib = peak_rss_bytes().map(|bytes| bytes as f64 / (1024.0 * 1024.0));
     println!(
-        "consumed {events} events with {workers} workers in {:.2} s: {rate:.0} events/s, {cpu:.2} CPU s, peak RSS {}",
+        "consumed {events} events with {workers} workers in {:.2} s: {rate:.0} events/s; \
+         all checkpointed (output acknowledged, state written) after {:.2} s: \
+         {committed_rate:.0} events/s; {cpu:.2} CPU s, peak RSS {}",
         elapsed.as_secs_f64(),
+        committed.as_secs_f64(),
         peak_mib.map_or("unknown".to_string(), |mib| format!("{mib:.0} MiB"))
     );
     println!(
@@ -118,6 +115,8 @@ pub(crate) async fn bench(
             "workers": workers,
             "seconds": elapsed.as_secs_f64(),
             "events_per_second": rate,
+            "checkpointed_seconds": committed.as_secs_f64(),
+            "checkpointed_events_per_second": committed_rate,
             "cpu_seconds": cpu,
             "peak_rss_mib": peak_mib,
         })
@@ -128,6 +127,40 @@ pub(crate) async fn bench(
     let _ = std::fs::remove_dir_all(&state_dir);
     stopped.context("stopping after the measurement")?;
     Ok(())
+}
+
+/// Polls until `count` reaches `target`, failing if the engine stops or the deadline passes.
+async fn wait_until(
+    status: &EngineStatus,
+    started: Instant,
+    target: u64,
+    what: &str,
+    count: impl Fn(&EngineStatus) -> u64,
+) -> anyhow::Result<()> {
+    while count(status) < target {
+        if let Some(fatal) = status.fatal() {
+            anyhow::bail!("the engine stopped: {fatal}");
+        }
+        anyhow::ensure!(
+            started.elapsed() < MEASURE_DEADLINE,
+            "only {} of {target} events {what} after {:?}",
+            count(status),
+            MEASURE_DEADLINE
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
+
+/// The records the last checkpoint holds: the sum of its offsets.
+fn checkpointed(status: &EngineStatus) -> u64 {
+    status.checkpoint().map_or(0, |checkpoint| {
+        checkpoint
+            .positions
+            .iter()
+            .map(|position| position.offset.max(0) as u64)
+            .sum()
+    })
 }
 
 /// The number of records in a topic: the sum of its partitions' high watermarks.

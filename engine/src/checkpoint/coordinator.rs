@@ -4,6 +4,12 @@
 //! dataflow is built. The coordinator opens an epoch at each interval; each participant
 //! hands in its part once it has seen every record of the older epochs, and the last part
 //! commits the whole batch. Only one checkpoint is in flight at a time.
+//!
+//! The commit waits for the output of the records it takes to be acknowledged, then
+//! writes the batch. It does so without holding the coordinator's lock, which every
+//! operator takes on every activation: the other workers go on processing meanwhile, and
+//! only the worker that happened to hand in last waits. The next checkpoint opens only
+//! once the commit is written, so batches are written in order.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,6 +76,8 @@ struct Progress {
     /// The latest epoch opened.
     epoch: u64,
     in_flight: Option<InFlight>,
+    /// A checkpoint whose parts are all in is being written (outside the lock).
+    committing: bool,
     /// Sources that stopped, with where they stopped; they count as contributors from now.
     retired: BTreeSet<ParticipantId>,
     /// The positions of the last commit, carried into the next.
@@ -133,6 +141,7 @@ impl Checkpointer {
                 ready_workers: 0,
                 epoch: restored.map_or(0, |checkpoint| checkpoint.epoch),
                 in_flight: None,
+                committing: false,
                 retired: BTreeSet::new(),
                 positions,
                 last_id: restored.map_or(0, |checkpoint| checkpoint.id),
@@ -179,7 +188,7 @@ impl Checkpointer {
         // Sources that stopped before every worker was built (no partitions, or input
         // that ran out at once) could not begin the final checkpoint; the last worker does.
         self.begin_final_if_stopped(&mut progress);
-        self.try_commit(&mut progress);
+        self.commit_if_complete(progress);
     }
 
     /// The checkpoint in flight, if any.
@@ -211,6 +220,7 @@ impl Checkpointer {
     pub fn maybe_begin(&self) {
         let mut progress = self.lock();
         if progress.in_flight.is_some()
+            || progress.committing
             || progress.finished
             || progress.ready_workers < self.workers
             || progress.all_sources_stopped(self.workers)
@@ -246,7 +256,7 @@ impl Checkpointer {
         }
         keep_positions(&mut flight.positions, positions);
         flight.contributed.insert(participant);
-        self.try_commit(&mut progress);
+        self.commit_if_complete(progress);
         true
     }
 
@@ -258,7 +268,7 @@ impl Checkpointer {
         progress.retired.insert(participant);
         keep_positions(&mut progress.positions, positions);
         self.begin_final_if_stopped(&mut progress);
-        self.try_commit(&mut progress);
+        self.commit_if_complete(progress);
     }
 
     /// Begins the final checkpoint, or makes the one in flight final, once every source of
@@ -282,18 +292,50 @@ impl Checkpointer {
         }
     }
 
-    fn try_commit(&self, progress: &mut Progress) {
+    /// Commits the checkpoint in flight if every part is in, and then any that completed
+    /// while it was being written (a final one). The lock is let go while output is awaited
+    /// and the batch written.
+    fn commit_if_complete<'a>(&'a self, mut progress: MutexGuard<'a, Progress>) {
+        while let Some((mut checkpoint, batch, started)) = self.take_complete(&mut progress) {
+            progress.committing = true;
+            drop(progress);
+            let written = self.write(&mut checkpoint, batch, started);
+            progress = self.lock();
+            progress.committing = false;
+            match written {
+                Ok(()) => {
+                    debug!(
+                        id = checkpoint.id,
+                        epoch = checkpoint.epoch,
+                        ms = checkpoint.duration_ms,
+                        "checkpoint committed"
+                    );
+                    progress.last_id = checkpoint.id;
+                    progress.finished = checkpoint.is_final;
+                    self.status.set_checkpoint(checkpoint);
+                }
+                Err(reason) => {
+                    drop(progress);
+                    self.fail(&reason);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Takes the checkpoint in flight once every participant has handed in, with the
+    /// batch to write: what it records and where every partition stood.
+    fn take_complete(&self, progress: &mut Progress) -> Option<(Checkpoint, WriteBatch, Instant)> {
         let complete = progress.ready_workers >= self.workers
+            && !progress.committing
             && progress
                 .in_flight
                 .as_ref()
                 .is_some_and(|flight| flight.contributed.len() >= progress.participants);
         if !complete {
-            return;
+            return None;
         }
-        let Some(flight) = progress.in_flight.take() else {
-            return;
-        };
+        let flight = progress.in_flight.take()?;
         let mut positions = std::mem::take(&mut progress.positions);
         positions.extend(flight.positions);
         let checkpoint = Checkpoint {
@@ -306,41 +348,35 @@ impl Checkpointer {
                 .min()
                 .unwrap_or(0),
             positions: positions.values().cloned().collect(),
-            committed_at: chrono::Utc::now().timestamp_millis(),
-            duration_ms: flight.started.elapsed().as_millis() as u64,
+            // Set when it is written.
+            committed_at: 0,
+            duration_ms: 0,
             fingerprint: self.fingerprint.clone(),
         };
         progress.positions = positions;
-        let mut batch = flight.batch;
+        Some((checkpoint, flight.batch, flight.started))
+    }
+
+    /// Waits for the output of the checkpoint's records, then writes its batch.
+    fn write(
+        &self,
+        checkpoint: &mut Checkpoint,
+        mut batch: WriteBatch,
+        started: Instant,
+    ) -> Result<(), String> {
         // Every participant, sinks included, has handed its output to the producer; once it
         // is acknowledged, the offsets may move past the records it came from.
-        let flushed = match &self.output {
-            Some(output) => output
+        if let Some(output) = &self.output {
+            output
                 .flush(OUTPUT_FLUSH_TIMEOUT)
-                .map_err(|error| format!("output was not acknowledged: {error}")),
-            None => Ok(()),
-        };
-        let written = flushed
-            .and_then(|()| serde_json::to_vec(&checkpoint).map_err(|error| error.to_string()))
-            .and_then(|json| {
-                let meta = self.db.meta().map_err(|error| error.to_string())?;
-                meta.put_into(&mut batch, Checkpoint::KEY, &json);
-                self.db.write(batch).map_err(|error| error.to_string())
-            });
-        match written {
-            Ok(()) => {
-                debug!(
-                    id = checkpoint.id,
-                    epoch = checkpoint.epoch,
-                    ms = checkpoint.duration_ms,
-                    "checkpoint committed"
-                );
-                progress.last_id = checkpoint.id;
-                progress.finished = checkpoint.is_final;
-                self.status.set_checkpoint(checkpoint);
-            }
-            Err(reason) => self.fail(&reason),
+                .map_err(|error| format!("output was not acknowledged: {error}"))?;
         }
+        checkpoint.committed_at = chrono::Utc::now().timestamp_millis();
+        checkpoint.duration_ms = started.elapsed().as_millis() as u64;
+        let json = serde_json::to_vec(checkpoint).map_err(|error| error.to_string())?;
+        let meta = self.db.meta().map_err(|error| error.to_string())?;
+        meta.put_into(&mut batch, Checkpoint::KEY, &json);
+        self.db.write(batch).map_err(|error| error.to_string())
     }
 
     fn fail(&self, reason: &str) {

@@ -94,12 +94,14 @@ impl<'scope, T: Data> Stream<'scope, T> {
             let Record {
                 key,
                 event_time,
+                watermark,
                 origin,
                 value,
             } = record;
             emit(Record {
                 key,
                 event_time,
+                watermark,
                 origin,
                 value: transform(value),
             });
@@ -117,6 +119,7 @@ impl<'scope, T: Data> Stream<'scope, T> {
             let Record {
                 key,
                 event_time,
+                watermark,
                 origin,
                 value,
             } = record;
@@ -126,6 +129,7 @@ impl<'scope, T: Data> Stream<'scope, T> {
                 emit(Record {
                     key: key.clone(),
                     event_time,
+                    watermark,
                     origin,
                     value,
                 });

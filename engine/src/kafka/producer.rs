@@ -6,9 +6,10 @@ use std::time::Duration;
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
 use tracing::warn;
 
+use super::deliveries::Deliveries;
 use super::settings::KafkaSettings;
 use crate::error::EngineError;
 use crate::output::{OutputRecord, OutputSink};
@@ -20,21 +21,25 @@ pub const RECORD_ID_HEADER: &str = "sluice-id";
 /// The header that says why a record went to a dead-letter or late topic.
 pub const ERROR_HEADER: &str = "sluice-error";
 
-/// Counts deliveries the broker refused, so that at-least-once output is never silently lossy.
+/// Settles every delivery, and counts those the broker refused, so that at-least-once
+/// output is never silently lossy.
 pub struct DeliveryCounter {
     status: Arc<EngineStatus>,
+    deliveries: Arc<Deliveries>,
 }
 
 impl ClientContext for DeliveryCounter {}
 
 impl ProducerContext for DeliveryCounter {
-    type DeliveryOpaque = ();
+    /// The generation of [`Deliveries`] the record was queued in.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, generation: usize) {
         if let Err((error, _)) = result {
             EngineStatus::add(&self.status.delivery_failures, 1);
             warn!(%error, "output record was not delivered");
         }
+        self.deliveries.settled(generation as u64);
     }
 }
 
@@ -42,18 +47,25 @@ impl ProducerContext for DeliveryCounter {
 pub struct OutputProducer {
     producer: ThreadedProducer<DeliveryCounter>,
     status: Arc<EngineStatus>,
+    deliveries: Arc<Deliveries>,
 }
 
 impl OutputProducer {
     /// Creates the producer.
     pub fn new(settings: &KafkaSettings, status: Arc<EngineStatus>) -> Result<Self, EngineError> {
+        let deliveries = Arc::new(Deliveries::default());
         let producer = settings
             .producer_config("sluice-output")
             .create_with_context(DeliveryCounter {
                 status: Arc::clone(&status),
+                deliveries: Arc::clone(&deliveries),
             })
             .map_err(|error| EngineError::kafka("creating the output producer", error))?;
-        Ok(OutputProducer { producer, status })
+        Ok(OutputProducer {
+            producer,
+            status,
+            deliveries,
+        })
     }
 }
 
@@ -68,7 +80,8 @@ impl OutputSink for OutputProducer {
                 value: Some(*value),
             });
         }
-        let mut pending = BaseRecord::to(record.topic)
+        let generation = self.deliveries.queued();
+        let mut pending = BaseRecord::with_opaque_to(record.topic, generation as usize)
             .key(record.key)
             .payload(record.payload)
             .headers(headers);
@@ -82,15 +95,23 @@ impl OutputSink for OutputProducer {
                 Err((error, _)) => {
                     EngineStatus::add(&self.status.delivery_failures, 1);
                     warn!(%error, topic = record.topic, "cannot queue output record");
+                    self.deliveries.settled(generation);
                     return;
                 }
             }
         }
     }
 
+    /// Waits for the acknowledgement of every record queued before the call. Unlike
+    /// librdkafka's flush, records that other workers queue meanwhile do not hold it up.
     fn flush(&self, timeout: Duration) -> Result<(), EngineError> {
-        self.producer
-            .flush(timeout)
-            .map_err(|error| EngineError::kafka("flushing output", error))
+        if self.deliveries.wait_for_queued(timeout) {
+            Ok(())
+        } else {
+            Err(EngineError::kafka(
+                "flushing output",
+                KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut),
+            ))
+        }
     }
 }

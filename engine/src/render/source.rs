@@ -1,10 +1,11 @@
 //! The Kafka source operator: reads a worker's share of a topic's partitions and emits
-//! each record at its partition's watermark, in the current checkpoint epoch.
+//! each record with its partition's watermark, in the current checkpoint epoch.
 //!
 //! Each partition holds its own capability at `(epoch, watermark)`, so the operator's
-//! output frontier carries the stream watermark. A record travels at the watermark of its
-//! partition after the record is taken into account, which depends only on that
-//! partition's prefix. When a checkpoint begins, every partition moves to the new epoch and
+//! output frontier carries the stream watermark. A record carries the exact watermark of
+//! its partition after the record is taken into account, which depends only on that
+//! partition's prefix; it travels at the partition's capability, a lower bound of that
+//! watermark floored to the tick, shared by everything one read took. When a checkpoint begins, every partition moves to the new epoch and
 //! the source hands in its offsets (see [`crate::checkpoint`]). A restored source starts
 //! from the offsets and partition clocks of the last checkpoint.
 //!
@@ -152,7 +153,9 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                         );
                         PartitionReader {
                             partition,
-                            capability: Some(capability.delayed(&at(epoch, clock.watermark()))),
+                            capability: Some(
+                                capability.delayed(&at(epoch, clock.capability_watermark())),
+                            ),
                             clock,
                             next_offset,
                             last_record_at: Instant::now(),
@@ -173,9 +176,8 @@ pub(crate) fn kafka_source<'scope, T: Data>(
             let mut last_group_commit = Instant::now();
             let dead_letter_topic = format!("{}.dlq", config.topic);
             let mut last_status = Instant::now();
-            // Records read in one activation, per partition, with the time each travels at.
-            let mut pending: Vec<Vec<(u64, Record<T>)>> =
-                readers.iter().map(|_| Vec::new()).collect();
+            // Records read in one activation, per partition.
+            let mut pending: Vec<Vec<Record<T>>> = readers.iter().map(|_| Vec::new()).collect();
 
             move |output| {
                 let request = checkpointer.request();
@@ -262,15 +264,13 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                                     .key
                                     .map(|key| String::from_utf8_lossy(key).into_owned())
                                     .unwrap_or_default();
-                                pending[slot].push((
+                                pending[slot].push(Record {
+                                    key,
+                                    event_time,
                                     watermark,
-                                    Record {
-                                        key,
-                                        event_time,
-                                        origin,
-                                        value,
-                                    },
-                                ));
+                                    origin,
+                                    value,
+                                });
                             }
                             Err(reason) => {
                                 dead_letter(&env, &dead_letter_topic, &config.topic, &raw, &reason)
@@ -279,29 +279,32 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     },
                 );
 
-                // Records of one partition arrive in offset order with non-decreasing
-                // watermarks, so each partition's capability can simply follow its records, one
-                // session per run of equal times.
+                // Everything read from a partition in this activation travels at the
+                // partition's capability, which is at or below each record's own watermark;
+                // then the capability follows the partition's watermark, floored to the tick.
+                // One timely time per partition and read, however many records: unique times
+                // would make one-record bundles.
                 for (reader, records) in readers.iter_mut().zip(pending.iter_mut()) {
                     EngineStatus::add(&env.status.processed, records.len() as u64);
                     let Some(capability) = reader.capability.as_mut() else {
                         records.clear();
                         continue;
                     };
-                    let mut records = records.drain(..).peekable();
-                    while let Some((watermark, first)) = records.next() {
-                        let watermark = watermark.max(capability.time().inner);
-                        if watermark > capability.time().inner {
-                            let moved = at(capability.time().outer, watermark);
-                            capability.downgrade(&moved);
-                        }
+                    if !records.is_empty() {
+                        let floor = capability.time().inner;
                         let mut session = output.session(&*capability);
-                        session.give(first);
-                        while let Some((_, record)) =
-                            records.next_if(|(next, _)| *next <= watermark)
-                        {
+                        for mut record in records.drain(..) {
+                            // An idle partition may have been moved past its own watermark
+                            // (see `advance_idle_partitions`); what it reads then is judged at
+                            // the time it travels at.
+                            record.watermark = record.watermark.max(floor);
                             session.give(record);
                         }
+                    }
+                    let target = reader.clock.capability_watermark();
+                    if target > capability.time().inner {
+                        let moved = at(capability.time().outer, target);
+                        capability.downgrade(&moved);
                     }
                 }
                 let reading: &dyn RecordReader = reader_input.as_ref();
@@ -359,7 +362,7 @@ fn stop(
     checkpointer.retire(participant, positions);
 }
 
-/// Moves every partition's capability to its watermark. A partition that is caught up and
+/// Moves every partition's capability to its tick-floored watermark. A partition that is caught up and
 /// silent for longer than `idle_timeout` stops holding the worker back: it follows the
 /// slowest active partition. When all are silent, each stays at its own watermark.
 fn advance_idle_partitions(
@@ -374,10 +377,10 @@ fn advance_idle_partitions(
     let active_min = readers
         .iter()
         .filter(|r| !is_idle(r))
-        .map(|r| r.clock.watermark())
+        .map(|r| r.clock.capability_watermark())
         .min();
     for reader in readers.iter_mut() {
-        let mut target = reader.clock.watermark();
+        let mut target = reader.clock.capability_watermark();
         if is_idle(reader)
             && let Some(active_min) = active_min
         {

@@ -85,6 +85,7 @@ where
                         session.give(Record {
                             key: record.key,
                             event_time: record.event_time,
+                            watermark: record.watermark,
                             origin: record.origin,
                             value: TableChange {
                                 old: Some(old),

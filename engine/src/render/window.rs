@@ -68,6 +68,8 @@ struct OpenWindow<A> {
     last_emitted: Option<A>,
     /// The time the last change of this window travelled at.
     emitted_at: Time,
+    /// The largest watermark among the records folded in: what its changes carry.
+    watermark: u64,
     /// The last batch that updated it, so that each batch emits one change per window
     /// without sorting what it touched.
     touched_in: u64,
@@ -244,10 +246,14 @@ fn close_windows<A: Data>(
         if let Some(entry) = windows.open.remove(&slot) {
             let (key, start) = slot;
             windows.dirty.insert((key.clone(), start));
+            // A final value is final from the window's end on, whenever the frontier
+            // happened to show it.
+            let watermark = entry.watermark.max(u64::try_from(end).unwrap_or(0));
             closed.push((
                 join(&entry.emitted_at, closing.time()),
                 change_record(
                     key,
+                    watermark,
                     WindowChange {
                         window: WindowBounds { start, end },
                         old: entry.last_emitted,
@@ -301,14 +307,14 @@ fn apply_batch<T: Data, A: Data>(
     let mut late_records: Vec<LateRecord> = Vec::new();
     for record in batch.records.into_iter().flatten() {
         let window = windows.assign(record.event_time);
-        if is_late(window, time.inner) {
+        if is_late(window, record.watermark) {
             late_records.push(LateRecord {
                 payload: serde_json::to_string(&record.value).unwrap_or_default(),
                 key: record.key,
                 origin: record.origin,
                 event_time: record.event_time,
                 window,
-                watermark: time.inner,
+                watermark: record.watermark,
                 view: view.to_string(),
             });
             continue;
@@ -325,11 +331,13 @@ fn apply_batch<T: Data, A: Data>(
                     aggregate: init(),
                     last_emitted: None,
                     emitted_at: time,
+                    watermark: record.watermark,
                     touched_in: 0,
                 })
             }
         };
         fold(&mut entry.aggregate, &record.value);
+        entry.watermark = entry.watermark.max(record.watermark);
         if entry.touched_in != this_batch {
             entry.touched_in = this_batch;
             touched.push(slot);
@@ -360,7 +368,10 @@ fn apply_batch<T: Data, A: Data>(
             is_final: false,
         };
         state.dirty.insert((key.clone(), start));
-        changes.push((entry.emitted_at, change_record(key, change)));
+        changes.push((
+            entry.emitted_at,
+            change_record(key, entry.watermark, change),
+        ));
     }
     give_in_time_order(outputs.changes, &batch.changes_capability, changes);
 }
@@ -418,6 +429,7 @@ fn restore<A: Data>(state: &OperatorState, worker: usize, peers: usize, windows:
                             last_emitted: Some(aggregate.clone()),
                             aggregate,
                             emitted_at: Time::default(),
+                            watermark: 0,
                             touched_in: 0,
                         },
                     );
@@ -434,10 +446,15 @@ fn restore<A: Data>(state: &OperatorState, worker: usize, peers: usize, windows:
     }
 }
 
-fn change_record<A>(key: String, change: WindowChange<A>) -> Record<WindowChange<A>> {
+fn change_record<A>(
+    key: String,
+    watermark: u64,
+    change: WindowChange<A>,
+) -> Record<WindowChange<A>> {
     Record {
         key,
         event_time: change.window.start,
+        watermark,
         origin: NO_ORIGIN,
         value: change,
     }

@@ -5,6 +5,10 @@
 
 use std::time::Duration;
 
+/// The allocator the `shop` binary uses, so that the figures match.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sluice::app::{Application, GeneratorOptions};
 use sluice::testkit::{MemoryInput, run_to_completion};

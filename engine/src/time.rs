@@ -49,15 +49,72 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
 
 /// Formats epoch milliseconds as RFC 3339 UTC with milliseconds, e.g. `2024-01-15T10:30:00.000Z`.
 pub fn format_millis(millis: i64) -> String {
-    match DateTime::<Utc>::from_timestamp_millis(millis) {
-        Some(time) => time.to_rfc3339_opts(SecondsFormat::Millis, true),
-        None => millis.to_string(),
+    match rfc3339_millis(millis) {
+        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        None => match DateTime::<Utc>::from_timestamp_millis(millis) {
+            Some(time) => time.to_rfc3339_opts(SecondsFormat::Millis, true),
+            None => millis.to_string(),
+        },
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for years 0 to 9999, written without allocating: every
+/// output event carries one, so chrono's general formatter would be a hot spot.
+fn rfc3339_millis(millis: i64) -> Option<[u8; 24]> {
+    const DAY_MS: i64 = 86_400_000;
+    let (year, month, day) = civil_from_days(millis.div_euclid(DAY_MS));
+    if !(0..=9999).contains(&year) {
+        return None;
+    }
+    let in_day = millis.rem_euclid(DAY_MS);
+    let fields = [
+        (year, 4),
+        (i64::from(month), 2),
+        (i64::from(day), 2),
+        (in_day / 3_600_000, 2),
+        (in_day / 60_000 % 60, 2),
+        (in_day / 1000 % 60, 2),
+        (in_day % 1000, 3),
+    ];
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut at = 0;
+    for (value, width) in fields {
+        let mut value = value;
+        for position in (at..at + width).rev() {
+            out[position] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+        at += width + 1;
+    }
+    Some(out)
+}
+
+/// The proleptic Gregorian `(year, month, day)` of a count of days since 1970-01-01
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 impl Serialize for EventTime {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&format_millis(self.0))
+        match rfc3339_millis(self.0) {
+            Some(bytes) => serializer.serialize_str(std::str::from_utf8(&bytes).unwrap_or("")),
+            None => serializer.serialize_str(&format_millis(self.0)),
+        }
     }
 }
 
@@ -117,5 +174,37 @@ mod tests {
             "\"2024-01-15T10:30:00.000Z\""
         );
         assert!(serde_json::from_str::<EventTime>("true").is_err());
+    }
+
+    fn chrono_rfc3339(millis: i64) -> String {
+        DateTime::<Utc>::from_timestamp_millis(millis)
+            .map(|time| time.to_rfc3339_opts(SecondsFormat::Millis, true))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn formatting_agrees_with_chrono_at_the_edges() {
+        for millis in [
+            0,
+            -1,
+            1_705_314_600_000,
+            951_782_400_000,     // 2000-02-29
+            -62_167_219_200_000, // 0000-01-01
+            253_402_300_799_999, // 9999-12-31T23:59:59.999
+        ] {
+            assert_eq!(format_millis(millis), chrono_rfc3339(millis), "{millis}");
+        }
+        // Outside four-digit years, chrono's own format is used.
+        assert_eq!(
+            format_millis(253_402_300_800_000),
+            chrono_rfc3339(253_402_300_800_000)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn formatting_agrees_with_chrono(millis in -62_167_219_200_000i64..253_402_300_800_000) {
+            proptest::prop_assert_eq!(format_millis(millis), chrono_rfc3339(millis));
+        }
     }
 }

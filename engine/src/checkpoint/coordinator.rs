@@ -78,8 +78,11 @@ struct Progress {
     in_flight: Option<InFlight>,
     /// A checkpoint whose parts are all in is being written (outside the lock).
     committing: bool,
-    /// Sources that stopped, with where they stopped; they count as contributors from now.
+    /// Sources that stopped; they count as contributors from now.
     retired: BTreeSet<ParticipantId>,
+    /// Where the partitions of stopped sources stopped. A source may stop after its cut for
+    /// the checkpoint in flight: that checkpoint takes the cut, every later one this.
+    stopped_at: BTreeMap<(String, i32), SourcePosition>,
     /// The positions of the last commit, carried into the next.
     positions: BTreeMap<(String, i32), SourcePosition>,
     last_id: u64,
@@ -143,6 +146,7 @@ impl Checkpointer {
                 in_flight: None,
                 committing: false,
                 retired: BTreeSet::new(),
+                stopped_at: BTreeMap::new(),
                 positions,
                 last_id: restored.map_or(0, |checkpoint| checkpoint.id),
                 last_started: Instant::now(),
@@ -210,7 +214,7 @@ impl Checkpointer {
             return None;
         }
         progress
-            .positions
+            .stopped_at
             .values()
             .map(|position| position.watermark)
             .min()
@@ -266,6 +270,7 @@ impl Checkpointer {
     pub fn retire(&self, participant: ParticipantId, positions: Vec<SourcePosition>) {
         let mut progress = self.lock();
         progress.retired.insert(participant);
+        keep_positions(&mut progress.stopped_at, positions.clone());
         keep_positions(&mut progress.positions, positions);
         self.begin_final_if_stopped(&mut progress);
         self.commit_if_complete(progress);
@@ -353,6 +358,10 @@ impl Checkpointer {
             duration_ms: 0,
             fingerprint: self.fingerprint.clone(),
         };
+        // Sources that stopped after their cut for this checkpoint stand where they stopped
+        // in every later one: they read nothing more, and what they read after the cut
+        // belongs to the next checkpoint.
+        positions.extend(progress.stopped_at.clone());
         progress.positions = positions;
         Some((checkpoint, flight.batch, flight.started))
     }
@@ -400,4 +409,96 @@ fn open(progress: &mut Progress, is_final: bool) {
         positions: BTreeMap::new(),
         started: Instant::now(),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn position(partition: i32, offset: i64) -> SourcePosition {
+        SourcePosition {
+            topic: "t".to_string(),
+            partition,
+            offset,
+            max_event_time: Some(offset * 1000),
+            watermark: offset as u64 * 1000,
+        }
+    }
+
+    fn coordinator(dir: &std::path::Path) -> Checkpointer {
+        let db = Arc::new(StateDb::open(dir, []).expect("state opens"));
+        Checkpointer::new(
+            db,
+            Arc::new(EngineStatus::new()),
+            Arc::new(AtomicBool::new(false)),
+            "fingerprint".to_string(),
+            Duration::ZERO,
+            1,
+            None,
+        )
+    }
+
+    fn offsets(checkpoint: &Checkpoint) -> Vec<(i32, i64)> {
+        checkpoint
+            .positions
+            .iter()
+            .map(|position| (position.partition, position.offset))
+            .collect()
+    }
+
+    #[test]
+    fn a_source_that_stops_after_its_cut_stands_where_it_stopped_afterwards() {
+        let dir = tempfile::tempdir().expect("dir");
+        let checkpointer = coordinator(dir.path());
+        let early = checkpointer.register(true);
+        let late = checkpointer.register(true);
+        let window = checkpointer.register(false);
+        checkpointer.worker_ready();
+        checkpointer.maybe_begin();
+        let request = checkpointer.request().expect("a checkpoint began");
+        assert!(checkpointer.contribute(early, request, vec![position(0, 10)], |_| Ok(())));
+        assert!(checkpointer.contribute(late, request, vec![position(1, 20)], |_| Ok(())));
+        // The source reads on after its cut, then stops before the checkpoint completes.
+        checkpointer.retire(late, vec![position(1, 35)]);
+        assert!(checkpointer.contribute(window, request, Vec::new(), |_| Ok(())));
+        let status = &checkpointer.status;
+        let first = status.checkpoint().expect("committed");
+        // The checkpoint takes the cut: what was read after it is not in its state.
+        assert_eq!(offsets(&first), vec![(0, 10), (1, 20)]);
+
+        checkpointer.retire(early, vec![position(0, 12)]);
+        assert_eq!(checkpointer.stopped_watermark(), Some(12_000));
+        let last = checkpointer.request().expect("the final checkpoint began");
+        assert!(last.is_final);
+        assert!(checkpointer.contribute(window, last, Vec::new(), |_| Ok(())));
+        let final_checkpoint = status.checkpoint().expect("committed");
+        assert!(final_checkpoint.is_final);
+        assert_eq!(offsets(&final_checkpoint), vec![(0, 12), (1, 35)]);
+    }
+
+    #[test]
+    fn the_next_checkpoint_waits_for_the_commit_before_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let checkpointer = coordinator(dir.path());
+        let source = checkpointer.register(true);
+        checkpointer.worker_ready();
+        checkpointer.maybe_begin();
+        let first = checkpointer.request().expect("began");
+        checkpointer.lock().committing = true;
+        assert!(checkpointer.contribute(source, first, vec![position(0, 5)], |_| Ok(())));
+        // All parts are in, but a commit is being written: this one waits its turn.
+        assert!(checkpointer.status.checkpoint().is_none());
+        checkpointer.maybe_begin();
+        assert_eq!(checkpointer.request(), Some(first));
+        let mut progress = checkpointer.lock();
+        progress.committing = false;
+        checkpointer.commit_if_complete(progress);
+        assert_eq!(
+            checkpointer
+                .status
+                .checkpoint()
+                .map(|checkpoint| checkpoint.id),
+            Some(1)
+        );
+    }
 }

@@ -63,7 +63,11 @@ impl RecordReader for KafkaReader {
         handle: &mut dyn FnMut(RawRecord<'_>),
     ) -> ReadOutcome {
         let mut read = 0;
-        while read < budget && Instant::now() < deadline {
+        while read < budget {
+            // Reading the clock for every record showed in profiles; every 64 is enough.
+            if read % 64 == 0 && Instant::now() >= deadline {
+                break;
+            }
             match self.consumer.poll(Duration::ZERO) {
                 None => break,
                 Some(Ok(message)) => {

@@ -19,14 +19,25 @@ use crate::time::format_millis;
 
 /// The deterministic id of an output record: its input's `topic/partition/offset/index`.
 pub fn record_id(source_topics: &[String], origin: &Origin) -> String {
+    let mut id = String::new();
+    write_record_id(&mut id, source_topics, origin);
+    id
+}
+
+/// Writes [`record_id`] into `id`, replacing what it held: sinks reuse one buffer.
+fn write_record_id(id: &mut String, source_topics: &[String], origin: &Origin) {
+    use std::fmt::Write;
     let topic = source_topics
         .get(origin.source as usize)
         .map(String::as_str)
         .unwrap_or("derived");
-    format!(
+    id.clear();
+    // Writing to a String cannot fail.
+    let _ = write!(
+        id,
         "{topic}/{}/{}/{}",
         origin.partition, origin.offset, origin.index
-    )
+    );
 }
 
 /// The input record an output came from, if it came from one.
@@ -49,22 +60,24 @@ pub(crate) fn to_topic<T: Data>(
 ) {
     let state = OperatorState::new(Arc::clone(&env), format!("to {topic}"));
     let mut gate: CheckpointGate<()> = CheckpointGate::new(Some(&state));
+    // Reused for every record: encoding is the sink's hot path.
+    let mut payload: Vec<u8> = Vec::new();
+    let mut id = String::new();
     stream.sink(
         Pipeline,
         &format!("To({topic})"),
         move |(input, frontier)| {
             let owed = gate.owed(Some(&state));
+            let mut emitted = 0;
             input.for_each(|_, records| {
                 for record in records.drain(..) {
-                    let payload = match serde_json::to_vec(&record.value) {
-                        Ok(payload) => payload,
-                        Err(error) => {
-                            tracing::error!(%error, %topic, "cannot encode an output record");
-                            EngineStatus::add(&env.status.delivery_failures, 1);
-                            continue;
-                        }
-                    };
-                    let id = record_id(&source_topics, &record.origin);
+                    payload.clear();
+                    if let Err(error) = serde_json::to_writer(&mut payload, &record.value) {
+                        tracing::error!(%error, %topic, "cannot encode an output record");
+                        EngineStatus::add(&env.status.delivery_failures, 1);
+                        continue;
+                    }
+                    write_record_id(&mut id, &source_topics, &record.origin);
                     env.output.send(&OutputRecord {
                         topic: &topic,
                         key: record.key.as_bytes(),
@@ -72,9 +85,11 @@ pub(crate) fn to_topic<T: Data>(
                         headers: &[(RECORD_ID_HEADER, &id)],
                         origin: input_position(&source_topics, &record.origin),
                     });
-                    EngineStatus::add(&env.status.emitted, 1);
+                    emitted += 1;
                 }
             });
+            // Once per activation: the counter is shared by every worker.
+            EngineStatus::add(&env.status.emitted, emitted);
             hand_in_sent(&mut gate, &state, owed, &frontier.frontier()[..]);
         },
     );

@@ -128,11 +128,20 @@ pub enum InventoryAction {
     Release,
 }
 
+/// The `event_type` of an [`InventoryEvent`]: always `"InventoryEvent"`, so it needs no
+/// string of its own in every event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InventoryEventType {
+    /// The only value.
+    #[default]
+    InventoryEvent,
+}
+
 /// A record of `inventory-events`: one order line's effect on stock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InventoryEvent {
     /// Always `InventoryEvent`.
-    pub event_type: String,
+    pub event_type: InventoryEventType,
     /// The order the line belongs to.
     pub order_id: String,
     /// The item.
@@ -182,6 +191,25 @@ mod tests {
         let json = serde_json::to_value(&order).unwrap();
         assert_eq!(json["event_type"], "OrderPlaced");
         assert_eq!(serde_json::from_value::<OrderEvent>(json).unwrap(), order);
+    }
+
+    #[test]
+    fn inventory_events_say_what_they_are() {
+        let event = InventoryEvent {
+            event_type: InventoryEventType::InventoryEvent,
+            order_id: "o".into(),
+            item_id: "burger".into(),
+            quantity: 2,
+            action: InventoryAction::Reserve,
+            timestamp: EventTime(0),
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["event_type"], "InventoryEvent");
+        assert_eq!(json["action"], "reserve");
+        assert_eq!(
+            serde_json::from_value::<InventoryEvent>(json).unwrap(),
+            event
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sluice::dsl::{Source, Topology, TumblingWindows, WindowBounds};
 
-use crate::events::{InventoryAction, InventoryEvent, OrderEvent, OrderStatus};
+use crate::events::{InventoryAction, InventoryEvent, InventoryEventType, OrderEvent, OrderStatus};
 use crate::topics::{INVENTORY_EVENTS, ORDER_EVENTS};
 
 /// Out-of-orderness allowed on `order-events`.
@@ -91,7 +91,7 @@ pub fn inventory_events(event: OrderEvent) -> Vec<InventoryEvent> {
         .items
         .into_iter()
         .map(|line| InventoryEvent {
-            event_type: "InventoryEvent".to_string(),
+            event_type: InventoryEventType::InventoryEvent,
             order_id: order.order_id.clone(),
             item_id: line.item_id,
             quantity: line.quantity,

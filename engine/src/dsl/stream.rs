@@ -123,11 +123,18 @@ impl<'scope, T: Data> Stream<'scope, T> {
                 origin,
                 value,
             } = record;
-            for (index, value) in expand(value).into_iter().enumerate() {
+            let mut key = Some(key);
+            let mut values = expand(value).into_iter().enumerate().peekable();
+            while let Some((index, value)) = values.next() {
                 let mut origin = origin;
                 origin.index = index as u32;
+                // The last output takes the key; only the others need a copy.
+                let key = match values.peek() {
+                    Some(_) => key.clone().unwrap_or_default(),
+                    None => key.take().unwrap_or_default(),
+                };
                 emit(Record {
-                    key: key.clone(),
+                    key,
                     event_time,
                     watermark,
                     origin,

@@ -7,55 +7,61 @@
 //! generation current when it was queued; [`Deliveries::wait_for_queued`] starts a new
 //! generation and waits only for the older ones.
 
-use std::collections::BTreeMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+/// Counters kept, one per generation modulo this. Waits are one at a time (one commit at
+/// a time), and each leaves its generation at zero unless it times out, which stops the
+/// engine; a wait also covers the two generations before its own, which the current one
+/// cannot share a counter with.
+const SLOTS: usize = 4;
+
 /// Unacknowledged output records, per generation.
+///
+/// Counting is lock-free: every output record passes here twice (queued, then settled on
+/// librdkafka's thread), and a mutex there showed in profiles. Only a waiter that has to
+/// sleep takes the lock.
 #[derive(Debug, Default)]
 pub struct Deliveries {
-    state: Mutex<Generations>,
+    current: AtomicU64,
+    outstanding: [AtomicU64; SLOTS],
+    waiting: AtomicBool,
+    lock: Mutex<()>,
     acknowledged: Condvar,
 }
 
-#[derive(Debug, Default)]
-struct Generations {
-    current: u64,
-    outstanding: BTreeMap<u64, u64>,
-}
-
 impl Deliveries {
-    fn lock(&self) -> MutexGuard<'_, Generations> {
-        // Counters stay consistent whatever panicked while holding the lock.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn slot(&self, generation: u64) -> &AtomicU64 {
+        &self.outstanding[(generation % SLOTS as u64) as usize]
     }
 
-    /// Counts a record about to be queued; returns the generation to acknowledge it with.
+    /// Counts a record about to be queued; returns the generation to settle it with.
     pub fn queued(&self) -> u64 {
-        let mut state = self.lock();
-        let generation = state.current;
-        *state.outstanding.entry(generation).or_default() += 1;
-        generation
+        loop {
+            let generation = self.current.load(Ordering::SeqCst);
+            self.slot(generation).fetch_add(1, Ordering::SeqCst);
+            // If a wait began in between, it may already have looked at this generation:
+            // count the record in the new one instead.
+            if self.current.load(Ordering::SeqCst) == generation {
+                return generation;
+            }
+            self.settled(generation);
+        }
     }
 
     /// Counts a record of `generation` as done with: acknowledged, refused by the broker,
     /// or never queued after all.
     pub fn settled(&self, generation: u64) {
-        let mut state = self.lock();
-        let emptied = match state.outstanding.get_mut(&generation) {
-            Some(count) if *count > 1 => {
-                *count -= 1;
-                false
-            }
-            Some(_) => {
-                state.outstanding.remove(&generation);
-                true
-            }
-            None => false,
-        };
-        if emptied {
+        let slot = self.slot(generation);
+        let before = slot
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |count| {
+                count.checked_sub(1)
+            })
+            .unwrap_or(0);
+        if before == 1 && self.waiting.load(Ordering::SeqCst) {
+            // Taking the lock orders this wake-up after the waiter's check.
+            let _guard = self.lock.lock();
             self.acknowledged.notify_all();
         }
     }
@@ -64,31 +70,40 @@ impl Deliveries {
     /// passed first.
     pub fn wait_for_queued(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut state = self.lock();
-        let waited_for = state.current;
-        state.current += 1;
-        loop {
-            let pending = state
-                .outstanding
-                .first_key_value()
-                .is_some_and(|(generation, _)| *generation <= waited_for);
-            if !pending {
-                return true;
+        let waited_for = self.current.fetch_add(1, Ordering::SeqCst);
+        let slots = [
+            self.slot(waited_for),
+            self.slot(waited_for.wrapping_sub(1)),
+            self.slot(waited_for.wrapping_sub(2)),
+        ];
+        let mut guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.waiting.store(true, Ordering::SeqCst);
+        let settled = loop {
+            if slots.iter().all(|slot| slot.load(Ordering::SeqCst) == 0) {
+                break true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return false;
+                break false;
             }
-            state = match self.acknowledged.wait_timeout(state, left) {
-                Ok((state, _)) => state,
+            guard = match self.acknowledged.wait_timeout(guard, left) {
+                Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
-        }
+        };
+        self.waiting.store(false, Ordering::SeqCst);
+        settled
     }
 
     /// Records not yet settled, in every generation.
     pub fn outstanding(&self) -> u64 {
-        self.lock().outstanding.values().sum()
+        self.outstanding
+            .iter()
+            .map(|slot| slot.load(Ordering::SeqCst))
+            .sum()
     }
 }
 
@@ -106,7 +121,7 @@ mod tests {
             std::thread::spawn(move || deliveries.wait_for_queued(Duration::from_secs(30)))
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while deliveries.lock().current == 0 {
+        while deliveries.current.load(Ordering::SeqCst) == 0 {
             assert!(Instant::now() < deadline, "the wait never began");
             std::thread::yield_now();
         }
@@ -131,5 +146,65 @@ mod tests {
         deliveries.settled(7);
         assert_eq!(deliveries.outstanding(), 0);
         assert!(deliveries.wait_for_queued(Duration::ZERO));
+    }
+
+    #[test]
+    fn under_concurrent_traffic_a_wait_returns_only_once_its_records_are_settled() {
+        use std::sync::Mutex as StdMutex;
+        use std::sync::atomic::AtomicBool;
+        const RECORDS_PER_PRODUCER: usize = 20_000;
+        let deliveries = Arc::new(Deliveries::default());
+        // Every record queued so far: its generation and whether it was settled.
+        type Queued = Vec<(u64, Arc<AtomicBool>)>;
+        let records: Arc<StdMutex<Queued>> = Arc::default();
+        let producers: Vec<_> = (0..2)
+            .map(|_| {
+                let (deliveries, records) = (Arc::clone(&deliveries), Arc::clone(&records));
+                std::thread::spawn(move || {
+                    for _ in 0..RECORDS_PER_PRODUCER {
+                        let mut records = records.lock().expect("records");
+                        let generation = deliveries.queued();
+                        records.push((generation, Arc::new(AtomicBool::new(false))));
+                    }
+                })
+            })
+            .collect();
+        let settler = {
+            let (deliveries, records) = (Arc::clone(&deliveries), Arc::clone(&records));
+            std::thread::spawn(move || {
+                let mut next = 0;
+                while next < 2 * RECORDS_PER_PRODUCER {
+                    let batch: Vec<_> = records.lock().expect("records")[next..].to_vec();
+                    next += batch.len();
+                    // Settle newest first, as acknowledgements of several partitions may.
+                    for (generation, settled) in batch.into_iter().rev() {
+                        settled.store(true, Ordering::SeqCst);
+                        deliveries.settled(generation);
+                    }
+                    std::thread::yield_now();
+                }
+            })
+        };
+        let mut waits = 0;
+        while !settler.is_finished() || waits == 0 {
+            let before: Vec<Arc<AtomicBool>> = records
+                .lock()
+                .expect("records")
+                .iter()
+                .map(|(_, settled)| Arc::clone(settled))
+                .collect();
+            assert!(deliveries.wait_for_queued(Duration::from_secs(30)));
+            assert!(
+                before.iter().all(|settled| settled.load(Ordering::SeqCst)),
+                "a wait returned before a record queued ahead of it was settled"
+            );
+            waits += 1;
+        }
+        for thread in producers {
+            thread.join().expect("producer");
+        }
+        settler.join().expect("settler");
+        assert_eq!(deliveries.outstanding(), 0);
+        assert!(waits > 1, "only {waits} waits overlapped the traffic");
     }
 }

@@ -13,7 +13,7 @@
 mod harness;
 
 use harness::orders::{add_sentinels, all_views, assert_views, expected, produce_orders};
-use harness::{ShopProcess, Tansu, free_port, get_json, shop_binary, wait_for};
+use harness::{ShopProcess, Tansu, checkpointed, free_port, get_json, shop_binary, wait_for};
 use serde_json::Value;
 
 const EVENTS: u64 = 8_000;
@@ -28,19 +28,6 @@ fn claim_for_another_topology(state_dir: &std::path::Path) {
     claim["fingerprint"] = Value::from("another topology");
     meta.put(b"topology", &serde_json::to_vec(&claim).expect("encodes"))
         .expect("written");
-}
-
-/// The sum of the offsets of the last checkpoint in a `/status` answer.
-fn checkpointed(status: &Value) -> i64 {
-    status["checkpoint"]["offsets"]
-        .as_array()
-        .map(|offsets| {
-            offsets
-                .iter()
-                .map(|offset| offset["offset"].as_i64().unwrap_or(0))
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 #[test]

@@ -102,6 +102,7 @@ impl Tansu {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        index_headers(&dir.join("tansu.db"));
         child
     }
 
@@ -115,6 +116,43 @@ impl Drop for Tansu {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Tansu 0.6's SQLite schema has no index on `header`, and its fetch looks up the headers
+/// of every record it returns by `(topition, offset_id)`: each record read scans every
+/// header stored. Sluice gives every output record a `sluice-id` header, so at 200,000
+/// events a fetch slows to a crawl and the run stalls on the broker. The index Tansu's own
+/// query wants makes that lookup a seek; it changes no answer. It is created once the
+/// broker has created its schema, and again harmlessly on every restart.
+fn index_headers(database: &Path) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let indexed = rusqlite::Connection::open(database).and_then(|connection| {
+            connection.busy_timeout(Duration::from_secs(10))?;
+            let has_schema: bool = connection.query_row(
+                "select count(*) > 0 from sqlite_master where type = 'table' and name = 'header'",
+                [],
+                |row| row.get(0),
+            )?;
+            if has_schema {
+                connection.execute_batch(
+                    "create index if not exists header_by_record on header (topition, offset_id)",
+                )?;
+            }
+            Ok(has_schema)
+        });
+        match indexed {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(error) => eprintln!("indexing tansu's headers: {error}; trying again"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tansu never created its schema in {}",
+            database.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -192,6 +230,19 @@ pub fn get_json(base: &str, path: &str) -> (u16, Value) {
             Err(_) => (0, Value::Null),
         }
     })
+}
+
+/// The sum of the offsets of the last checkpoint in a `/status` answer.
+pub fn checkpointed(status: &Value) -> i64 {
+    status["checkpoint"]["offsets"]
+        .as_array()
+        .map(|offsets| {
+            offsets
+                .iter()
+                .map(|offset| offset["offset"].as_i64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Polls a path until its JSON satisfies `done`, failing with the last answer at the deadline.

@@ -1,5 +1,6 @@
 //! The flags of a topology binary, parsed with clap, and the dispatch to each command.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,9 @@ enum Command {
     Bench(BenchArgs),
     /// Print the topology's graph.
     Describe(DescribeArgs),
+    /// Read an output topic to its end, dropping records whose `sluice-id` was seen
+    /// (at-least-once output read exactly once).
+    Dedupe(DedupeArgs),
 }
 
 #[derive(Args, Clone)]
@@ -222,6 +226,22 @@ pub(crate) struct BenchArgs {
     pub engine: EngineArgs,
 }
 
+#[derive(Args)]
+pub(crate) struct DedupeArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// The topic to read.
+    #[arg(long)]
+    pub topic: String,
+    /// Print every kept record as a JSON line (`id`, `partition`, `offset`, `key`,
+    /// `value`) before the summary.
+    #[arg(long)]
+    pub print: bool,
+    /// Longest time to read before giving up, in seconds.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout_secs: u64,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum DescribeFormat {
     Text,
@@ -376,6 +396,37 @@ async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow
         }
         Command::Demo(args) => super::demo::demo(application, args).await,
         Command::Bench(args) => super::bench::bench(application, args).await,
+        Command::Dedupe(args) => {
+            let settings = args
+                .kafka
+                .settings(&format!("{}-dedupe", application.name()));
+            let report = tokio::task::spawn_blocking(move || {
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                let mut failed: Option<std::io::Error> = None;
+                let report = crate::kafka::dedupe::read_deduplicated(
+                    &settings,
+                    &args.topic,
+                    Duration::from_secs(args.timeout_secs),
+                    |record| {
+                        if args.print && failed.is_none() {
+                            let line = serde_json::to_string(&record).unwrap_or_default();
+                            if let Err(error) = writeln!(out, "{line}") {
+                                failed = Some(error);
+                            }
+                        }
+                    },
+                )?;
+                if let Some(error) = failed {
+                    return Err(anyhow::Error::from(error).context("writing records"));
+                }
+                out.flush().context("writing records")?;
+                Ok::<_, anyhow::Error>(report)
+            })
+            .await
+            .context("the dedupe thread failed")??;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
         Command::Describe(args) => {
             let plan = plan_of(&application.topology());
             match args.format {

@@ -1,5 +1,5 @@
 //! The command line a topology binary gets: `run`, `replay`, `produce`, `demo`, `bench`,
-//! `describe`.
+//! `describe`, `dedupe`.
 //!
 //! A binary describes itself with an [`Application`] (its topology and its event generator)
 //! and hands it to [`main`].

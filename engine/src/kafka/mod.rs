@@ -1,8 +1,9 @@
 //! Kafka I/O through rdkafka: client settings, topic set-up, the output producer (and the
-//! acknowledgements it waits for at checkpoints) and the monitor that fetches high
-//! watermarks.
+//! acknowledgements it waits for at checkpoints), the monitor that fetches high
+//! watermarks, and the dedupe helper that reads output exactly once.
 
 pub mod admin;
+pub mod dedupe;
 pub mod deliveries;
 pub mod monitor;
 pub mod producer;

@@ -56,6 +56,16 @@ pub enum EngineError {
         /// The binary, to name its replay command.
         program: String,
     },
+    /// Another instance began transactions with the same transactional id: this one is a
+    /// zombie and must stop, leaving the output to the newer one.
+    #[error(
+        "fenced: another instance started with transactional.id {transactional_id} and took \
+         over the output; this one stops without committing"
+    )]
+    Fenced {
+        /// The transactional id both instances use.
+        transactional_id: String,
+    },
     /// The checkpoint metadata cannot be read.
     #[error("cannot read the checkpoint: {0}")]
     CorruptCheckpoint(String),

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::checkpoint::Checkpoint;
 use crate::error::EngineError;
 
 /// One record to write.
@@ -18,6 +19,9 @@ pub struct OutputRecord<'a> {
     pub headers: &'a [(&'a str, &'a str)],
     /// The input record it was made from, when there is exactly one.
     pub origin: Option<InputPosition<'a>>,
+    /// The checkpoint epoch of the timely time it was made at: which checkpoint's
+    /// transaction it belongs to under exactly-once output.
+    pub epoch: u64,
 }
 
 /// Where an input record was read: topic, partition and offset.
@@ -39,6 +43,27 @@ pub trait OutputSink: Send + Sync {
     /// Records queued meanwhile (by workers that went on) need not be: a checkpoint waits
     /// only for the output of the records it takes.
     fn flush(&self, timeout: Duration) -> Result<(), EngineError>;
+
+    /// A checkpoint opened epoch `epoch`: records of that epoch and later belong to the
+    /// next checkpoint (`u64::MAX` when the checkpoint in flight takes everything).
+    /// Only transactional output cares.
+    fn cut(&self, _epoch: u64) {}
+
+    /// Called when every record of the checkpoint in flight has been sent: waits until
+    /// they are written and returns the outbox to store with the checkpoint, if this
+    /// output keeps one.
+    fn prepare(&self, timeout: Duration) -> Result<Option<Vec<u8>>, EngineError> {
+        self.flush(timeout).map(|()| None)
+    }
+
+    /// Called once the checkpoint is written: makes its output visible (commits the
+    /// transaction, with the checkpoint's offsets).
+    fn commit(&self, _checkpoint: &Checkpoint) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    /// Called when the checkpoint in flight cannot be written: drops its output.
+    fn abort(&self) {}
 }
 
 /// A record kept by [`MemoryOutput`].
@@ -72,9 +97,10 @@ impl MemoryOutput {
     }
 }
 
-impl OutputSink for MemoryOutput {
-    fn send(&self, record: &OutputRecord<'_>) {
-        let owned = OwnedRecord {
+impl OwnedRecord {
+    /// An owned copy of `record`'s key, payload and headers.
+    pub fn copy_of(record: &OutputRecord<'_>) -> Self {
+        OwnedRecord {
             key: record.key.to_vec(),
             payload: record.payload.to_vec(),
             headers: record
@@ -82,7 +108,13 @@ impl OutputSink for MemoryOutput {
                 .iter()
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
-        };
+        }
+    }
+}
+
+impl OutputSink for MemoryOutput {
+    fn send(&self, record: &OutputRecord<'_>) {
+        let owned = OwnedRecord::copy_of(record);
         let mut topics = match self.topics.lock() {
             Ok(topics) => topics,
             Err(poisoned) => poisoned.into_inner(),

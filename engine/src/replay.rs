@@ -165,6 +165,22 @@ impl OutputSink for ReplaySink {
     fn flush(&self, timeout: Duration) -> Result<(), EngineError> {
         self.inner.flush(timeout)
     }
+
+    fn cut(&self, epoch: u64) {
+        self.inner.cut(epoch);
+    }
+
+    fn prepare(&self, timeout: Duration) -> Result<Option<Vec<u8>>, EngineError> {
+        self.inner.prepare(timeout)
+    }
+
+    fn commit(&self, checkpoint: &Checkpoint) -> Result<(), EngineError> {
+        self.inner.commit(checkpoint)
+    }
+
+    fn abort(&self) {
+        self.inner.abort();
+    }
 }
 
 #[cfg(test)]
@@ -203,6 +219,7 @@ mod tests {
                 partition: 0,
                 offset,
             }),
+            epoch: 0,
         });
     }
 

@@ -22,7 +22,7 @@ use crate::epoch::{Time, watermark_of};
 use crate::error::EngineError;
 use crate::kafka::admin::{ensure_topics, offsets_at_time, partition_counts};
 use crate::kafka::monitor::spawn_watermark_monitor;
-use crate::kafka::{KafkaSettings, OutputProducer};
+use crate::kafka::{KafkaSettings, OutputProducer, TransactionalOutput};
 use crate::output::OutputSink;
 use crate::plan::{Plan, describe};
 use crate::query::{QueryState, router};
@@ -55,6 +55,9 @@ pub struct EngineConfig {
     pub checkpoint_interval: Duration,
     /// Replay instead of continuing: wipe the state and reprocess (the caller confirms).
     pub replay: Option<ReplayOptions>,
+    /// Output through a transaction per checkpoint (see `kafka::transactional`) instead
+    /// of at least once.
+    pub exactly_once: bool,
 }
 
 impl EngineConfig {
@@ -72,6 +75,7 @@ impl EngineConfig {
             create_topics: true,
             checkpoint_interval: Duration::from_secs(1),
             replay: None,
+            exactly_once: false,
         }
     }
 }
@@ -100,6 +104,9 @@ pub(crate) struct RunEnv {
     /// Where partitions without a restored position start (a replay from a timestamp);
     /// offset zero otherwise.
     pub start_offsets: BTreeMap<(String, i32), i64>,
+    /// Whether output is transactional; the offsets then reach the consumer group through
+    /// the transactions, and sources commit none of their own.
+    pub exactly_once: bool,
 }
 
 /// Builds a topology without brokers, to learn its graph, topics and views.
@@ -215,8 +222,26 @@ pub async fn start(
         );
         status.set_checkpoint(checkpoint.clone());
     }
-    let producer: Arc<dyn OutputSink> =
-        Arc::new(OutputProducer::new(&config.kafka, Arc::clone(&status))?);
+    let producer: Arc<dyn OutputSink> = if config.exactly_once {
+        let settings = config.kafka.clone();
+        let status = Arc::clone(&status);
+        let db = Arc::clone(&db);
+        let restored = restored.clone();
+        let transactional = tokio::task::spawn_blocking(move || {
+            let output = TransactionalOutput::new(&settings, status)?;
+            output.recover(&db, restored.as_ref())?;
+            Ok::<_, EngineError>(output)
+        })
+        .await
+        .map_err(|error| EngineError::Dataflow(error.to_string()))??;
+        info!(
+            transactional_id = %config.kafka.transactional_id(),
+            "exactly-once output: one transaction per checkpoint"
+        );
+        Arc::new(transactional)
+    } else {
+        Arc::new(OutputProducer::new(&config.kafka, Arc::clone(&status))?)
+    };
     let output: Arc<dyn OutputSink> = match &config.replay {
         Some(replay) => Arc::new(ReplaySink::new(
             producer,
@@ -252,6 +277,7 @@ pub async fn start(
         checkpointer,
         restored,
         start_offsets,
+        exactly_once: config.exactly_once,
     });
 
     let monitored: Vec<(String, i32)> = partitions

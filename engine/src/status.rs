@@ -35,6 +35,13 @@ pub struct EngineStatus {
     pub delivery_failures: AtomicU64,
     /// Output records a replay did not write because the previous run had.
     pub suppressed: AtomicU64,
+    /// Output transactions committed (exactly-once output only).
+    pub transactions_committed: AtomicU64,
+    /// Output transactions aborted (exactly-once output only).
+    pub transactions_aborted: AtomicU64,
+    /// Records written again at start from the outbox of a transaction that had not
+    /// committed (exactly-once output only).
+    pub outbox_resent: AtomicU64,
     fatal: Mutex<Option<String>>,
     checkpoint: Mutex<Option<Checkpoint>>,
 }

@@ -103,6 +103,7 @@ pub fn resume_with_checkpoints(
         checkpointer,
         restored,
         start_offsets: Default::default(),
+        exactly_once: false,
     });
     let guards = spawn_workers(workers, env, topology)?;
     for result in guards.join() {

@@ -66,12 +66,19 @@ pub(crate) struct KafkaArgs {
     /// Seconds to keep retrying, with backoff, a broker that does not answer at start.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub broker_timeout_secs: u64,
+    /// Consumer group for offsets (monitoring) and, under `--exactly-once`, the
+    /// transactional id `<group>-output` (default: the application's name).
+    #[arg(long)]
+    pub group: Option<String>,
 }
 
 impl KafkaArgs {
-    pub(crate) fn settings(&self, group: &str) -> KafkaSettings {
+    pub(crate) fn settings(&self, default_group: &str) -> KafkaSettings {
         let mut settings = KafkaSettings::new(&self.brokers);
-        settings.group_id = group.to_string();
+        settings.group_id = self
+            .group
+            .clone()
+            .unwrap_or_else(|| default_group.to_string());
         settings.fetch_wait_max_ms = self.fetch_wait_max_ms;
         settings.partitions = self.partitions;
         settings
@@ -136,6 +143,11 @@ pub(crate) struct EngineArgs {
     /// How often to checkpoint offsets and state, in milliseconds; views change at this pace.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub checkpoint_interval_ms: u64,
+    /// Write output through a Kafka transaction that commits at each checkpoint, with the
+    /// checkpoint's offsets, so that `read_committed` consumers see each record once across
+    /// crashes. Needs a broker with transactions (Apache Kafka; not Tansu 0.6).
+    #[arg(long)]
+    pub exactly_once: bool,
 }
 
 impl EngineArgs {
@@ -145,6 +157,7 @@ impl EngineArgs {
         }
         config.tick_ms = self.tick_ms;
         config.checkpoint_interval = Duration::from_millis(self.checkpoint_interval_ms);
+        config.exactly_once = self.exactly_once;
     }
 }
 

@@ -20,6 +20,7 @@ use sluice_state::{StateDb, WriteBatch};
 use tracing::{debug, error};
 
 use super::record::{Checkpoint, SourcePosition};
+use crate::kafka::outbox::OUTBOX_KEY;
 use crate::output::OutputSink;
 use crate::status::EngineStatus;
 
@@ -232,7 +233,7 @@ impl Checkpointer {
         {
             return;
         }
-        open(&mut progress, false);
+        open(&mut progress, false, self.output.as_deref());
     }
 
     /// Hands in a participant's part of the checkpoint `request`: `positions` for a source,
@@ -284,11 +285,14 @@ impl Checkpointer {
         }
         let retired = progress.retired.clone();
         match progress.in_flight.as_mut() {
-            None => open(progress, true),
+            None => open(progress, true, self.output.as_deref()),
             Some(flight) if !flight.request.is_final => {
                 // Everyone hands in again, up to everything: what was handed in so far stays in
                 // the batch, and later parts overwrite it where they overlap.
                 flight.request.is_final = true;
+                if let Some(output) = &self.output {
+                    output.cut(u64::MAX);
+                }
                 flight.contributed = retired;
                 // The stopped sources' final positions, kept by `retire`, replace the cut.
                 flight.positions.clear();
@@ -370,34 +374,81 @@ impl Checkpointer {
     fn write(
         &self,
         checkpoint: &mut Checkpoint,
-        mut batch: WriteBatch,
+        batch: WriteBatch,
         started: Instant,
     ) -> Result<(), String> {
         // Every participant, sinks included, has handed its output to the producer; once it
         // is acknowledged, the offsets may move past the records it came from.
-        if let Some(output) = &self.output {
-            output
-                .flush(OUTPUT_FLUSH_TIMEOUT)
-                .map_err(|error| format!("output was not acknowledged: {error}"))?;
-        }
+        let outbox = match &self.output {
+            Some(output) => match output.prepare(OUTPUT_FLUSH_TIMEOUT) {
+                Ok(outbox) => outbox,
+                Err(error) => {
+                    output.abort();
+                    return Err(format!("output was not acknowledged: {error}"));
+                }
+            },
+            None => None,
+        };
         checkpoint.committed_at = chrono::Utc::now().timestamp_millis();
         checkpoint.duration_ms = started.elapsed().as_millis() as u64;
+        let written = self.write_batch(checkpoint, batch, outbox.as_deref());
+        let Some(output) = &self.output else {
+            return written;
+        };
+        if let Err(reason) = written {
+            output.abort();
+            return Err(reason);
+        }
+        // Exactly-once output becomes visible only now, after the state that matches it.
+        output
+            .commit(checkpoint)
+            .map_err(|error| format!("output transaction did not commit: {error}"))?;
+        if outbox.is_some() {
+            // The transaction committed: a restart must not write its output again.
+            let meta = self.db.meta().map_err(|error| error.to_string())?;
+            let mut done = WriteBatch::default();
+            meta.delete_into(&mut done, OUTBOX_KEY);
+            self.db.write(done).map_err(|error| error.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Writes the batch with the checkpoint record and, under exactly-once output, the
+    /// outbox of its transaction.
+    fn write_batch(
+        &self,
+        checkpoint: &Checkpoint,
+        mut batch: WriteBatch,
+        outbox: Option<&[u8]>,
+    ) -> Result<(), String> {
         let json = serde_json::to_vec(checkpoint).map_err(|error| error.to_string())?;
         let meta = self.db.meta().map_err(|error| error.to_string())?;
         meta.put_into(&mut batch, Checkpoint::KEY, &json);
+        if let Some(outbox) = outbox {
+            meta.put_into(&mut batch, OUTBOX_KEY, outbox);
+        }
         self.db.write(batch).map_err(|error| error.to_string())
     }
 
     fn fail(&self, reason: &str) {
         error!(reason, "cannot write a checkpoint; stopping");
+        // No later checkpoint may be written over this one: under exactly-once output it
+        // would replace the outbox of a transaction that did not commit.
+        self.lock().finished = true;
         self.status
             .set_fatal(format!("cannot write a checkpoint: {reason}"));
         self.shutdown.store(true, Ordering::Relaxed);
     }
 }
 
-fn open(progress: &mut Progress, is_final: bool) {
+fn open(progress: &mut Progress, is_final: bool, output: Option<&dyn OutputSink>) {
     progress.epoch += 1;
+    // Under the lock, before any source can see the new epoch.
+    if let Some(output) = output
+        && !is_final
+    {
+        output.cut(progress.epoch);
+    }
     progress.last_started = Instant::now();
     progress.in_flight = Some(InFlight {
         request: Request {

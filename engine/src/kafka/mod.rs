@@ -1,13 +1,17 @@
 //! Kafka I/O through rdkafka: client settings, topic set-up, the output producer (and the
-//! acknowledgements it waits for at checkpoints), the monitor that fetches high
-//! watermarks, and the dedupe helper that reads output exactly once.
+//! acknowledgements it waits for at checkpoints), the transactional producer of
+//! exactly-once output and its outbox, the monitor that fetches high watermarks, and the
+//! dedupe helper that reads output exactly once.
 
 pub mod admin;
 pub mod dedupe;
 pub mod deliveries;
 pub mod monitor;
+pub mod outbox;
 pub mod producer;
 pub mod settings;
+pub mod transactional;
 
 pub use producer::OutputProducer;
 pub use settings::KafkaSettings;
+pub use transactional::TransactionalOutput;

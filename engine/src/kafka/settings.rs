@@ -42,6 +42,12 @@ impl KafkaSettings {
         config
     }
 
+    /// The transactional id of exactly-once output: one per consumer group, so that a new
+    /// instance of the same application fences the old one.
+    pub fn transactional_id(&self) -> String {
+        format!("{}-output", self.group_id)
+    }
+
     /// A consumer that reads assigned partitions from offsets the engine chooses.
     pub fn consumer_config(&self, client_id: &str) -> ClientConfig {
         let mut config = self.base_config();

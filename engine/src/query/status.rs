@@ -46,6 +46,11 @@ pub async fn status(State(state): State<QueryState>) -> Json<Value> {
         "dlq": EngineStatus::count(&status.dead_lettered),
         "delivery_failures": EngineStatus::count(&status.delivery_failures),
         "suppressed": EngineStatus::count(&status.suppressed),
+        "transactions": {
+            "committed": EngineStatus::count(&status.transactions_committed),
+            "aborted": EngineStatus::count(&status.transactions_aborted),
+            "resent": EngineStatus::count(&status.outbox_resent),
+        },
         "state_bytes": state_bytes(&state),
         "error": status.fatal(),
     }))

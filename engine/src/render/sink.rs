@@ -9,7 +9,7 @@ use timely::dataflow::operators::generic::Operator;
 use super::state::{CheckpointGate, OperatorState};
 use super::window::LateRecord;
 use crate::checkpoint::Request;
-use crate::epoch::Time;
+use crate::epoch::{Time, stamp_time};
 use crate::kafka::producer::{ERROR_HEADER, RECORD_ID_HEADER};
 use crate::output::{InputPosition, OutputRecord};
 use crate::record::{Data, Origin, Record};
@@ -69,7 +69,8 @@ pub(crate) fn to_topic<T: Data>(
         move |(input, frontier)| {
             let owed = gate.owed(Some(&state));
             let mut emitted = 0;
-            input.for_each(|_, records| {
+            input.for_each(|stamp, records| {
+                let epoch = stamp_time(stamp.stamp()).map_or(0, |time| time.outer);
                 for record in records.drain(..) {
                     payload.clear();
                     // sonic-rs, as the sources read with: the same JSON, written faster.
@@ -85,6 +86,7 @@ pub(crate) fn to_topic<T: Data>(
                         payload: &payload,
                         headers: &[(RECORD_ID_HEADER, &id)],
                         origin: input_position(&source_topics, &record.origin),
+                        epoch,
                     });
                     emitted += 1;
                 }
@@ -118,7 +120,8 @@ pub(crate) fn late_to_topics(
     let mut gate: CheckpointGate<()> = CheckpointGate::new(Some(&state));
     stream.sink(Pipeline, "LateRecords", move |(input, frontier)| {
         let owed = gate.owed(Some(&state));
-        input.for_each(|_, records| {
+        input.for_each(|stamp, records| {
+            let epoch = stamp_time(stamp.stamp()).map_or(0, |time| time.outer);
             for late in records.drain(..) {
                 let id = record_id(&source_topics, &late.origin);
                 let topic = match source_topics.get(late.origin.source as usize) {
@@ -142,6 +145,7 @@ pub(crate) fn late_to_topics(
                         ("sluice-view", &late.view),
                     ],
                     origin: input_position(&source_topics, &late.origin),
+                    epoch,
                 });
                 EngineStatus::add(&env.status.late, 1);
             }

@@ -205,7 +205,8 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                 let Some(reader_input) = input.as_mut() else {
                     return;
                 };
-                if last_group_commit.elapsed() >= GROUP_COMMIT_INTERVAL
+                if !env.exactly_once
+                    && last_group_commit.elapsed() >= GROUP_COMMIT_INTERVAL
                     && let Some(checkpoint) = env.status.checkpoint()
                     && checkpoint.id > committed_to_group
                 {
@@ -273,7 +274,19 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                                 });
                             }
                             Err(reason) => {
-                                dead_letter(&env, &dead_letter_topic, &config.topic, &raw, &reason)
+                                // The epoch the record would have travelled in.
+                                let epoch = reader
+                                    .capability
+                                    .as_ref()
+                                    .map_or(0, |capability| capability.time().outer);
+                                dead_letter(
+                                    &env,
+                                    &dead_letter_topic,
+                                    &config.topic,
+                                    &raw,
+                                    &reason,
+                                    epoch,
+                                )
                             }
                         }
                     },
@@ -474,6 +487,7 @@ fn dead_letter(
     topic: &str,
     raw: &RawRecord<'_>,
     reason: &str,
+    epoch: u64,
 ) {
     let origin = format!("{topic}/{}/{}", raw.partition, raw.offset);
     env.output.send(&OutputRecord {
@@ -486,6 +500,7 @@ fn dead_letter(
             partition: raw.partition,
             offset: raw.offset,
         }),
+        epoch,
     });
     EngineStatus::add(&env.status.dead_lettered, 1);
 }

@@ -1,0 +1,200 @@
+//! The outbox: the records of the transaction a checkpoint commits, kept in that
+//! checkpoint's RocksDB batch until the transaction is known to have committed.
+//!
+//! The batch is written before the Kafka transaction commits, since a transaction that
+//! committed ahead of state that was then lost would have its output written again. So a
+//! crash between the two leaves state that is ahead of the output. The outbox closes that
+//! gap: a restart that finds one asks the consumer group whether the transaction's
+//! offsets, marked with the checkpoint's id, committed; if not, it writes the outbox again
+//! in a new transaction.
+//!
+//! Encoding, per record: topic, key, payload (each a `u32` big-endian length and bytes),
+//! a `u16` header count, then each header's name and value the same way.
+
+use crate::output::{OutputRecord, OwnedRecord};
+
+/// The meta-store key of the outbox of the last checkpoint.
+pub const OUTBOX_KEY: &[u8] = b"outbox";
+
+/// A record waiting in the outbox, with the topic it goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRecord {
+    /// Destination topic.
+    pub topic: String,
+    /// The record itself.
+    pub record: OwnedRecord,
+}
+
+impl OutboxRecord {
+    /// An owned copy of `record`.
+    pub fn from_output(record: &OutputRecord<'_>) -> Self {
+        OutboxRecord {
+            topic: record.topic.to_string(),
+            record: OwnedRecord::copy_of(record),
+        }
+    }
+
+    /// Calls `send` with the record as output (of no particular epoch).
+    pub fn with_output<R>(&self, send: impl FnOnce(&OutputRecord<'_>) -> R) -> R {
+        let headers: Vec<(&str, &str)> = self
+            .record
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        send(&OutputRecord {
+            topic: &self.topic,
+            key: &self.record.key,
+            payload: &self.record.payload,
+            headers: &headers,
+            origin: None,
+            epoch: 0,
+        })
+    }
+}
+
+/// Appends `record` to an encoded outbox.
+pub fn append(outbox: &mut Vec<u8>, record: &OutputRecord<'_>) {
+    put_bytes(outbox, record.topic.as_bytes());
+    put_bytes(outbox, record.key);
+    put_bytes(outbox, record.payload);
+    outbox.extend_from_slice(&(record.headers.len() as u16).to_be_bytes());
+    for (name, value) in record.headers {
+        put_bytes(outbox, name.as_bytes());
+        put_bytes(outbox, value.as_bytes());
+    }
+}
+
+fn put_bytes(outbox: &mut Vec<u8>, bytes: &[u8]) {
+    outbox.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    outbox.extend_from_slice(bytes);
+}
+
+/// Why an outbox could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the outbox is corrupt at byte {at}: {reason}")]
+pub struct CorruptOutbox {
+    /// Where reading failed.
+    pub at: usize,
+    /// What was wrong there.
+    pub reason: &'static str,
+}
+
+/// Decodes an outbox written by [`append`].
+pub fn decode(mut bytes: &[u8]) -> Result<Vec<OutboxRecord>, CorruptOutbox> {
+    let total = bytes.len();
+    let mut records = Vec::new();
+    while !bytes.is_empty() {
+        let mut reader = Reader {
+            bytes: &mut bytes,
+            total,
+        };
+        let topic = reader.text()?;
+        let key = reader.bytes()?.to_vec();
+        let payload = reader.bytes()?.to_vec();
+        let count = u16::from_be_bytes(reader.array()?);
+        let mut headers = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            headers.push((reader.text()?, reader.text()?));
+        }
+        records.push(OutboxRecord {
+            topic,
+            record: OwnedRecord {
+                key,
+                payload,
+                headers,
+            },
+        });
+    }
+    Ok(records)
+}
+
+struct Reader<'a, 'b> {
+    bytes: &'b mut &'a [u8],
+    total: usize,
+}
+
+impl<'a> Reader<'a, '_> {
+    fn fail(&self, reason: &'static str) -> CorruptOutbox {
+        CorruptOutbox {
+            at: self.total - self.bytes.len(),
+            reason,
+        }
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CorruptOutbox> {
+        let Some((head, rest)) = self.bytes.split_first_chunk::<N>() else {
+            return Err(self.fail("truncated length"));
+        };
+        *self.bytes = rest;
+        Ok(*head)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], CorruptOutbox> {
+        let length = u32::from_be_bytes(self.array()?) as usize;
+        if self.bytes.len() < length {
+            return Err(self.fail("truncated field"));
+        }
+        let (field, rest) = self.bytes.split_at(length);
+        *self.bytes = rest;
+        Ok(field)
+    }
+
+    fn text(&mut self) -> Result<String, CorruptOutbox> {
+        let field = self.bytes()?;
+        String::from_utf8(field.to_vec()).map_err(|_| self.fail("text that is not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encoded(records: &[OutboxRecord]) -> Vec<u8> {
+        let mut outbox = Vec::new();
+        for waiting in records {
+            waiting.with_output(|record| append(&mut outbox, record));
+        }
+        outbox
+    }
+
+    fn record() -> impl Strategy<Value = OutboxRecord> {
+        (
+            "[a-z.-]{1,20}",
+            proptest::collection::vec(any::<u8>(), 0..40),
+            proptest::collection::vec(any::<u8>(), 0..200),
+            proptest::collection::vec((".{0,10}", ".{0,30}"), 0..4),
+        )
+            .prop_map(|(topic, key, payload, headers)| OutboxRecord {
+                topic,
+                record: OwnedRecord {
+                    key,
+                    payload,
+                    headers,
+                },
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn records_read_back_as_written(records in proptest::collection::vec(record(), 0..20)) {
+            prop_assert_eq!(decode(&encoded(&records)), Ok(records));
+        }
+
+        #[test]
+        fn a_truncated_outbox_is_an_error_not_a_panic(
+            records in proptest::collection::vec(record(), 1..5),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let bytes = encoded(&records);
+            let length = cut.index(bytes.len());
+            // Cutting at a record boundary leaves a shorter valid outbox; anywhere else
+            // must be reported.
+            if let Ok(read) = decode(&bytes[..length]) {
+                prop_assert!(read.len() < records.len());
+                prop_assert_eq!(&records[..read.len()], &read[..]);
+            }
+        }
+    }
+}

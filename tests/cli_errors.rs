@@ -1,5 +1,6 @@
-//! The `shop` binary's answers to bad input it cannot run with: bad flags and a broker
-//! that is not there. Each must give a clear message and a non-zero exit, never a panic.
+//! The `shop` binary's answers to bad input it cannot run with: bad flags, a broker that
+//! is not there, and state directories it cannot use (a file, a damaged one, one another
+//! process holds). Each must give a clear message and a non-zero exit, never a panic.
 
 mod harness;
 
@@ -71,4 +72,69 @@ fn an_unreachable_broker_is_retried_then_reported_without_a_panic() {
     assert!(stderr.contains("retrying"), "stderr: {stderr}");
     assert!(elapsed.as_secs_f64() >= 3.0, "gave up after {elapsed:?}");
     assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+}
+
+/// `shop run` on `state_dir` against a broker that is not there: the state is opened
+/// first, so a bad state directory is reported before any broker is tried.
+fn run_on_state(state_dir: &std::path::Path) -> (Option<i32>, String) {
+    let brokers = format!("127.0.0.1:{}", free_port());
+    let output = shop(&[
+        "run",
+        "--brokers",
+        &brokers,
+        "--broker-timeout-secs",
+        "1",
+        "--state-dir",
+        &state_dir.display().to_string(),
+        "--log",
+        "warn",
+    ]);
+    let stderr = stderr_of(&output);
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    (output.status.code(), stderr)
+}
+
+#[test]
+fn a_state_directory_that_is_a_file_is_named() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("state");
+    std::fs::write(&file, "not a directory").expect("file");
+    let (code, stderr) = run_on_state(&file);
+    assert_eq!(code, Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "creating the state directory {}, which is a file",
+            file.display()
+        )),
+        "stderr: {stderr}"
+    );
+    // Each cause once, not repeated down the chain.
+    assert_eq!(stderr.matches("File exists").count(), 1, "stderr: {stderr}");
+}
+
+#[test]
+fn a_damaged_state_directory_is_reported_with_what_to_do() {
+    let state = tempfile::tempdir().expect("state dir");
+    std::fs::write(state.path().join("CURRENT"), "garbage\n").expect("damage");
+    let (code, stderr) = run_on_state(state.path());
+    assert_eq!(code, Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains(&format!("cannot open the state in {}", state.path().display())),
+        "stderr: {stderr}"
+    );
+    assert!(stderr.contains("Corruption"), "stderr: {stderr}");
+    assert!(stderr.contains("replay --from-beginning"), "stderr: {stderr}");
+}
+
+#[test]
+fn a_state_directory_in_use_by_another_process_is_refused() {
+    let state = tempfile::tempdir().expect("state dir");
+    // This test process holds the directory's RocksDB lock, as a running `shop` would.
+    let _held = sluice_state::StateDb::open(state.path(), []).expect("state opens");
+    let (code, stderr) = run_on_state(state.path());
+    assert_eq!(code, Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("is another process using this state directory?"),
+        "stderr: {stderr}"
+    );
 }

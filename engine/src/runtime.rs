@@ -160,7 +160,15 @@ pub async fn start(
         None => None,
     };
     std::fs::create_dir_all(&config.state_dir).map_err(|error| {
-        EngineError::io(format!("creating {}", config.state_dir.display()), error)
+        let what = if config.state_dir.is_file() {
+            format!(
+                "creating the state directory {}, which is a file",
+                config.state_dir.display()
+            )
+        } else {
+            format!("creating the state directory {}", config.state_dir.display())
+        };
+        EngineError::io(what, error)
     })?;
     let (db, restored) = open_state(&config.state_dir, &plan)?;
     let versioned = match &config.replay {

@@ -42,7 +42,8 @@ impl StateDb {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(name, column_family_options()))
             .collect();
-        let db = DB::open_cf_descriptors(&options, path, descriptors)?;
+        let db = DB::open_cf_descriptors(&options, path, descriptors)
+            .map_err(|error| StateError::open(path, error))?;
         Ok(StateDb { db })
     }
 

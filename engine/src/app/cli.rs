@@ -340,10 +340,26 @@ pub fn run(application: impl Application) -> ExitCode {
     match runtime.block_on(dispatch(cli.command, application)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe_error(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, leaving out a cause whose text the message
+/// before it already shows (the engine's errors name their source in their message).
+fn describe_error(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow::Result<()> {
@@ -470,4 +486,20 @@ pub(crate) async fn run_until_stopped(engine: RunningEngine) -> anyhow::Result<(
     }
     engine.join().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_names_each_cause_once() {
+        let io = std::io::Error::other("disk full");
+        let error = anyhow::Error::from(crate::error::EngineError::io("writing state", io))
+            .context("running the topology");
+        assert_eq!(
+            describe_error(&error),
+            "running the topology: I/O error while writing state: disk full"
+        );
+    }
 }

@@ -119,11 +119,17 @@ fn a_damaged_state_directory_is_reported_with_what_to_do() {
     let (code, stderr) = run_on_state(state.path());
     assert_eq!(code, Some(1), "stderr: {stderr}");
     assert!(
-        stderr.contains(&format!("cannot open the state in {}", state.path().display())),
+        stderr.contains(&format!(
+            "cannot open the state in {}",
+            state.path().display()
+        )),
         "stderr: {stderr}"
     );
     assert!(stderr.contains("Corruption"), "stderr: {stderr}");
-    assert!(stderr.contains("replay --from-beginning"), "stderr: {stderr}");
+    assert!(
+        stderr.contains("replay --from-beginning"),
+        "stderr: {stderr}"
+    );
 }
 
 #[test]

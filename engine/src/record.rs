@@ -50,6 +50,17 @@ impl<T> Record<T> {
             value,
         }
     }
+
+    /// The same envelope around `transform` of its value, moving the envelope.
+    pub fn map_value<U>(self, transform: impl FnOnce(T) -> U) -> Record<U> {
+        Record {
+            key: self.key,
+            event_time: self.event_time,
+            watermark: self.watermark,
+            origin: self.origin,
+            value: transform(self.value),
+        }
+    }
 }
 
 /// A stable 64-bit hash of a key, used to route keys to workers. FNV-1a, so that routing

@@ -166,7 +166,10 @@ pub async fn start(
                 config.state_dir.display()
             )
         } else {
-            format!("creating the state directory {}", config.state_dir.display())
+            format!(
+                "creating the state directory {}",
+                config.state_dir.display()
+            )
         };
         EngineError::io(what, error)
     })?;

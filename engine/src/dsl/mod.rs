@@ -21,8 +21,10 @@
 //! - [`topology`]: [`Topology`] and [`Source`], where streams start.
 //! - [`stream`]: [`Stream`] and its stateless operators and sinks.
 //! - [`windowed`]: windowed aggregation and windowed views.
+//! - [`exact_sum`]: the order-independent float sum behind `sum`.
 //! - [`table`]: tables derived from windowed views.
 
+pub mod exact_sum;
 pub mod stream;
 pub mod table;
 pub mod topology;

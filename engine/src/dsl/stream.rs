@@ -91,20 +91,7 @@ impl<'scope, T: Data> Stream<'scope, T> {
     /// Transforms every value, keeping its key and event time.
     pub fn map<U: Data>(&self, transform: impl Fn(T) -> U + 'static) -> Stream<'scope, U> {
         let inner = self.flat_map_records("Map", move |record, emit| {
-            let Record {
-                key,
-                event_time,
-                watermark,
-                origin,
-                value,
-            } = record;
-            emit(Record {
-                key,
-                event_time,
-                watermark,
-                origin,
-                value: transform(value),
-            });
+            emit(record.map_value(&transform));
         });
         self.derive("map", inner, self.key_name.clone())
     }

@@ -4,7 +4,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::probe::Probe;
+
+pub use super::exact_sum::ExactSum;
 
 use super::stream::Stream;
 use super::table::Table;
@@ -38,16 +43,23 @@ impl<'scope, T: Data> WindowedStream<'scope, T> {
         self.build("count", || 0, |count: &mut u64, _| *count += 1)
     }
 
-    /// Sums a number taken from each record.
+    /// Sums a number taken from each record. The sum is exact and rounded once (see
+    /// [`ExactSum`]), so it is the same whatever order the records arrive in.
     pub fn sum(&self, number: impl Fn(&T) -> f64 + 'static) -> WindowedTable<'scope, f64> {
         self.build(
-            "sum",
-            || 0.0,
-            move |total: &mut f64, value| *total += number(value),
+            "exact sum",
+            ExactSum::default,
+            move |total: &mut ExactSum, value| total.add(number(value)),
         )
+        .read_as(0.0, ExactSum::value)
     }
 
     /// Folds each window's records into an aggregate that starts at `init()`.
+    ///
+    /// Records of one key reach its window in an order that can change between runs
+    /// (they come from several partitions and workers). For a replay to reproduce the
+    /// window bit for bit, `fold` must give the same result in any order, as counts,
+    /// integer sums, minimums, maximums and sets do; [`ExactSum`] does it for floats.
     pub fn aggregate<A: Data>(
         &self,
         init: impl Fn() -> A + 'static,
@@ -117,6 +129,44 @@ pub struct WindowedTable<'scope, A: Data> {
 }
 
 impl<'scope, A: Data> WindowedTable<'scope, A> {
+    /// The same windows with each aggregate read through `read` (an accumulator shown as
+    /// its value); `example` gives the value's shape for `/views`.
+    fn read_as<B: Data>(
+        self,
+        example: B,
+        read: impl Fn(&A) -> B + 'static,
+    ) -> WindowedTable<'scope, B> {
+        let changes = self
+            .changes
+            .unary::<CapacityContainerBuilder<Vec<Record<WindowChange<B>>>>, _, _, _>(
+                Pipeline,
+                "ReadAggregate",
+                move |_capability, _info| {
+                    move |input, output| {
+                        input.for_each(|stamp, records| {
+                            let mut session = output.session(&stamp);
+                            for record in records.drain(..) {
+                                session.give(record.map_value(|change| WindowChange {
+                                    window: change.window,
+                                    old: change.old.as_ref().map(&read),
+                                    new: read(&change.new),
+                                    is_final: change.is_final,
+                                }));
+                            }
+                        });
+                    }
+                },
+            );
+        WindowedTable {
+            changes,
+            node: self.node,
+            windows: self.windows,
+            key_name: self.key_name,
+            value_shape: shape_of(&example),
+            context: self.context,
+        }
+    }
+
     /// Stores the windows in RocksDB as the view `name`, served at `/views/{name}`, keeping
     /// final windows for [`DEFAULT_RETENTION`] of event time. Open windows are visible with
     /// `"final": false`; the view changes at every checkpoint.

@@ -22,8 +22,10 @@
 //! - [`stream`]: [`Stream`] and its stateless operators and sinks.
 //! - [`windowed`]: windowed aggregation and windowed views.
 //! - [`exact_sum`]: the order-independent float sum behind `sum`.
+//! - [`accumulators`]: minimum, maximum and average, also order-independent.
 //! - [`table`]: tables derived from windowed views.
 
+pub mod accumulators;
 pub mod exact_sum;
 pub mod stream;
 pub mod table;

@@ -156,3 +156,194 @@ fn a_float_sum_is_exact_and_the_same_for_every_worker_count_and_tick() {
         );
     }
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Reading {
+    sensor: String,
+    at: i64,
+    value: f64,
+}
+
+const READING_WINDOW_MS: i64 = 10_000;
+
+/// Readings of five sensors over three partitions, in event-time order per partition,
+/// then one far-future reading of a sixth sensor on every partition, which moves the
+/// watermark past every window of the others.
+fn readings() -> (crate::testkit::MemoryInput, Vec<Reading>) {
+    let mut input = crate::testkit::MemoryInput::default();
+    let mut all = Vec::new();
+    let mut state: u64 = 7;
+    let push = |input: &mut crate::testkit::MemoryInput, partition: usize, reading: Reading| {
+        input.push(
+            "readings",
+            partition,
+            crate::testkit::MemoryRecord {
+                key: Vec::new(),
+                payload: serde_json::to_vec(&reading).expect("encodes"),
+                timestamp: reading.at,
+            },
+        );
+    };
+    for index in 0..600_i64 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let reading = Reading {
+            sensor: format!("sensor_{}", state % 5),
+            at: 100 * index,
+            // Quarters below 1000, with zeros of both signs: sums are exact in any order.
+            value: match state % 11 {
+                0 => 0.0,
+                1 => -0.0,
+                other => ((state >> 8) % 4000) as f64 / 4.0 - 500.0 + other as f64,
+            },
+        };
+        all.push(reading.clone());
+        push(&mut input, (state % 3) as usize, reading);
+    }
+    for partition in 0..3 {
+        push(
+            &mut input,
+            partition,
+            Reading {
+                sensor: "sentinel".into(),
+                at: 10_000_000,
+                value: 0.0,
+            },
+        );
+    }
+    (input, all)
+}
+
+/// Per sensor and window start: count, min, max (in total order) and mean.
+fn reference(readings: &[Reading]) -> BTreeMap<(String, i64), (u64, f64, f64, f64)> {
+    let mut groups: BTreeMap<(String, i64), Vec<f64>> = BTreeMap::new();
+    for reading in readings {
+        let start = reading.at - reading.at.rem_euclid(READING_WINDOW_MS);
+        groups
+            .entry((reading.sensor.clone(), start))
+            .or_default()
+            .push(reading.value);
+    }
+    groups
+        .into_iter()
+        .map(|(window, values)| {
+            let least = values
+                .iter()
+                .copied()
+                .min_by(f64::total_cmp)
+                .unwrap_or(f64::NAN);
+            let most = values
+                .iter()
+                .copied()
+                .max_by(f64::total_cmp)
+                .unwrap_or(f64::NAN);
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            (window, (values.len() as u64, least, most, mean))
+        })
+        .collect()
+}
+
+fn view_of(
+    run: &crate::testkit::CompletedRun,
+    view: &str,
+) -> BTreeMap<(String, i64), (bool, serde_json::Value)> {
+    let mut windows = BTreeMap::new();
+    run.state
+        .window_store(view)
+        .expect("view")
+        .for_each(|key, entry| {
+            let value = serde_json::from_slice(&entry.value_json).expect("JSON");
+            let key = String::from_utf8_lossy(key).into_owned();
+            windows.insert((key, entry.start), (entry.is_final, value));
+        })
+        .expect("read");
+    windows
+}
+
+#[test]
+fn count_min_max_avg_and_emit_final_match_a_reference() {
+    let topology: TopologyFn = Arc::new(|topology| {
+        let windowed = topology
+            .source(Source::<Reading>::topic("readings").event_time(|reading| reading.at))
+            .key_by("sensor", |reading| reading.sensor.clone())
+            .window(TumblingWindows::of(Duration::from_millis(
+                READING_WINDOW_MS as u64,
+            )));
+        windowed.count().materialize("counts");
+        windowed.min(|reading| reading.value).materialize("least");
+        windowed.max(|reading| reading.value).materialize("most");
+        windowed.avg(|reading| reading.value).materialize("mean");
+        let final_counts = windowed.count().emit_final();
+        final_counts.materialize("final_counts");
+        final_counts.changes().to("final-counts");
+    });
+    let (input, all) = readings();
+    let want = reference(&all);
+    let dir = tempfile::tempdir().expect("state dir");
+    let run = crate::testkit::run_to_completion(topology, input, dir.path(), 2, 100).expect("run");
+
+    let (counts, least, most, mean) = (
+        view_of(&run, "counts"),
+        view_of(&run, "least"),
+        view_of(&run, "most"),
+        view_of(&run, "mean"),
+    );
+    for (window, (count, min, max, avg)) in &want {
+        let context = format!("{window:?}");
+        assert_eq!(
+            counts[window],
+            (true, serde_json::json!(count)),
+            "{context}"
+        );
+        assert_eq!(
+            least[window].1.as_f64().map(f64::to_bits),
+            Some(min.to_bits()),
+            "{context}"
+        );
+        assert_eq!(
+            most[window].1.as_f64().map(f64::to_bits),
+            Some(max.to_bits()),
+            "{context}"
+        );
+        assert_eq!(
+            mean[window].1.as_f64().map(f64::to_bits),
+            Some(avg.to_bits()),
+            "{context}"
+        );
+    }
+    // The sentinels' window is still open: on update it shows, emitted final it does not.
+    let sentinel = ("sentinel".to_string(), 10_000_000);
+    assert_eq!(counts[&sentinel], (false, serde_json::json!(3)));
+    let final_counts = view_of(&run, "final_counts");
+    assert!(!final_counts.contains_key(&sentinel));
+    let want_final: BTreeMap<(String, i64), (bool, serde_json::Value)> = want
+        .iter()
+        .map(|(window, (count, ..))| (window.clone(), (true, serde_json::json!(count))))
+        .collect();
+    assert_eq!(final_counts, want_final);
+
+    // Downstream, emit final sends each closed window once, with its bounds and no old
+    // value.
+    let mut sent: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    for record in run.output.records("final-counts") {
+        let change: serde_json::Value = serde_json::from_slice(&record.payload).expect("JSON");
+        let start = change["window"]["start"].as_i64().expect("start");
+        assert_eq!(
+            change["window"]["end"].as_i64(),
+            Some(start + READING_WINDOW_MS)
+        );
+        assert_eq!(change["is_final"], serde_json::json!(true));
+        assert!(change["old"].is_null(), "{change}");
+        let key = (String::from_utf8_lossy(&record.key).into_owned(), start);
+        assert!(
+            sent.insert(key, change["new"].as_u64().expect("count"))
+                .is_none()
+        );
+    }
+    let want_sent: BTreeMap<(String, i64), u64> = want
+        .iter()
+        .map(|(window, (count, ..))| (window.clone(), *count))
+        .collect();
+    assert_eq!(sent, want_sent);
+}

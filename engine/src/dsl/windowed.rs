@@ -9,6 +9,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::probe::Probe;
 
+use super::accumulators::{Average, keep_max, keep_min};
 pub use super::exact_sum::ExactSum;
 
 use super::stream::Stream;
@@ -52,6 +53,38 @@ impl<'scope, T: Data> WindowedStream<'scope, T> {
             move |total: &mut ExactSum, value| total.add(number(value)),
         )
         .read_as(0.0, ExactSum::value)
+    }
+
+    /// The least of a number taken from each record (in IEEE 754's total order, so that
+    /// `-0.0` and NaN give the same answer in any order).
+    pub fn min(&self, number: impl Fn(&T) -> f64 + 'static) -> WindowedTable<'scope, f64> {
+        self.build(
+            "min",
+            || None,
+            move |least: &mut Option<f64>, value| keep_min(least, number(value)),
+        )
+        // A window exists only once a record is in it, so it always has a minimum.
+        .read_as(0.0, |least| least.unwrap_or(f64::NAN))
+    }
+
+    /// The greatest of a number taken from each record, in the order [`Self::min`] uses.
+    pub fn max(&self, number: impl Fn(&T) -> f64 + 'static) -> WindowedTable<'scope, f64> {
+        self.build(
+            "max",
+            || None,
+            move |most: &mut Option<f64>, value| keep_max(most, number(value)),
+        )
+        .read_as(0.0, |most| most.unwrap_or(f64::NAN))
+    }
+
+    /// The mean of a number taken from each record, from an exact sum.
+    pub fn avg(&self, number: impl Fn(&T) -> f64 + 'static) -> WindowedTable<'scope, f64> {
+        self.build(
+            "avg",
+            Average::default,
+            move |average: &mut Average, value| average.add(number(value)),
+        )
+        .read_as(0.0, Average::value)
     }
 
     /// Folds each window's records into an aggregate that starts at `init()`.
@@ -164,6 +197,46 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
             key_name: self.key_name,
             value_shape: shape_of(&example),
             context: self.context,
+        }
+    }
+
+    /// Emit mode `final`, like Kafka Streams' `suppress(untilWindowCloses)`: each window
+    /// is sent downstream and to its view once, when it closes, instead of on every
+    /// update. Since nothing was sent for the window before, its change has no old value.
+    /// The default, without this, is emit on update, like a KTable.
+    pub fn emit_final(&self) -> WindowedTable<'scope, A> {
+        let node = self
+            .context
+            .plan
+            .borrow_mut()
+            .add_node("emit final", vec![self.node]);
+        let changes = self
+            .changes
+            .clone()
+            .unary::<CapacityContainerBuilder<Vec<Record<WindowChange<A>>>>, _, _, _>(
+                Pipeline,
+                "EmitFinal",
+                |_capability, _info| {
+                    |input, output| {
+                        input.for_each(|stamp, records| {
+                            let mut session = output.session(&stamp);
+                            for record in records.drain(..).filter(|r| r.value.is_final) {
+                                session.give(record.map_value(|change| WindowChange {
+                                    old: None,
+                                    ..change
+                                }));
+                            }
+                        });
+                    }
+                },
+            );
+        WindowedTable {
+            changes,
+            node,
+            windows: self.windows,
+            key_name: self.key_name.clone(),
+            value_shape: self.value_shape.clone(),
+            context: Rc::clone(&self.context),
         }
     }
 

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use crate::kafka::{KafkaSettings, OutputProducer, TransactionalOutput};
 use crate::output::OutputSink;
 use crate::plan::{Plan, describe};
 use crate::query::{QueryState, router};
+use crate::render::idle::IdleBoard;
 use crate::render::reader::MemoryInput;
 use crate::replay::{
     ReplayFrom, ReplayOptions, ReplayOutput, ReplaySink, previous_checkpoint, versioned_topic,
@@ -107,6 +108,23 @@ pub(crate) struct RunEnv {
     /// Whether output is transactional; the offsets then reach the consumer group through
     /// the transactions, and sources commit none of their own.
     pub exactly_once: bool,
+    /// Per source: where its partitions stand on every worker, for idle partitions.
+    pub idle_boards: Mutex<BTreeMap<u32, Arc<IdleBoard>>>,
+}
+
+impl RunEnv {
+    /// The idle board of source `source`, shared by its `workers` workers.
+    pub(crate) fn idle_board(&self, source: u32, workers: usize) -> Arc<IdleBoard> {
+        let mut boards = self
+            .idle_boards
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(
+            boards
+                .entry(source)
+                .or_insert_with(|| Arc::new(IdleBoard::new(workers))),
+        )
+    }
 }
 
 /// Builds a topology without brokers, to learn its graph, topics and views.
@@ -289,6 +307,7 @@ pub async fn start(
         restored,
         start_offsets,
         exactly_once: config.exactly_once,
+        idle_boards: Default::default(),
     });
 
     let monitored: Vec<(String, i32)> = partitions

@@ -104,6 +104,7 @@ pub fn resume_with_checkpoints(
         restored,
         start_offsets: Default::default(),
         exactly_once: false,
+        idle_boards: Default::default(),
     });
     let guards = spawn_workers(workers, env, topology)?;
     for result in guards.join() {

@@ -13,6 +13,8 @@
 //!   answers the old instance as fenced, and it stops without committing. Its checkpoint
 //!   was already written, so the next instance writes that transaction's outbox again.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,8 @@ use sluice::app::Application;
 use sluice::kafka::KafkaSettings;
 use sluice::runtime::{EngineConfig, RunningEngine, start};
 use sluice_topologies::Shop;
+
+use common::{checkpointed, wait_for};
 
 const BASE: i64 = 1_705_314_600_000; // 2024-01-15T10:30:00Z
 const ORDERS: usize = 400;
@@ -95,37 +99,6 @@ async fn start_exactly_once(brokers: &str, state_dir: &std::path::Path) -> Runni
     start(config, Shop.topology()).await.expect("engine starts")
 }
 
-async fn status(engine: &RunningEngine) -> Value {
-    let url = format!("http://{}/status", engine.http_addr().expect("http"));
-    match reqwest::get(url).await {
-        Ok(response) => response.json().await.unwrap_or(Value::Null),
-        Err(_) => Value::Null,
-    }
-}
-
-/// Polls `/status` until `done`, failing with the last answer at the deadline.
-async fn wait_for_status(engine: &RunningEngine, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let body = status(engine).await;
-        if done(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/status never reached the expected state; last answer: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn checkpointed(status: &Value) -> i64 {
-    status["checkpoint"]["offsets"]
-        .as_array()
-        .map(|offsets| offsets.iter().filter_map(|o| o["offset"].as_i64()).sum())
-        .unwrap_or(0)
-}
-
 /// How many times each `sluice-id` occurs on `topic`, read until `want` records came or
 /// nothing more arrives for a while.
 fn ids_on(brokers: &str, topic: &str, want: usize) -> BTreeMap<String, usize> {
@@ -180,14 +153,17 @@ async fn checkpoints_commit_transactions_whose_output_holds_each_event_once() {
     let ids = produce_orders(&brokers, 0..ORDERS);
     let state = tempfile::tempdir().expect("state dir");
     let engine = start_exactly_once(&brokers, state.path()).await;
-    let done = wait_for_status(&engine, |status| checkpointed(status) == ORDERS as i64).await;
+    let done = wait_for(&engine, "/status", |status| {
+        checkpointed(status) == ORDERS as i64
+    })
+    .await;
     let committed = done["transactions"]["committed"].as_u64().unwrap_or(0);
     assert!(committed >= 1, "{done}");
     assert_eq!(done["transactions"]["aborted"], json!(0));
     // Once everything is in, checkpoints go on but carry neither output nor new offsets:
     // they make no transactions.
     let id = done["checkpoint"]["id"].as_u64().unwrap_or(0);
-    let idle = wait_for_status(&engine, |status| {
+    let idle = wait_for(&engine, "/status", |status| {
         status["checkpoint"]["id"].as_u64().unwrap_or(0) >= id + 5
     })
     .await;
@@ -213,7 +189,7 @@ async fn a_transaction_that_cannot_commit_is_aborted_and_the_restart_loses_nothi
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
     );
     let engine = start_exactly_once(&brokers, state.path()).await;
-    let failed = wait_for_status(&engine, |status| status["error"].is_string()).await;
+    let failed = wait_for(&engine, "/status", |status| status["error"].is_string()).await;
     assert_eq!(failed["transactions"]["aborted"], json!(1), "{failed}");
     assert!(
         failed["error"]
@@ -226,7 +202,10 @@ async fn a_transaction_that_cannot_commit_is_aborted_and_the_restart_loses_nothi
 
     // No checkpoint took the aborted transaction's records: the restart reads them again.
     let engine = start_exactly_once(&brokers, state.path()).await;
-    let done = wait_for_status(&engine, |status| checkpointed(status) == ORDERS as i64).await;
+    let done = wait_for(&engine, "/status", |status| {
+        checkpointed(status) == ORDERS as i64
+    })
+    .await;
     assert!(written_before <= checkpointed(&done));
     assert!(done["error"].is_null(), "{done}");
     stop_and_expect_each_once(engine, &brokers, &ids).await;
@@ -240,7 +219,7 @@ async fn a_zombie_fenced_by_a_newer_instance_stops_and_its_outbox_is_written_aga
     let state = tempfile::tempdir().expect("state dir");
     let engine = start_exactly_once(&brokers, state.path()).await;
     // The first half is committed; idle checkpoints after it make no transactions.
-    let running = wait_for_status(&engine, |status| {
+    let running = wait_for(&engine, "/status", |status| {
         checkpointed(status) == ORDERS as i64 / 2
             && status["transactions"]["committed"].as_u64().unwrap_or(0) >= 1
     })
@@ -268,7 +247,7 @@ async fn a_zombie_fenced_by_a_newer_instance_stops_and_its_outbox_is_written_aga
     // The second half makes the next transaction, the one the broker refuses.
     ids.extend(produce_orders(&brokers, ORDERS / 2..ORDERS));
     ids.sort();
-    let fenced = wait_for_status(&engine, |status| status["error"].is_string()).await;
+    let fenced = wait_for(&engine, "/status", |status| status["error"].is_string()).await;
     let error = fenced["error"].as_str().unwrap_or_default();
     assert!(error.contains("fenced"), "{error}");
     assert!(
@@ -293,7 +272,10 @@ async fn a_zombie_fenced_by_a_newer_instance_stops_and_its_outbox_is_written_aga
     // writes the outbox again and goes on to the end.
     drop(newer);
     let engine = start_exactly_once(&brokers, state.path()).await;
-    let done = wait_for_status(&engine, |status| checkpointed(status) == ORDERS as i64).await;
+    let done = wait_for(&engine, "/status", |status| {
+        checkpointed(status) == ORDERS as i64
+    })
+    .await;
     assert!(done["error"].is_null(), "{done}");
     assert!(
         done["transactions"]["resent"].as_u64().unwrap_or(0) > 0,

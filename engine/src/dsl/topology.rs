@@ -68,6 +68,7 @@ impl<'scope> Topology<'scope> {
                 },
                 grace_ms: source.grace.as_millis() as i64,
                 idle_timeout_ms: source.idle_timeout.as_millis() as u64,
+                wall_clock_advance: source.wall_clock_advance,
             });
             (
                 index,
@@ -83,6 +84,7 @@ impl<'scope> Topology<'scope> {
                     topic: source.topic,
                     grace_ms: source.grace.as_millis() as i64,
                     idle_timeout: source.idle_timeout,
+                    wall_clock_advance: source.wall_clock_advance,
                     event_time: source.event_time,
                 },
             ),
@@ -103,6 +105,7 @@ pub struct Source<T> {
     event_time: EventTimeExtractor<T>,
     grace: Duration,
     idle_timeout: Duration,
+    wall_clock_advance: bool,
 }
 
 impl<T: Data> Source<T> {
@@ -114,6 +117,7 @@ impl<T: Data> Source<T> {
             event_time: EventTimeExtractor::RecordTimestamp,
             grace: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(10),
+            wall_clock_advance: false,
         }
     }
 
@@ -135,9 +139,19 @@ impl<T: Data> Source<T> {
         self
     }
 
-    /// How long a silent partition may hold back the watermark.
+    /// How long a silent partition may hold back the watermark. After that it follows
+    /// the slowest partition of the source that still has data, on whichever worker.
     pub fn idle_timeout(mut self, idle_timeout: Duration) -> Self {
         self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// Once every partition of the source has been idle for the idle timeout, moves event
+    /// time on with the wall clock, from the greatest watermark then, so that the last
+    /// windows of a stream that stopped close. Off by default: it makes results depend on
+    /// when the quiet spell happened, which a replay cannot repeat.
+    pub fn advance_with_wall_clock(mut self) -> Self {
+        self.wall_clock_advance = true;
         self
     }
 }

@@ -11,11 +11,16 @@ pub fn describe(plan: &Plan) -> String {
     for (index, source) in plan.sources.iter().enumerate() {
         let _ = writeln!(
             out,
-            "  [{index}] {} (event time from {:?}, grace {} ms, idle timeout {} ms; bad records to {}, late records to {})",
+            "  [{index}] {} (event time from {:?}, grace {} ms, idle timeout {} ms{}; bad records to {}, late records to {})",
             source.topic,
             source.event_time,
             source.grace_ms,
             source.idle_timeout_ms,
+            if source.wall_clock_advance {
+                ", then the wall clock"
+            } else {
+                ""
+            },
             source.dead_letter_topic(),
             source.late_topic()
         );
@@ -87,6 +92,7 @@ mod tests {
             event_time: EventTimeKind::Payload,
             grace_ms: 5_000,
             idle_timeout_ms: 10_000,
+            wall_clock_advance: false,
         });
         let source = plan.add_node("source in", vec![]);
         plan.add_node("count", vec![source]);

@@ -45,6 +45,8 @@ pub struct SourcePlan {
     pub grace_ms: i64,
     /// How long a silent partition may hold back the watermark, in milliseconds.
     pub idle_timeout_ms: u64,
+    /// Whether the wall clock moves event time on once every partition is idle.
+    pub wall_clock_advance: bool,
 }
 
 impl SourcePlan {

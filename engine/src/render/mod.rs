@@ -1,13 +1,15 @@
 //! Rendering: the timely operators the DSL compiles into.
 //!
 //! - [`source`]: the source operator with per-partition watermarks and checkpoint cuts;
-//!   [`reader`] feeds it from Kafka or from memory.
+//!   [`reader`] feeds it from Kafka or from memory, and [`idle`] lets quiet partitions
+//!   stop holding the watermark back.
 //! - [`window`]: tumbling-window aggregation with lateness.
 //! - [`table`]: tables folded from windows with add and subtract.
 //! - [`materialize`]: view state in RocksDB, written at checkpoints.
 //! - [`state`]: what stateful operators share to take part in checkpoints.
 //! - [`sink`]: writers of output and late records to Kafka.
 
+pub(crate) mod idle;
 pub(crate) mod materialize;
 pub mod reader;
 pub mod sink;

@@ -25,6 +25,7 @@ use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
 use tracing::{debug, error};
 
+use super::idle::IdleBoard;
 use super::reader::{KafkaReader, MemoryReader, RawRecord, ReadOutcome, RecordReader};
 use crate::checkpoint::{Request, SourcePosition};
 use crate::epoch::{Time, at};
@@ -49,6 +50,7 @@ pub(crate) struct SourceConfig<T> {
     pub topic: String,
     pub grace_ms: i64,
     pub idle_timeout: Duration,
+    pub wall_clock_advance: bool,
     pub event_time: EventTimeExtractor<T>,
 }
 
@@ -138,6 +140,7 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                 ))),
             };
             let checkpointer = Arc::clone(&env.checkpointer);
+            let idle_board = env.idle_board(config.index, peers as usize);
             let participant = checkpointer.register(true);
             let epoch = checkpointer.current_epoch();
             let mut readers: Vec<PartitionReader> = match input {
@@ -321,9 +324,17 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     }
                 }
                 let reading: &dyn RecordReader = reader_input.as_ref();
-                advance_idle_partitions(&mut readers, config.idle_timeout, started, |reader| {
-                    reading.is_caught_up(reader.partition, reader.next_offset)
-                });
+                advance_idle_partitions(
+                    &mut readers,
+                    &IdleRule {
+                        timeout: config.idle_timeout,
+                        wall_clock: config.wall_clock_advance,
+                        tick_ms: env.tick_ms,
+                    },
+                    (&idle_board, worker as usize),
+                    started,
+                    |reader| reading.is_caught_up(reader.partition, reader.next_offset),
+                );
 
                 if last_status.elapsed() >= STATUS_INTERVAL {
                     for reader in &readers {
@@ -375,29 +386,42 @@ fn stop(
     checkpointer.retire(participant, positions);
 }
 
-/// Moves every partition's capability to its tick-floored watermark. A partition that is caught up and
-/// silent for longer than `idle_timeout` stops holding the worker back: it follows the
-/// slowest active partition. When all are silent, each stays at its own watermark.
+/// When a partition counts as idle, and what happens then.
+struct IdleRule {
+    timeout: Duration,
+    wall_clock: bool,
+    tick_ms: i64,
+}
+
+/// Moves every partition's capability to its tick-floored watermark. A partition that is
+/// caught up and silent for longer than the idle timeout stops holding the watermark back:
+/// it follows the slowest active partition of the source on any worker, and when all are
+/// silent the greatest watermark among them (see [`IdleBoard`]).
 fn advance_idle_partitions(
     readers: &mut [PartitionReader],
-    idle_timeout: Duration,
+    rule: &IdleRule,
+    (board, worker): (&IdleBoard, usize),
     now: Instant,
     is_caught_up: impl Fn(&PartitionReader) -> bool,
 ) {
     let is_idle = |reader: &PartitionReader| {
-        now.saturating_duration_since(reader.last_record_at) >= idle_timeout && is_caught_up(reader)
+        now.saturating_duration_since(reader.last_record_at) >= rule.timeout && is_caught_up(reader)
     };
     let active_min = readers
         .iter()
         .filter(|r| !is_idle(r))
         .map(|r| r.clock.capability_watermark())
         .min();
+    let max_watermark = readers.iter().map(|r| r.clock.capability_watermark()).max();
+    let follow = board
+        .report(worker, active_min, max_watermark, now, rule.wall_clock)
+        .map(|watermark| watermark - watermark % rule.tick_ms.max(1) as u64);
     for reader in readers.iter_mut() {
         let mut target = reader.clock.capability_watermark();
         if is_idle(reader)
-            && let Some(active_min) = active_min
+            && let Some(follow) = follow
         {
-            target = target.max(active_min);
+            target = target.max(follow);
         }
         if let Some(capability) = reader.capability.as_mut()
             && target > capability.time().inner
@@ -521,6 +545,7 @@ mod tests {
             topic: "clicks".to_string(),
             grace_ms: 0,
             idle_timeout: Duration::from_secs(1),
+            wall_clock_advance: false,
             event_time: EventTimeExtractor::Payload(Box::new(|click: &Click| click.at)),
         }
     }

@@ -11,7 +11,9 @@
 
 mod harness;
 
-use harness::orders::{add_sentinels, all_views, assert_views, expected, produce_orders};
+use harness::orders::{
+    add_sentinels, all_views, assert_views, expected, produce_orders, wait_for_views,
+};
 use harness::{ShopProcess, Tansu, checkpointed, free_port, get_json, shop_binary, wait_for};
 use serde_json::Value;
 
@@ -113,7 +115,7 @@ fn a_killed_run_recovers_exactly_and_a_replay_reproduces_every_view() {
     let suppressed = status["suppressed"].as_u64().unwrap_or(0);
     assert_eq!(status["emitted"].as_u64(), Some(suppressed), "{status}");
     assert!(suppressed >= want.lines as u64, "{status}");
-    assert_eq!(all_views(&base), before_replay);
+    wait_for_views(&base, &before_replay);
     assert_eq!(get_json(&base, "/views").0, 200);
     replay.interrupt_and_wait();
 
@@ -125,6 +127,6 @@ fn a_killed_run_recovers_exactly_and_a_replay_reproduces_every_view() {
     wait_for(&mut replay, &base, "/status", |status| {
         checkpointed(status) == EVENTS as i64 + 4
     });
-    assert_eq!(all_views(&base), before_replay);
+    wait_for_views(&base, &before_replay);
     replay.interrupt_and_wait();
 }

@@ -44,6 +44,8 @@ pub struct EngineStatus {
     pub outbox_resent: AtomicU64,
     fatal: Mutex<Option<String>>,
     checkpoint: Mutex<Option<Checkpoint>>,
+    /// Late records per view, source topic and partition.
+    late_by: Mutex<BTreeMap<(String, String, i32), u64>>,
 }
 
 impl EngineStatus {
@@ -53,6 +55,28 @@ impl EngineStatus {
             watermark: AtomicI64::new(-1),
             ..Default::default()
         }
+    }
+
+    /// Counts a record that was late for `view`, read from `topic` partition `partition`.
+    pub fn count_late(&self, view: &str, topic: &str, partition: i32) {
+        let mut late = self
+            .late_by
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *late
+            .entry((view.to_string(), topic.to_string(), partition))
+            .or_default() += 1;
+    }
+
+    /// Late records per view, source topic and partition.
+    pub fn late_by(&self) -> Vec<((String, String, i32), u64)> {
+        let late = self
+            .late_by
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        late.iter()
+            .map(|(key, count)| (key.clone(), *count))
+            .collect()
     }
 
     /// Registers a partition before it is read, so that it shows (with lag) from the start.

@@ -44,6 +44,55 @@ impl TumblingWindows {
     }
 }
 
+/// What happens to a record that arrives after its window closed, per windowed
+/// aggregation. Every late record is counted, per view and per partition, in `/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LatePolicy {
+    /// It is written to `<source topic>.late`, with the reason in a header (the default).
+    #[default]
+    Drop,
+    /// It is written to the given topic instead, for the application to handle.
+    SideOutput(String),
+    /// Closed windows are kept for `allowed_lateness` more of event time (Flink's allowed
+    /// lateness). A record for one of them goes into it, and the window's final value is
+    /// sent again, corrected; a record later than that is dropped as with `Drop`.
+    Update {
+        /// How long after its end a window still takes records.
+        allowed_lateness: Duration,
+    },
+}
+
+impl LatePolicy {
+    /// How long closed windows are kept for corrections, in milliseconds.
+    pub fn allowed_lateness_ms(&self) -> i64 {
+        match self {
+            LatePolicy::Update { allowed_lateness } => {
+                i64::try_from(allowed_lateness.as_millis()).unwrap_or(i64::MAX)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Where late records go instead of `<source topic>.late`, if anywhere.
+    pub fn side_output(&self) -> Option<&str> {
+        match self {
+            LatePolicy::SideOutput(topic) => Some(topic),
+            _ => None,
+        }
+    }
+
+    /// The policy as the plan shows it (and the state fingerprint includes it).
+    pub fn label(&self) -> String {
+        match self {
+            LatePolicy::Drop => String::new(),
+            LatePolicy::SideOutput(topic) => format!(", late records to {topic}"),
+            LatePolicy::Update { .. } => {
+                format!(", late updates within {} ms", self.allowed_lateness_ms())
+            }
+        }
+    }
+}
+
 /// A record is late when its window has already ended at the record's own partition
 /// watermark, which is the timely time the record travels at.
 pub fn is_late(window: WindowBounds, record_time: u64) -> bool {

@@ -215,6 +215,26 @@ pub fn all_views(base: &str) -> BTreeMap<String, Value> {
     views
 }
 
+/// Polls every view until they equal `want` (a checkpoint can take the last records
+/// before the windows they close have closed: the next one shows them), failing with the
+/// difference at the deadline.
+pub fn wait_for_views(base: &str, want: &BTreeMap<String, Value>) {
+    let deadline = std::time::Instant::now() + super::DEADLINE;
+    loop {
+        let views = all_views(base);
+        if &views == want {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            assert_eq!(
+                &views, want,
+                "the views never came to equal the expected ones"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// The distinct `sluice-id`s of `headers`.
 pub fn distinct_ids(headers: &[BTreeMap<String, String>]) -> BTreeSet<String> {
     headers

@@ -347,3 +347,158 @@ fn count_min_max_avg_and_emit_final_match_a_reference() {
         .collect();
     assert_eq!(sent, want_sent);
 }
+
+/// One partition of readings a second apart, with late readings in between: the input of
+/// the late-policy test. The first `prefix` records are read by a first run.
+fn late_script(prefix: Option<usize>) -> crate::testkit::MemoryInput {
+    let mut input = crate::testkit::MemoryInput::default();
+    let mut push = |at_s: i64| {
+        let reading = Reading {
+            sensor: "s".into(),
+            at: at_s * 1_000,
+            value: 1.0,
+        };
+        input.push(
+            "readings",
+            0,
+            crate::testkit::MemoryRecord {
+                key: Vec::new(),
+                payload: serde_json::to_vec(&reading).expect("encodes"),
+                timestamp: reading.at,
+            },
+        );
+    };
+    (0..=25).for_each(&mut push);
+    // Watermark 25 s: [0, 10) closed at 10 s, kept for corrections until 40 s.
+    push(5);
+    (26..=45).for_each(&mut push);
+    // Watermark 45 s: [0, 10) no longer takes records, [10, 20) does until 50 s.
+    push(15);
+    push(3);
+    (46..=60).for_each(&mut push);
+    if let Some(prefix) = prefix {
+        for partition in input.topics.values_mut().flatten() {
+            std::sync::Arc::make_mut(partition).truncate(prefix);
+        }
+    }
+    input
+}
+
+#[test]
+fn late_records_are_dropped_side_output_or_update_their_window() {
+    use crate::window::LatePolicy;
+    let topology: TopologyFn = Arc::new(|topology| {
+        let readings = topology
+            .source(
+                Source::<Reading>::topic("readings")
+                    .event_time(|reading| reading.at)
+                    .grace(Duration::ZERO),
+            )
+            .key_by("sensor", |reading| reading.sensor.clone())
+            .window(TumblingWindows::of(Duration::from_secs(10)));
+        readings
+            .on_late(LatePolicy::Drop)
+            .count()
+            .materialize("dropped");
+        readings
+            .on_late(LatePolicy::SideOutput("late-readings".into()))
+            .count()
+            .materialize("side");
+        let updated = readings
+            .on_late(LatePolicy::Update {
+                allowed_lateness: Duration::from_secs(30),
+            })
+            .count();
+        updated.materialize("updated");
+        updated.changes().to("updated-changes");
+        updated.emit_final().changes().to("updated-finals");
+    });
+    // A first run reads up to 25 s and stops: its end closes [0, 10) and [10, 20). The
+    // second continues from its checkpoint, with the closed windows kept for corrections
+    // restored from state, and reads the late records.
+    let dir = tempfile::tempdir().expect("state dir");
+    crate::testkit::run_to_completion(
+        Arc::clone(&topology),
+        late_script(Some(26)),
+        dir.path(),
+        2,
+        100,
+    )
+    .expect("first run");
+    let run = crate::testkit::resume_to_completion(topology, late_script(None), dir.path(), 2, 100)
+        .expect("second run");
+    let count =
+        |view: &str, start_s: i64| view_of(&run, view)[&("s".to_string(), start_s * 1_000)].clone();
+    for view in ["dropped", "side"] {
+        assert_eq!(count(view, 0), (true, serde_json::json!(10)), "{view}");
+        assert_eq!(count(view, 10), (true, serde_json::json!(10)), "{view}");
+    }
+    assert_eq!(count("updated", 0), (true, serde_json::json!(11)));
+    assert_eq!(count("updated", 10), (true, serde_json::json!(11)));
+    assert_eq!(count("updated", 20), (true, serde_json::json!(10)));
+
+    // Drop: all three to readings.late; update: only the one past its lateness.
+    let late_at = |topic: &str| -> Vec<i64> {
+        let mut times: Vec<i64> = run
+            .output
+            .records(topic)
+            .iter()
+            .map(|record| {
+                serde_json::from_slice::<Reading>(&record.payload)
+                    .expect("a reading")
+                    .at
+                    / 1_000
+            })
+            .collect();
+        times.sort();
+        times
+    };
+    assert_eq!(late_at("late-readings"), vec![3, 5, 15]);
+    assert_eq!(late_at("readings.late"), vec![3, 3, 5, 15]);
+    let late_by: BTreeMap<String, u64> = run
+        .status
+        .late_by()
+        .into_iter()
+        .map(|((view, topic, partition), count)| {
+            assert_eq!((topic.as_str(), partition), ("readings", 0));
+            (view, count)
+        })
+        .collect();
+    let mut counts: Vec<u64> = late_by.values().copied().collect();
+    counts.sort();
+    assert_eq!(counts, vec![1, 3, 3], "{late_by:?}");
+
+    // The corrections, in the changes and in emit-final output.
+    let changes = |topic: &str| -> Vec<serde_json::Value> {
+        run.output
+            .records(topic)
+            .iter()
+            .map(|record| serde_json::from_slice(&record.payload).expect("JSON"))
+            .filter(|change: &serde_json::Value| change["correction"] == serde_json::json!(true))
+            .collect()
+    };
+    for topic in ["updated-changes", "updated-finals"] {
+        let corrections: Vec<(i64, u64, u64)> = changes(topic)
+            .iter()
+            .map(|change| {
+                assert_eq!(change["is_final"], serde_json::json!(true));
+                (
+                    change["window"]["start"].as_i64().unwrap_or(-1),
+                    change["old"].as_u64().unwrap_or(0),
+                    change["new"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        assert_eq!(corrections, vec![(0, 10, 11), (10_000, 10, 11)], "{topic}");
+    }
+    // Emit final sent each window's first final (the rest; the first two were sent by the
+    // first run) without an old value.
+    let first_finals = run
+        .output
+        .records("updated-finals")
+        .iter()
+        .map(|record| serde_json::from_slice::<serde_json::Value>(&record.payload).expect("JSON"))
+        .filter(|change| change["correction"] == serde_json::json!(false))
+        .all(|change| change["old"].is_null());
+    assert!(first_finals);
+}

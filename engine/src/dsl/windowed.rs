@@ -22,13 +22,14 @@ use crate::render::materialize::materialize_windows;
 use crate::render::sink::late_to_topics;
 use crate::render::state::OperatorState;
 use crate::render::table::{Summarizer, summarize_windows};
-use crate::render::window::{WindowChange, tumbling_aggregate};
-use crate::window::{TumblingWindows, WindowBounds};
+use crate::render::window::{WindowChange, WindowRule, tumbling_aggregate};
+use crate::window::{LatePolicy, TumblingWindows, WindowBounds};
 
 /// A keyed stream grouped into windows, waiting for an aggregation.
 pub struct WindowedStream<'scope, T: Data> {
     stream: Stream<'scope, T>,
     windows: TumblingWindows,
+    late: LatePolicy,
 }
 
 impl<'scope, T: Data> WindowedStream<'scope, T> {
@@ -36,6 +37,17 @@ impl<'scope, T: Data> WindowedStream<'scope, T> {
         WindowedStream {
             stream: stream.clone(),
             windows,
+            late: LatePolicy::Drop,
+        }
+    }
+
+    /// The same windows with `policy` for records that arrive after their window closed
+    /// (default: [`LatePolicy::Drop`], to `<source topic>.late`).
+    pub fn on_late(&self, policy: LatePolicy) -> Self {
+        WindowedStream {
+            stream: self.stream.clone(),
+            windows: self.windows,
+            late: policy,
         }
     }
 
@@ -111,8 +123,15 @@ impl<'scope, T: Data> WindowedStream<'scope, T> {
         let value_shape = shape_of(&init());
         let (node, source_topics, store) = {
             let mut plan = context.plan.borrow_mut();
-            let label = format!("window tumbling {} ms, {what}", self.windows.size_ms());
+            let label = format!(
+                "window tumbling {} ms, {what}{}",
+                self.windows.size_ms(),
+                self.late.label()
+            );
             let node = plan.add_node(label, vec![self.stream.node]);
+            if let Some(topic) = self.late.side_output() {
+                plan.sink_topics.push(topic.to_string());
+            }
             let store = format!("state.window#{node}");
             plan.state_stores.push(store.clone());
             (
@@ -131,14 +150,18 @@ impl<'scope, T: Data> WindowedStream<'scope, T> {
             .map(|env| OperatorState::new(Arc::clone(env), store));
         let (changes, late) = tumbling_aggregate(
             self.stream.inner.clone(),
-            self.windows,
+            WindowRule {
+                windows: self.windows,
+                allowed_lateness_ms: self.late.allowed_lateness_ms(),
+            },
             operator_name,
             state,
             init,
             fold,
         );
         if let Some(env) = &context.env {
-            late_to_topics(late, Arc::clone(env), source_topics);
+            let destination = self.late.side_output().map(str::to_string);
+            late_to_topics(late, Arc::clone(env), source_topics, destination);
         }
         WindowedTable {
             changes,
@@ -184,6 +207,7 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
                                     old: change.old.as_ref().map(&read),
                                     new: read(&change.new),
                                     is_final: change.is_final,
+                                    correction: change.correction,
                                 }));
                             }
                         });
@@ -221,8 +245,9 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
                         input.for_each(|stamp, records| {
                             let mut session = output.session(&stamp);
                             for record in records.drain(..).filter(|r| r.value.is_final) {
+                                // A correction's old value was sent: keep it.
                                 session.give(record.map_value(|change| WindowChange {
-                                    old: None,
+                                    old: change.old.filter(|_| change.correction),
                                     ..change
                                 }));
                             }

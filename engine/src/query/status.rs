@@ -43,6 +43,13 @@ pub async fn status(State(state): State<QueryState>) -> Json<Value> {
         "processed": EngineStatus::count(&status.processed),
         "emitted": EngineStatus::count(&status.emitted),
         "late": EngineStatus::count(&status.late),
+        "late_by": status
+            .late_by()
+            .into_iter()
+            .map(|((view, topic, partition), count)| {
+                json!({"view": view, "topic": topic, "partition": partition, "count": count})
+            })
+            .collect::<Vec<_>>(),
         "dlq": EngineStatus::count(&status.dead_lettered),
         "delivery_failures": EngineStatus::count(&status.delivery_failures),
         "suppressed": EngineStatus::count(&status.suppressed),

@@ -110,11 +110,13 @@ fn hand_in_sent(
     gate.try_hand_in(Some(state), owed, frontier, |_, _| Ok(()));
 }
 
-/// Writes late records to `<source topic>.late`, with the reason and the window in headers.
+/// Writes late records to `<source topic>.late` (or to `destination`, a side output), with
+/// the reason and the window in headers, and counts them per view and partition.
 pub(crate) fn late_to_topics(
     stream: Stream<'_, Time, Vec<LateRecord>>,
     env: Arc<RunEnv>,
     source_topics: Vec<String>,
+    destination: Option<String>,
 ) {
     let state = OperatorState::new(Arc::clone(&env), "late records".to_string());
     let mut gate: CheckpointGate<()> = CheckpointGate::new(Some(&state));
@@ -124,10 +126,16 @@ pub(crate) fn late_to_topics(
             let epoch = stamp_time(stamp.stamp()).map_or(0, |time| time.outer);
             for late in records.drain(..) {
                 let id = record_id(&source_topics, &late.origin);
-                let topic = match source_topics.get(late.origin.source as usize) {
-                    Some(source) => format!("{source}.late"),
-                    None => "sluice.late".to_string(),
+                let source = source_topics
+                    .get(late.origin.source as usize)
+                    .map_or("derived", String::as_str);
+                let topic = match &destination {
+                    Some(topic) => topic.clone(),
+                    None if source == "derived" => "sluice.late".to_string(),
+                    None => format!("{source}.late"),
                 };
+                env.status
+                    .count_late(&late.view, source, late.origin.partition);
                 let reason = format!(
                     "late for view {}: window [{}, {}) had closed at partition watermark {}",
                     late.view,

@@ -5,7 +5,9 @@
 //! partition's watermark when it was read) is late: it goes to the second output instead.
 //! After each input batch the operator emits one change per updated window; when the input
 //! frontier's watermark passes a window's end it emits the final value and forgets the
-//! window.
+//! window, unless late records may update it (an allowed lateness): then it keeps the
+//! window until the watermark passes its end plus that lateness, and each batch of late
+//! records for it emits a correction of its final value.
 //!
 //! A window's changes travel at non-decreasing times: the join of the times of the records
 //! folded in so far, so that every change's value is made of records up to its time.
@@ -44,6 +46,18 @@ pub struct WindowChange<A> {
     pub new: A,
     /// Whether this is the window's final value.
     pub is_final: bool,
+    /// Whether this corrects a final value sent before: a late record arrived within the
+    /// allowed lateness of [`crate::window::LatePolicy::Update`].
+    #[serde(default)]
+    pub correction: bool,
+}
+
+/// How records are assigned to windows, and how long closed windows take corrections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowRule {
+    pub windows: TumblingWindows,
+    /// 0 unless late records update closed windows.
+    pub allowed_lateness_ms: i64,
 }
 
 /// A record that arrived after its window closed.
@@ -65,7 +79,8 @@ pub struct LateRecord {
     pub view: String,
 }
 
-struct OpenWindow<A> {
+/// A window's state: an open one, or a closed one kept for corrections.
+struct WindowState<A> {
     end: i64,
     aggregate: A,
     last_emitted: Option<A>,
@@ -89,9 +104,13 @@ type LateOutput<'a> = OutputBuilderSession<'a, Time, CapacityContainerBuilder<Ve
 
 /// The windows one operator instance holds, and what changed since its last checkpoint.
 struct Windows<A> {
-    open: HashMap<(String, i64), OpenWindow<A>>,
+    open: HashMap<(String, i64), WindowState<A>>,
     /// Open windows ordered by end, to close them as the frontier passes.
     by_end: BTreeSet<(i64, String, i64)>,
+    /// Closed windows kept for corrections (allowed lateness), and by expiry. Their
+    /// `last_emitted` is the final value last sent.
+    retained: HashMap<(String, i64), WindowState<A>>,
+    retained_by_expiry: BTreeSet<(i64, String, i64)>,
     /// Windows updated or closed since the last checkpoint.
     dirty: HashSet<(String, i64)>,
     /// Counts the batches applied.
@@ -102,7 +121,7 @@ struct Windows<A> {
 /// the topology is only described, is where open windows are checkpointed.
 pub(crate) fn tumbling_aggregate<'scope, T, A, I, F>(
     input: Stream<'scope, Time, Vec<Record<T>>>,
-    windows: TumblingWindows,
+    rule: WindowRule,
     view: String,
     state: Option<OperatorState>,
     init: I,
@@ -131,11 +150,18 @@ where
         let mut state_windows = Windows {
             open: HashMap::new(),
             by_end: BTreeSet::new(),
+            retained: HashMap::new(),
+            retained_by_expiry: BTreeSet::new(),
             dirty: HashSet::new(),
             batches: 0,
         };
         if let Some(state) = &state {
-            restore(state, worker, peers, &mut state_windows);
+            restore(
+                state,
+                (worker, peers),
+                rule.allowed_lateness_ms,
+                &mut state_windows,
+            );
         }
         // Held at the input frontier, to emit final values when windows close.
         let mut held: CapabilitySet<Time> = CapabilitySet::new();
@@ -153,7 +179,8 @@ where
                 late: &mut late_handle,
             };
             let aggregation = Aggregation {
-                windows,
+                windows: rule.windows,
+                allowed_lateness_ms: rule.allowed_lateness_ms,
                 view: &view,
                 init: &init,
                 fold: &fold,
@@ -187,7 +214,12 @@ where
                 }
                 let stopped = state.as_ref().and_then(OperatorState::stopped_watermark);
                 if let (Some(stopped), Some(closing)) = (stopped, oldest(&held)) {
-                    close_windows(&mut state_windows, stopped, closing, outputs.changes);
+                    close_windows(
+                        &mut state_windows,
+                        (stopped, rule.allowed_lateness_ms),
+                        closing,
+                        outputs.changes,
+                    );
                 }
                 if gate.try_hand_in(state.as_ref(), owed, &frontier[..], |db, batch| {
                     write_windows(db, state.as_ref(), &state_windows, batch)
@@ -217,7 +249,12 @@ where
                 .held_back_watermark()
                 .map_or(watermark, |held_back| held_back.min(watermark));
             if let Some(closing) = oldest(&held) {
-                close_windows(&mut state_windows, watermark, closing, outputs.changes);
+                close_windows(
+                    &mut state_windows,
+                    (watermark, rule.allowed_lateness_ms),
+                    closing,
+                    outputs.changes,
+                );
             }
         }
     });
@@ -231,10 +268,12 @@ fn oldest(held: &CapabilitySet<Time>) -> Option<&Capability<Time>> {
         .min_by_key(|capability| (capability.time().outer, capability.time().inner))
 }
 
-/// Closes every open window that ends at or before `watermark`, emitting its final value.
+/// Closes every open window that ends at or before `watermark`, emitting its final value;
+/// with an allowed lateness, keeps it for corrections until `watermark` passes its end plus
+/// that lateness.
 fn close_windows<A: Data>(
     windows: &mut Windows<A>,
-    watermark: u64,
+    (watermark, allowed_lateness_ms): (u64, i64),
     closing: &Capability<Time>,
     output: &mut ChangesOutput<'_, A>,
 ) {
@@ -252,8 +291,27 @@ fn close_windows<A: Data>(
             // A final value is final from the window's end on, whenever the frontier
             // happened to show it.
             let watermark = entry.watermark.max(u64::try_from(end).unwrap_or(0));
+            let emitted_at = join(&entry.emitted_at, closing.time());
+            if allowed_lateness_ms > 0 {
+                windows.retained_by_expiry.insert((
+                    end.saturating_add(allowed_lateness_ms),
+                    key.clone(),
+                    start,
+                ));
+                windows.retained.insert(
+                    (key.clone(), start),
+                    WindowState {
+                        end,
+                        aggregate: entry.aggregate.clone(),
+                        last_emitted: Some(entry.aggregate.clone()),
+                        emitted_at,
+                        watermark,
+                        touched_in: 0,
+                    },
+                );
+            }
             closed.push((
-                join(&entry.emitted_at, closing.time()),
+                emitted_at,
                 change_record(
                     key,
                     watermark,
@@ -262,9 +320,20 @@ fn close_windows<A: Data>(
                         old: entry.last_emitted,
                         new: entry.aggregate,
                         is_final: true,
+                        correction: false,
                     },
                 ),
             ));
+        }
+    }
+    // Closed windows past their allowed lateness take no more records.
+    while let Some((expiry, key, start)) = windows.retained_by_expiry.first().cloned() {
+        if expiry > closing_up_to {
+            break;
+        }
+        windows.retained_by_expiry.pop_first();
+        if windows.retained.remove(&(key.clone(), start)).is_some() {
+            windows.dirty.insert((key, start));
         }
     }
     give_in_time_order(output, closing, closed);
@@ -285,6 +354,7 @@ struct Outputs<'h, 'a, A: Data> {
 /// What the operator computes: the windows, and how records fold into an aggregate.
 struct Aggregation<'a, T, A> {
     windows: TumblingWindows,
+    allowed_lateness_ms: i64,
     view: &'a str,
     init: &'a dyn Fn() -> A,
     fold: &'a dyn Fn(&mut A, &T),
@@ -299,18 +369,44 @@ fn apply_batch<T: Data, A: Data>(
 ) {
     let Aggregation {
         windows,
+        allowed_lateness_ms,
         view,
-        init,
-        fold,
+        ..
     } = aggregation;
     let time = *batch.changes_capability.time();
     state.batches += 1;
     let this_batch = state.batches;
     let mut touched: Vec<(String, i64)> = Vec::new();
+    let mut corrected: Vec<(String, i64)> = Vec::new();
     let mut late_records: Vec<LateRecord> = Vec::new();
     for record in batch.records.into_iter().flatten() {
         let window = windows.assign(record.event_time);
-        if is_late(window, record.watermark) {
+        let within_lateness = *allowed_lateness_ms > 0
+            && u64::try_from(window.end.saturating_add(*allowed_lateness_ms))
+                .is_ok_and(|expiry| expiry > record.watermark);
+        // Late by its own watermark, within the allowed lateness, for a window the frontier
+        // has closed: a correction. (A window still open takes it as any record.)
+        if is_late(window, record.watermark)
+            && within_lateness
+            && !state.open.contains_key(&(record.key.clone(), window.start))
+        {
+            let expiry = window.end.saturating_add(*allowed_lateness_ms);
+            let target = Target {
+                windows: &mut state.retained,
+                order: &mut state.retained_by_expiry,
+                touched: &mut corrected,
+            };
+            fold_into(
+                target,
+                expiry,
+                window,
+                record,
+                (time, this_batch),
+                aggregation,
+            );
+            continue;
+        }
+        if is_late(window, record.watermark) && !within_lateness {
             late_records.push(LateRecord {
                 payload: serde_json::to_string(&record.value).unwrap_or_default(),
                 key: record.key,
@@ -322,29 +418,19 @@ fn apply_batch<T: Data, A: Data>(
             });
             continue;
         }
-        let slot = (record.key, window.start);
-        let entry = match state.open.get_mut(&slot) {
-            Some(entry) => entry,
-            None => {
-                state
-                    .by_end
-                    .insert((window.end, slot.0.clone(), window.start));
-                state.open.entry(slot.clone()).or_insert(OpenWindow {
-                    end: window.end,
-                    aggregate: init(),
-                    last_emitted: None,
-                    emitted_at: time,
-                    watermark: record.watermark,
-                    touched_in: 0,
-                })
-            }
+        let target = Target {
+            windows: &mut state.open,
+            order: &mut state.by_end,
+            touched: &mut touched,
         };
-        fold(&mut entry.aggregate, &record.value);
-        entry.watermark = entry.watermark.max(record.watermark);
-        if entry.touched_in != this_batch {
-            entry.touched_in = this_batch;
-            touched.push(slot);
-        }
+        fold_into(
+            target,
+            window.end,
+            window,
+            record,
+            (time, this_batch),
+            aggregation,
+        );
     }
     if !late_records.is_empty() {
         outputs
@@ -352,31 +438,94 @@ fn apply_batch<T: Data, A: Data>(
             .session(&batch.late_capability)
             .give_iterator(late_records.into_iter());
     }
-    if touched.is_empty() {
+    if touched.is_empty() && corrected.is_empty() {
         return;
     }
-    let mut changes: Vec<(Time, Record<WindowChange<A>>)> = Vec::with_capacity(touched.len());
-    for (key, start) in touched {
-        let Some(entry) = state.open.get_mut(&(key.clone(), start)) else {
-            continue;
+    let mut changes: Vec<(Time, Record<WindowChange<A>>)> =
+        Vec::with_capacity(touched.len() + corrected.len());
+    for (slot, correction) in corrected
+        .into_iter()
+        .map(|slot| (slot, true))
+        .chain(touched.into_iter().map(|slot| (slot, false)))
+    {
+        let windows = if correction {
+            &mut state.retained
+        } else {
+            &mut state.open
         };
-        entry.emitted_at = join(&entry.emitted_at, &time);
-        let change = WindowChange {
-            window: WindowBounds {
-                start,
-                end: entry.end,
-            },
-            old: entry.last_emitted.replace(entry.aggregate.clone()),
-            new: entry.aggregate.clone(),
-            is_final: false,
-        };
-        state.dirty.insert((key.clone(), start));
-        changes.push((
-            entry.emitted_at,
-            change_record(key, entry.watermark, change),
-        ));
+        if let Some(entry) = windows.get_mut(&slot) {
+            changes.push(change_of(entry, slot.0.clone(), slot.1, time, correction));
+            state.dirty.insert(slot);
+        }
     }
     give_in_time_order(outputs.changes, &batch.changes_capability, changes);
+}
+
+/// Where a record is folded: open windows, or closed ones kept for corrections, with the
+/// order they leave in and the windows this batch touched.
+struct Target<'s, A> {
+    windows: &'s mut HashMap<(String, i64), WindowState<A>>,
+    order: &'s mut BTreeSet<(i64, String, i64)>,
+    touched: &'s mut Vec<(String, i64)>,
+}
+
+/// Folds `record` into its window in `target`, creating the window (to leave at `leaves`)
+/// if it is new, and notes the window as touched once per batch.
+fn fold_into<T: Data, A: Data>(
+    target: Target<'_, A>,
+    leaves: i64,
+    window: WindowBounds,
+    record: Record<T>,
+    (time, this_batch): (Time, u64),
+    aggregation: &Aggregation<'_, T, A>,
+) {
+    let slot = (record.key, window.start);
+    let entry = match target.windows.get_mut(&slot) {
+        Some(entry) => entry,
+        None => {
+            target.order.insert((leaves, slot.0.clone(), window.start));
+            target.windows.entry(slot.clone()).or_insert(WindowState {
+                end: window.end,
+                aggregate: (aggregation.init)(),
+                last_emitted: None,
+                emitted_at: time,
+                watermark: record.watermark,
+                touched_in: 0,
+            })
+        }
+    };
+    (aggregation.fold)(&mut entry.aggregate, &record.value);
+    entry.watermark = entry.watermark.max(record.watermark);
+    if entry.touched_in != this_batch {
+        entry.touched_in = this_batch;
+        target.touched.push(slot);
+    }
+}
+
+/// The change a batch made to a window: an update of an open one, or a correction of a
+/// closed one's final value.
+fn change_of<A: Data>(
+    entry: &mut WindowState<A>,
+    key: String,
+    start: i64,
+    time: Time,
+    correction: bool,
+) -> (Time, Record<WindowChange<A>>) {
+    entry.emitted_at = join(&entry.emitted_at, &time);
+    let change = WindowChange {
+        window: WindowBounds {
+            start,
+            end: entry.end,
+        },
+        old: entry.last_emitted.replace(entry.aggregate.clone()),
+        new: entry.aggregate.clone(),
+        is_final: correction,
+        correction,
+    };
+    (
+        entry.emitted_at,
+        change_record(key, entry.watermark, change),
+    )
 }
 
 /// Writes the windows changed since the last checkpoint: open windows are put, closed ones
@@ -394,26 +543,37 @@ fn write_windows<A: Data>(
         .window_store(&state.store)
         .map_err(|error| error.to_string())?;
     for (key, start) in &windows.dirty {
-        match windows.open.get(&(key.clone(), *start)) {
-            Some(entry) => {
-                let value_json =
-                    serde_json::to_vec(&entry.aggregate).map_err(|error| error.to_string())?;
-                let stored = WindowEntry {
-                    start: *start,
-                    end: entry.end,
-                    is_final: false,
-                    value_json,
-                };
-                store.put_into(batch, key.as_bytes(), &stored);
-            }
-            None => store.delete_into(batch, key.as_bytes(), *start),
-        }
+        let slot = (key.clone(), *start);
+        // Open windows are stored as not final, closed ones kept for corrections as final.
+        let (end, aggregate, is_final) =
+            match (windows.open.get(&slot), windows.retained.get(&slot)) {
+                (Some(open), _) => (open.end, &open.aggregate, false),
+                (None, Some(closed)) => (closed.end, &closed.aggregate, true),
+                (None, None) => {
+                    store.delete_into(batch, key.as_bytes(), *start);
+                    continue;
+                }
+            };
+        let value_json = serde_json::to_vec(aggregate).map_err(|error| error.to_string())?;
+        let stored = WindowEntry {
+            start: *start,
+            end,
+            is_final,
+            value_json,
+        };
+        store.put_into(batch, key.as_bytes(), &stored);
     }
     Ok(())
 }
 
-/// Loads the open windows of this worker's keys from the operator's store.
-fn restore<A: Data>(state: &OperatorState, worker: usize, peers: usize, windows: &mut Windows<A>) {
+/// Loads the open windows of this worker's keys from the operator's store, and the closed
+/// ones still taking corrections.
+fn restore<A: Data>(
+    state: &OperatorState,
+    (worker, peers): (usize, usize),
+    allowed_lateness_ms: i64,
+    windows: &mut Windows<A>,
+) {
     let outcome = state.db().window_store(&state.store).and_then(|store| {
         store.for_each(|key, entry| {
             let Ok(key) = String::from_utf8(key.to_vec()) else {
@@ -424,10 +584,20 @@ fn restore<A: Data>(state: &OperatorState, worker: usize, peers: usize, windows:
             }
             match serde_json::from_slice::<A>(&entry.value_json) {
                 Ok(aggregate) => {
-                    windows.by_end.insert((entry.end, key.clone(), entry.start));
-                    windows.open.insert(
+                    // Final entries are closed windows kept for corrections.
+                    let (windows_of_kind, order, leaves) = if entry.is_final {
+                        (
+                            &mut windows.retained,
+                            &mut windows.retained_by_expiry,
+                            entry.end.saturating_add(allowed_lateness_ms),
+                        )
+                    } else {
+                        (&mut windows.open, &mut windows.by_end, entry.end)
+                    };
+                    order.insert((leaves, key.clone(), entry.start));
+                    windows_of_kind.insert(
                         (key, entry.start),
-                        OpenWindow {
+                        WindowState {
                             end: entry.end,
                             last_emitted: Some(aggregate.clone()),
                             aggregate,

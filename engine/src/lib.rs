@@ -14,12 +14,13 @@
 //! - [`kafka`]: client settings, topic set-up, the output producer, the watermark monitor.
 //! - [`output`]: where output records go (Kafka, or memory).
 //! - [`runtime`]: starts and stops an engine: state, workers, HTTP; [`testkit`] runs a
-//!   topology to completion over in-memory input, without a broker.
+//!   topology to completion over in-memory input, without a broker, and its
+//!   [`TopologyTestDriver`](testkit::TopologyTestDriver) steps one through a test.
 //! - [`query`]: the axum HTTP API.
 //! - [`status`]: live progress shared by workers and the API.
 //! - [`time`], [`window`], [`watermark`]: event time, window assignment, partition clocks.
-//! - [`app`]: the command line (`run`, `produce`, `demo`, `bench`, `describe`) a topology
-//!   binary gets by calling [`app::main`].
+//! - [`app`]: the command line (`run`, `replay`, `produce`, `demo`, `bench`, `describe`,
+//!   `dedupe`) a topology binary gets by calling [`app::main`].
 
 pub mod app;
 pub mod checkpoint;
@@ -35,6 +36,7 @@ pub mod render;
 pub mod replay;
 pub mod runtime;
 pub mod status;
+mod test_driver;
 pub mod testkit;
 pub mod time;
 pub mod watermark;

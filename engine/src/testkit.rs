@@ -6,6 +6,7 @@
 //! that the input's watermark did not pass stay open, as they would in a running engine.
 //! [`resume_to_completion`] continues from a state directory's last checkpoint, reading
 //! each partition from its checkpointed offset, as a restarted engine does.
+//! [`TopologyTestDriver`] builds on it to step a topology through a test.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::runtime::{InputMode, RunEnv, open_state, plan_of, spawn_workers};
 use crate::status::EngineStatus;
 
 pub use crate::render::reader::{MemoryInput, MemoryRecord};
+pub use crate::test_driver::{OutputEvent, TopologyTestDriver};
 
 /// What a completed run left behind.
 pub struct CompletedRun {

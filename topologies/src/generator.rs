@@ -108,6 +108,7 @@ pub fn generated_input(options: GeneratorOptions, events: usize, partitions: u64
             key: event.key.into_bytes(),
             payload: event.payload,
             timestamp: 0,
+            watermark_only: false,
         };
         input.push(ORDER_EVENTS, partition, record);
     }

@@ -54,6 +54,7 @@ fn disordered(events: usize, partitions: u64) -> MemoryInput {
                 key: key.into_bytes(),
                 payload,
                 timestamp: 0,
+                watermark_only: false,
             },
         );
     }

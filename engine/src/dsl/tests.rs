@@ -102,6 +102,7 @@ fn payments() -> (crate::testkit::MemoryInput, BTreeMap<String, i128>) {
                 key: Vec::new(),
                 payload: serde_json::to_vec(&payment).expect("encodes"),
                 timestamp: payment.at,
+                watermark_only: false,
             },
         );
     }
@@ -181,6 +182,7 @@ fn readings() -> (crate::testkit::MemoryInput, Vec<Reading>) {
                 key: Vec::new(),
                 payload: serde_json::to_vec(&reading).expect("encodes"),
                 timestamp: reading.at,
+                watermark_only: false,
             },
         );
     };
@@ -365,6 +367,7 @@ fn late_script(prefix: Option<usize>) -> crate::testkit::MemoryInput {
                 key: Vec::new(),
                 payload: serde_json::to_vec(&reading).expect("encodes"),
                 timestamp: reading.at,
+                watermark_only: false,
             },
         );
     };

@@ -18,6 +18,9 @@ pub(crate) struct RawRecord<'a> {
     pub key: Option<&'a [u8]>,
     pub payload: Option<&'a [u8]>,
     pub timestamp: Option<i64>,
+    /// Not a record: it only moves the partition's event time to `timestamp` (the test
+    /// driver's `advance_watermark`).
+    pub watermark_only: bool,
 }
 
 /// What one read found.
@@ -78,6 +81,7 @@ impl RecordReader for KafkaReader {
                         key: message.key(),
                         payload: message.payload(),
                         timestamp: message.timestamp().to_millis(),
+                        watermark_only: false,
                     });
                 }
                 Some(Err(error)) => {
@@ -109,6 +113,9 @@ pub struct MemoryRecord {
     pub payload: Vec<u8>,
     /// Record timestamp, epoch milliseconds.
     pub timestamp: i64,
+    /// Not a record: it only moves the partition's event time to `timestamp`, as if a
+    /// record of that time had been read (see [`crate::testkit::TopologyTestDriver`]).
+    pub watermark_only: bool,
 }
 
 /// Input held in memory: for each topic, the records of each partition in offset order.
@@ -189,6 +196,7 @@ impl RecordReader for MemoryReader {
                     key: Some(&record.key),
                     payload: Some(&record.payload),
                     timestamp: Some(record.timestamp),
+                    watermark_only: record.watermark_only,
                 });
             }
             read += end - *position;

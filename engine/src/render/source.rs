@@ -255,6 +255,12 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                         let reader = &mut readers[slot];
                         reader.next_offset = raw.offset + 1;
                         reader.last_record_at = started;
+                        if raw.watermark_only {
+                            if let Some(event_time) = raw.timestamp {
+                                reader.clock.observe(event_time);
+                            }
+                            return;
+                        }
                         match decode(&config, &raw) {
                             Ok((value, event_time)) => {
                                 let watermark = reader.clock.observe(event_time);
@@ -559,6 +565,7 @@ mod tests {
                 key: None,
                 payload,
                 timestamp: None,
+                watermark_only: false,
             },
         )
     }

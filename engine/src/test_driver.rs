@@ -396,6 +396,31 @@ mod tests {
     }
 
     #[test]
+    fn a_record_without_a_valid_event_time_is_a_dead_letter() {
+        let topology: TopologyFn = Arc::new(|topology| {
+            topology
+                .source(
+                    Source::<Click>::topic("clicks")
+                        .try_event_time(|click| (click.at > 0).then_some(click.at)),
+                )
+                .map(|click| click.page)
+                .to("pages");
+        });
+        let mut driver = TopologyTestDriver::new(topology).expect("driver");
+        click(&mut driver, "a", 1);
+        click(&mut driver, "b", 0);
+        let pages = driver.read_output("pages").expect("output");
+        assert_eq!(pages.len(), 1);
+        let dead = driver.read_output("clicks.dlq").expect("output");
+        assert_eq!(dead.len(), 1);
+        assert_eq!(
+            dead[0].headers["sluice-error"],
+            "record has no valid event time"
+        );
+        assert_eq!(dead[0].headers["sluice-source"], "clicks/0/1");
+    }
+
+    #[test]
     fn an_unknown_view_is_an_error() {
         let mut driver = TopologyTestDriver::new(clicks()).expect("driver");
         let error = driver.view("nope").expect_err("no such view");

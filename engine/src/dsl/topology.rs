@@ -123,6 +123,14 @@ impl<T: Data> Source<T> {
 
     /// Takes event time (epoch milliseconds) from the payload.
     pub fn event_time(mut self, extract: impl Fn(&T) -> i64 + 'static) -> Self {
+        self.event_time = EventTimeExtractor::Payload(Box::new(move |value| Some(extract(value))));
+        self
+    }
+
+    /// Takes event time (epoch milliseconds) from the payload where it has one: a record for
+    /// which `extract` gives `None` (a missing or unparsable time) goes to the dead-letter
+    /// topic with the reason, like a record that cannot be decoded.
+    pub fn try_event_time(mut self, extract: impl Fn(&T) -> Option<i64> + 'static) -> Self {
         self.event_time = EventTimeExtractor::Payload(Box::new(extract));
         self
     }

@@ -38,11 +38,14 @@ use crate::watermark::PartitionClock;
 
 /// How a source finds a record's event time.
 pub(crate) enum EventTimeExtractor<T> {
-    /// A function of the decoded payload.
-    Payload(Box<dyn Fn(&T) -> i64>),
+    /// A function of the decoded payload; `None` when the record has no valid time.
+    Payload(PayloadTime<T>),
     /// The Kafka record timestamp.
     RecordTimestamp,
 }
+
+/// Reads event time from a decoded payload.
+pub(crate) type PayloadTime<T> = Box<dyn Fn(&T) -> Option<i64>>;
 
 /// Everything the source operator needs to know about its topic.
 pub(crate) struct SourceConfig<T> {
@@ -503,7 +506,9 @@ fn decode<T: Data>(config: &SourceConfig<T>, raw: &RawRecord<'_>) -> Result<(T, 
     let value: T =
         sonic_rs::from_slice(payload).map_err(|error| format!("cannot decode record: {error}"))?;
     let event_time = match &config.event_time {
-        EventTimeExtractor::Payload(extract) => extract(&value),
+        EventTimeExtractor::Payload(extract) => {
+            extract(&value).ok_or_else(|| "record has no valid event time".to_string())?
+        }
         EventTimeExtractor::RecordTimestamp => raw
             .timestamp
             .ok_or_else(|| "record has no timestamp".to_string())?,
@@ -552,7 +557,9 @@ mod tests {
             grace_ms: 0,
             idle_timeout: Duration::from_secs(1),
             wall_clock_advance: false,
-            event_time: EventTimeExtractor::Payload(Box::new(|click: &Click| click.at)),
+            event_time: EventTimeExtractor::Payload(Box::new(|click: &Click| {
+                (click.at >= 0).then_some(click.at)
+            })),
         }
     }
 
@@ -583,6 +590,7 @@ mod tests {
             (&b"not json"[..], "cannot decode record"),
             (br#"{"page":"/"}"#, "missing field `at`"),
             (br#"{"page":"/","at":"soon"}"#, "invalid type"),
+            (br#"{"page":"/","at":-5}"#, "record has no valid event time"),
         ] {
             let error = decoded(Some(payload)).unwrap_err();
             assert!(error.contains(says), "{error}");

@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 use sluice::dsl::{Source, TopologyFn, TumblingWindows};
 use sluice::testkit::{MemoryInput, MemoryRecord, run_to_completion};
 
-const READINGS: usize = 1_000_000;
+/// Readings measured under `cargo bench`; `cargo test` runs the same code on a few, as a
+/// check that it works.
+const BENCH_READINGS: usize = 1_000_000;
+const TEST_READINGS: usize = 10_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Reading {
@@ -25,9 +28,9 @@ struct Reading {
     at: i64,
 }
 
-fn input(keys: usize) -> MemoryInput {
+fn input(readings: usize, keys: usize) -> MemoryInput {
     let mut input = MemoryInput::default();
-    for index in 0..READINGS {
+    for index in 0..readings {
         let reading = Reading {
             key: format!("key_{:07}", index % keys),
             at: (index / 1_000) as i64,
@@ -78,10 +81,15 @@ fn peak_resident() -> u64 {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; nothing else is expected.
+    // `cargo bench` passes `--bench`; `cargo test` does not.
+    let readings = if std::env::args().any(|arg| arg == "--bench") {
+        BENCH_READINGS
+    } else {
+        TEST_READINGS
+    };
     let mut peaks = Vec::new();
-    for keys in [1, READINGS] {
-        let input = input(keys);
+    for keys in [1, readings] {
+        let input = input(readings, keys);
         let dir = tempfile::tempdir().expect("temporary state directory");
         let run = run_to_completion(topology(), input, dir.path(), 2, 100).expect("run");
         let mut open = 0;

@@ -58,6 +58,16 @@ pub fn previous_checkpoint(state_dir: &Path) -> Result<Option<Checkpoint>, Engin
     last_checkpoint(&StateDb::open(state_dir, std::iter::empty())?)
 }
 
+/// Whether the state in `state_dir` holds the outbox of an exactly-once transaction that
+/// may not have committed: a replay must not wipe it, or that output is lost.
+pub fn has_pending_outbox(state_dir: &Path) -> Result<bool, EngineError> {
+    if !state_dir.join("CURRENT").exists() {
+        return Ok(false);
+    }
+    let db = StateDb::open(state_dir, std::iter::empty())?;
+    Ok(db.meta()?.get(crate::kafka::outbox::OUTBOX_KEY)?.is_some())
+}
+
 /// The name a versioned replay writes `topic` under.
 pub fn versioned_topic(topic: &str, version: &str) -> String {
     format!("{topic}.{version}")
@@ -221,6 +231,22 @@ mod tests {
             }),
             epoch: 0,
         });
+    }
+
+    #[test]
+    fn a_pending_outbox_is_seen_so_that_a_replay_does_not_wipe_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        assert!(!has_pending_outbox(dir.path()).expect("no state yet"));
+        let db = StateDb::open(dir.path(), std::iter::empty()).expect("opens");
+        drop(db);
+        assert!(!has_pending_outbox(dir.path()).expect("a state without an outbox"));
+        let db = StateDb::open(dir.path(), std::iter::empty()).expect("opens");
+        db.meta()
+            .expect("meta")
+            .put(crate::kafka::outbox::OUTBOX_KEY, b"records")
+            .expect("written");
+        drop(db);
+        assert!(has_pending_outbox(dir.path()).expect("readable"));
     }
 
     #[test]

@@ -29,7 +29,8 @@ use crate::query::{QueryState, router};
 use crate::render::idle::IdleBoard;
 use crate::render::reader::MemoryInput;
 use crate::replay::{
-    ReplayFrom, ReplayOptions, ReplayOutput, ReplaySink, previous_checkpoint, versioned_topic,
+    ReplayFrom, ReplayOptions, ReplayOutput, ReplaySink, has_pending_outbox, previous_checkpoint,
+    versioned_topic,
 };
 use crate::status::EngineStatus;
 
@@ -167,6 +168,14 @@ pub async fn start(
     let tick_ms = config.tick_ms.max(1);
     let replay_target = match &config.replay {
         Some(_) => {
+            if has_pending_outbox(&config.state_dir)? {
+                return Err(EngineError::Topology(format!(
+                    "the state in {} holds an exactly-once transaction that may not have \
+                     committed; run `{} run --exactly-once` on it once to settle it, then replay",
+                    config.state_dir.display(),
+                    crate::checkpoint::restore::program_name()
+                )));
+            }
             let previous = previous_checkpoint(&config.state_dir)?;
             StateDb::destroy(&config.state_dir)?;
             info!(

@@ -99,6 +99,15 @@ impl StateDb {
         self.db.write(batch)?;
         Ok(())
     }
+
+    /// Applies a batch atomically and waits until it is on disk (the write-ahead log is
+    /// synced), so that neither a crash nor a power loss can take it back.
+    pub fn write_durably(&self, batch: WriteBatch) -> Result<(), StateError> {
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options)?;
+        Ok(())
+    }
 }
 
 fn column_family_options() -> Options {

@@ -248,6 +248,9 @@ impl Checkpointer {
         write: impl FnOnce(&mut WriteBatch) -> Result<(), String>,
     ) -> bool {
         let mut progress = self.lock();
+        if progress.finished {
+            return false;
+        }
         let Some(flight) = progress.in_flight.as_mut() else {
             return false;
         };
@@ -255,6 +258,7 @@ impl Checkpointer {
             return false;
         }
         if let Err(reason) = write(&mut flight.batch) {
+            stop_checkpointing(&mut progress);
             drop(progress);
             self.fail(&reason);
             return false;
@@ -324,6 +328,8 @@ impl Checkpointer {
                     self.status.set_checkpoint(checkpoint);
                 }
                 Err(reason) => {
+                    // Before the lock is let go: nothing may open or complete after this.
+                    stop_checkpointing(&mut progress);
                     drop(progress);
                     self.fail(&reason);
                     return;
@@ -337,6 +343,7 @@ impl Checkpointer {
     fn take_complete(&self, progress: &mut Progress) -> Option<(Checkpoint, WriteBatch, Instant)> {
         let complete = progress.ready_workers >= self.workers
             && !progress.committing
+            && !progress.finished
             && progress
                 .in_flight
                 .as_ref()
@@ -400,9 +407,10 @@ impl Checkpointer {
             return Err(reason);
         }
         // Exactly-once output becomes visible only now, after the state that matches it.
-        output
-            .commit(checkpoint)
-            .map_err(|error| format!("output transaction did not commit: {error}"))?;
+        if let Err(error) = output.commit(checkpoint) {
+            output.abort();
+            return Err(format!("output transaction did not commit: {error}"));
+        }
         if outbox.is_some() {
             // The transaction committed: a restart must not write its output again.
             let meta = self.db.meta().map_err(|error| error.to_string())?;
@@ -427,18 +435,28 @@ impl Checkpointer {
         if let Some(outbox) = outbox {
             meta.put_into(&mut batch, OUTBOX_KEY, outbox);
         }
-        self.db.write(batch).map_err(|error| error.to_string())
+        // Synced: exactly-once output commits right after, and must never be ahead of a
+        // batch that a power loss could still take back.
+        self.db
+            .write_durably(batch)
+            .map_err(|error| error.to_string())
     }
 
     fn fail(&self, reason: &str) {
         error!(reason, "cannot write a checkpoint; stopping");
-        // No later checkpoint may be written over this one: under exactly-once output it
-        // would replace the outbox of a transaction that did not commit.
-        self.lock().finished = true;
+        stop_checkpointing(&mut self.lock());
         self.status
             .set_fatal(format!("cannot write a checkpoint: {reason}"));
         self.shutdown.store(true, Ordering::Relaxed);
     }
+}
+
+/// After a failed checkpoint, no later one may be written: under exactly-once output it
+/// would replace the outbox of a transaction that did not commit, or take records whose
+/// output was never sent. The engine stops; a restart continues from what was written.
+fn stop_checkpointing(progress: &mut Progress) {
+    progress.finished = true;
+    progress.in_flight = None;
 }
 
 fn open(progress: &mut Progress, is_final: bool, output: Option<&dyn OutputSink>) {

@@ -21,6 +21,7 @@
 //! The transactional id is `<group>-output`: a second instance with the same group fences
 //! the first, whose next commit fails and stops it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -43,20 +44,49 @@ use crate::status::EngineStatus;
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// The prefix of the offset metadata that names the checkpoint a transaction committed.
 const MARKER_PREFIX: &str = "sluice-checkpoint:";
+/// The meta-store key of the state directory's own id, which markers carry: checkpoint ids
+/// start again in a new state (after a replay), the consumer group's markers do not.
+const STATE_ID_KEY: &[u8] = b"state-id";
 
-/// The marker a transaction leaves in the consumer group's offset metadata.
-pub fn marker(checkpoint_id: u64) -> String {
-    format!("{MARKER_PREFIX}{checkpoint_id}")
+/// The marker a transaction of checkpoint `checkpoint_id` of state `state_id` leaves in
+/// the consumer group's offset metadata.
+pub fn marker(state_id: &str, checkpoint_id: u64) -> String {
+    format!("{MARKER_PREFIX}{state_id}:{checkpoint_id}")
 }
 
-/// The checkpoint id in an offset's metadata, if it is a marker.
-pub fn checkpoint_of_marker(metadata: &str) -> Option<u64> {
-    metadata.strip_prefix(MARKER_PREFIX)?.parse().ok()
+/// The checkpoint id in an offset's metadata, if it is a marker of state `state_id`.
+pub fn checkpoint_of_marker(metadata: &str, state_id: &str) -> Option<u64> {
+    let (state, id) = metadata.strip_prefix(MARKER_PREFIX)?.rsplit_once(':')?;
+    if state != state_id {
+        return None;
+    }
+    id.parse().ok()
 }
 
-/// Counts the records the broker refused; such a transaction cannot commit.
+/// The id of the state in `db`, made the first time it is asked for.
+fn state_id(db: &StateDb) -> Result<String, EngineError> {
+    let meta = db.meta()?;
+    if let Some(json) = meta.get(STATE_ID_KEY)?
+        && let Ok(id) = serde_json::from_slice::<String>(&json)
+    {
+        return Ok(id);
+    }
+    // Unique enough among the states of one consumer group: the time and the process.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    let id = format!("{nanos:x}-{:x}", std::process::id());
+    let json = serde_json::to_vec(&id)
+        .map_err(|error| EngineError::Dataflow(format!("cannot encode the state id: {error}")))?;
+    meta.put(STATE_ID_KEY, &json)?;
+    Ok(id)
+}
+
+/// Counts the records the broker refused, and marks the open transaction as one that
+/// cannot commit.
 pub struct FailureCounter {
     status: Arc<EngineStatus>,
+    refused: Arc<AtomicBool>,
 }
 
 impl ClientContext for FailureCounter {}
@@ -67,6 +97,7 @@ impl ProducerContext for FailureCounter {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Err((error, _)) = result {
             EngineStatus::add(&self.status.delivery_failures, 1);
+            self.refused.store(true, Ordering::Relaxed);
             warn!(%error, "output record was not delivered; its transaction will abort");
         }
     }
@@ -80,12 +111,19 @@ pub struct TransactionalOutput {
     group: ConsumerGroupMetadata,
     transactional_id: String,
     status: Arc<EngineStatus>,
+    /// Set when the broker refused a record of the open transaction.
+    refused: Arc<AtomicBool>,
     open: Mutex<OpenTransaction>,
+    /// The state directory's id, set by [`TransactionalOutput::recover`].
+    state_id: std::sync::OnceLock<String>,
 }
 
 struct OpenTransaction {
     /// Records made at this epoch or later wait for the next transaction.
     cut: u64,
+    /// The cut was lifted (the checkpoint in flight became final) and the held records
+    /// are still to be sent: by the next call outside the coordinator's lock.
+    release_pending: bool,
     /// Those records, in the order they came.
     held: Vec<OutboxRecord>,
     /// Every record sent in the open transaction.
@@ -104,12 +142,14 @@ impl TransactionalOutput {
     /// previous instance with the same transactional id left open and fences it.
     pub fn new(settings: &KafkaSettings, status: Arc<EngineStatus>) -> Result<Self, EngineError> {
         let transactional_id = settings.transactional_id();
+        let refused = Arc::new(AtomicBool::new(false));
         let producer: ThreadedProducer<FailureCounter> = settings
             .producer_config("sluice-output")
             .set("transactional.id", &transactional_id)
             .set("transaction.timeout.ms", "60000")
             .create_with_context(FailureCounter {
                 status: Arc::clone(&status),
+                refused: Arc::clone(&refused),
             })
             .map_err(|error| EngineError::kafka("creating the transactional producer", error))?;
         producer
@@ -138,8 +178,11 @@ impl TransactionalOutput {
             group,
             transactional_id,
             status,
+            refused,
+            state_id: std::sync::OnceLock::new(),
             open: Mutex::new(OpenTransaction {
                 cut: u64::MAX,
+                release_pending: false,
                 held: Vec::new(),
                 outbox: Vec::new(),
                 broken: None,
@@ -156,13 +199,15 @@ impl TransactionalOutput {
         db: &StateDb,
         restored: Option<&Checkpoint>,
     ) -> Result<usize, EngineError> {
+        let this_state = state_id(db)?;
+        let _ = self.state_id.set(this_state.clone());
         let meta = db.meta()?;
         let mut resent = 0;
         if let Some(bytes) = meta.get(OUTBOX_KEY)? {
             let records =
                 outbox::decode(&bytes).map_err(|error| EngineError::Dataflow(error.to_string()))?;
             if let Some(checkpoint) = restored {
-                let committed = self.committed_checkpoint(checkpoint)?;
+                let committed = self.committed_checkpoint(checkpoint, &this_state)?;
                 if committed.is_some_and(|id| id >= checkpoint.id) {
                     info!(
                         id = checkpoint.id,
@@ -193,7 +238,11 @@ impl TransactionalOutput {
 
     /// The latest checkpoint whose marker the consumer group holds for the partitions of
     /// `checkpoint`.
-    fn committed_checkpoint(&self, checkpoint: &Checkpoint) -> Result<Option<u64>, EngineError> {
+    fn committed_checkpoint(
+        &self,
+        checkpoint: &Checkpoint,
+        state_id: &str,
+    ) -> Result<Option<u64>, EngineError> {
         let mut partitions = TopicPartitionList::new();
         for position in &checkpoint.positions {
             partitions.add_partition(&position.topic, position.partition);
@@ -210,7 +259,7 @@ impl TransactionalOutput {
         Ok(committed
             .elements()
             .iter()
-            .filter_map(|element| checkpoint_of_marker(element.metadata()))
+            .filter_map(|element| checkpoint_of_marker(element.metadata(), state_id))
             .max())
     }
 
@@ -239,10 +288,13 @@ impl TransactionalOutput {
             .key(record.key)
             .payload(record.payload)
             .headers(headers);
+        let deadline = std::time::Instant::now() + TRANSACTION_TIMEOUT;
         loop {
             match self.producer.send(pending) {
                 Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned))
+                    if std::time::Instant::now() < deadline =>
+                {
                     pending = returned;
                     self.producer.poll(Duration::from_millis(5));
                 }
@@ -278,7 +330,8 @@ impl TransactionalOutput {
     /// Adds the checkpoint's offsets, marked with its id, and commits.
     fn commit_offsets(&self, checkpoint: &Checkpoint) -> Result<(), EngineError> {
         let mut offsets = TopicPartitionList::new();
-        let mark = marker(checkpoint.id);
+        let state_id = self.state_id.get().map_or("unknown", String::as_str);
+        let mark = marker(state_id, checkpoint.id);
         for position in &checkpoint.positions {
             offsets
                 .add_partition_offset(
@@ -345,6 +398,10 @@ impl TransactionalOutput {
 impl OutputSink for TransactionalOutput {
     fn send(&self, record: &OutputRecord<'_>) {
         let mut open = self.lock();
+        if open.release_pending {
+            open.release_pending = false;
+            self.release_held(&mut open);
+        }
         if record.epoch >= open.cut {
             open.held.push(OutboxRecord::from_output(record));
         } else {
@@ -362,17 +419,23 @@ impl OutputSink for TransactionalOutput {
         Ok(())
     }
 
+    /// Called under the coordinator's lock, so it only moves the cut: the held records
+    /// are sent by the next call, which every worker is not waiting on.
     fn cut(&self, epoch: u64) {
         let mut open = self.lock();
         open.cut = epoch;
-        if epoch == u64::MAX {
-            self.release_held(&mut open);
+        if epoch == u64::MAX && !open.held.is_empty() {
+            open.release_pending = true;
         }
     }
 
     fn prepare(&self, timeout: Duration) -> Result<Option<Vec<u8>>, EngineError> {
         let outbox = {
             let mut open = self.lock();
+            if open.release_pending {
+                open.release_pending = false;
+                self.release_held(&mut open);
+            }
             if let Some(reason) = open.broken.take() {
                 return Err(EngineError::Dataflow(format!(
                     "an output record was not queued: {reason}"
@@ -387,6 +450,11 @@ impl OutputSink for TransactionalOutput {
         self.producer
             .flush(timeout)
             .map_err(|error| EngineError::kafka("flushing the transaction's output", error))?;
+        if self.refused.swap(false, Ordering::Relaxed) {
+            return Err(EngineError::Dataflow(
+                "the broker refused output records of this transaction".to_string(),
+            ));
+        }
         Ok(outbox)
     }
 
@@ -417,6 +485,8 @@ impl OutputSink for TransactionalOutput {
         let mut open = self.lock();
         open.outbox.clear();
         open.held.clear();
+        open.release_pending = false;
+        self.refused.store(false, Ordering::Relaxed);
         self.abort_open();
     }
 }
@@ -426,10 +496,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_marker_names_its_checkpoint_and_nothing_else_does() {
-        assert_eq!(checkpoint_of_marker(&marker(42)), Some(42));
-        assert_eq!(checkpoint_of_marker(""), None);
-        assert_eq!(checkpoint_of_marker("sluice-checkpoint:"), None);
-        assert_eq!(checkpoint_of_marker("other:42"), None);
+    fn a_marker_names_its_state_and_checkpoint_and_nothing_else_does() {
+        assert_eq!(checkpoint_of_marker(&marker("s1", 42), "s1"), Some(42));
+        // A marker of another state (before a replay) says nothing about this one.
+        assert_eq!(checkpoint_of_marker(&marker("s0", 900), "s1"), None);
+        assert_eq!(checkpoint_of_marker("", "s1"), None);
+        assert_eq!(checkpoint_of_marker("sluice-checkpoint:", "s1"), None);
+        assert_eq!(checkpoint_of_marker("sluice-checkpoint:s1:", "s1"), None);
+        assert_eq!(checkpoint_of_marker("other:s1:42", "s1"), None);
     }
 }

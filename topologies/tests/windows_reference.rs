@@ -19,12 +19,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sluice::dsl::{Source, TopologyFn, TumblingWindows};
 use sluice::testkit::TopologyTestDriver;
+use sluice::window::LatePolicy;
 
 const WINDOW_MS: i64 = 1_000;
 const GRACE_MS: i64 = 300;
 const PARTITIONS: usize = 3;
-/// The windowed aggregations of [`topology`].
+/// The windowed aggregations of [`topology`] that drop late records.
 const AGGREGATIONS: usize = 3;
+/// How long the `updated` aggregation keeps closed windows for late records.
+const ALLOWED_LATENESS_MS: i64 = 400;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Reading {
@@ -48,6 +51,12 @@ fn topology() -> TopologyFn {
             .max(|reading| reading.value as f64)
             .materialize("peaks");
         windowed.count().emit_final().changes().to("final-counts");
+        windowed
+            .on_late(LatePolicy::Update {
+                allowed_lateness: Duration::from_millis(ALLOWED_LATENESS_MS as u64),
+            })
+            .count()
+            .materialize("updated");
     })
 }
 
@@ -61,7 +70,9 @@ struct Piped {
 }
 
 /// Readings whose times drift forward with jitter of up to twice the grace backwards, so
-/// that some are out of order within the grace and some are late.
+/// that some are out of order within the grace and some are late, and with each partition
+/// behind the others by its own lag, so that a record can be late on its partition while
+/// its window is still open on another.
 fn stream() -> impl Strategy<Value = (Vec<Piped>, Vec<usize>)> {
     let reading = (
         0..PARTITIONS,
@@ -73,8 +84,9 @@ fn stream() -> impl Strategy<Value = (Vec<Piped>, Vec<usize>)> {
     (
         proptest::collection::vec(reading, 1..120),
         proptest::collection::vec(1..40_usize, 1..8),
+        proptest::collection::vec(0..900_i64, PARTITIONS),
     )
-        .prop_map(|(raw, chunks)| {
+        .prop_map(|(raw, chunks, lags)| {
             let mut clock = 0;
             let readings = raw
                 .into_iter()
@@ -83,7 +95,7 @@ fn stream() -> impl Strategy<Value = (Vec<Piped>, Vec<usize>)> {
                     Piped {
                         partition,
                         sensor,
-                        at: (clock + jitter).max(0),
+                        at: (clock + jitter - lags[partition]).max(0),
                         value,
                     }
                 })
@@ -96,12 +108,16 @@ fn stream() -> impl Strategy<Value = (Vec<Piped>, Vec<usize>)> {
 /// that were not late, whether the window is final, and the late records.
 struct Reference {
     windows: BTreeMap<(String, i64), (u64, i64, bool)>,
+    /// The `updated` aggregation: counts including late records within the allowed
+    /// lateness.
+    updated: BTreeMap<(String, i64), u64>,
     late: Vec<(String, i64)>,
 }
 
 fn reference(readings: &[Piped], final_watermark_floor: i64) -> Reference {
     let mut max_seen: BTreeMap<usize, i64> = BTreeMap::new();
     let mut windows: BTreeMap<(String, i64), (u64, i64, bool)> = BTreeMap::new();
+    let mut updated: BTreeMap<(String, i64), u64> = BTreeMap::new();
     let mut late = Vec::new();
     for reading in readings {
         let seen = max_seen.entry(reading.partition).or_insert(reading.at);
@@ -109,6 +125,11 @@ fn reference(readings: &[Piped], final_watermark_floor: i64) -> Reference {
         let watermark = (*seen - GRACE_MS).max(0);
         let start = reading.at - reading.at.rem_euclid(WINDOW_MS);
         let sensor = format!("sensor_{}", reading.sensor);
+        if start + WINDOW_MS + ALLOWED_LATENESS_MS > watermark {
+            *updated.entry((sensor.clone(), start)).or_default() += 1;
+        } else {
+            late.push((sensor.clone(), reading.at));
+        }
         if start + WINDOW_MS <= watermark {
             // Each windowed aggregation reports the records late for it.
             for _ in 0..AGGREGATIONS {
@@ -136,7 +157,11 @@ fn reference(readings: &[Piped], final_watermark_floor: i64) -> Reference {
         entry.2 = start + WINDOW_MS <= stream_watermark;
     }
     late.sort();
-    Reference { windows, late }
+    Reference {
+        windows,
+        updated,
+        late,
+    }
 }
 
 fn view_windows(view: &Value) -> BTreeMap<(String, i64), (Value, bool)> {
@@ -219,6 +244,11 @@ proptest! {
             .map(|(window, (_, peak, is_final))| (window.clone(), (Value::from(*peak as f64), *is_final)))
             .collect();
         prop_assert_eq!(counts, want_counts);
+        let updated: BTreeMap<(String, i64), u64> = view_windows(&driver.view("updated").expect("view"))
+            .into_iter()
+            .map(|(window, (count, _))| (window, count.as_u64().unwrap_or(0)))
+            .collect();
+        prop_assert_eq!(updated, want.updated.clone());
         prop_assert_eq!(peaks, want_peaks);
         prop_assert_eq!(late, want.late);
         let want_finals: BTreeMap<(String, i64), u64> = want

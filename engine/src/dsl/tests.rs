@@ -505,3 +505,54 @@ fn late_records_are_dropped_side_output_or_update_their_window() {
         .all(|change| change["old"].is_null());
     assert!(first_finals);
 }
+
+#[test]
+fn a_record_late_on_its_partition_joins_a_window_that_is_still_open_elsewhere() {
+    use crate::testkit::TopologyTestDriver;
+    use crate::window::LatePolicy;
+    let topology: TopologyFn = Arc::new(|topology| {
+        topology
+            .source(
+                Source::<Reading>::topic("readings")
+                    .event_time(|reading| reading.at)
+                    .grace(Duration::ZERO),
+            )
+            .key_by("sensor", |reading| reading.sensor.clone())
+            .window(TumblingWindows::of(Duration::from_secs(1)))
+            .on_late(LatePolicy::Update {
+                allowed_lateness: Duration::from_millis(400),
+            })
+            .count()
+            .materialize("counts");
+    });
+    let mut driver = TopologyTestDriver::new(topology)
+        .expect("driver")
+        .with_partitions("readings", 2);
+    let mut pipe = |partition: usize, sensor: &str, at: i64| {
+        let reading = Reading {
+            sensor: sensor.into(),
+            at,
+            value: 1.0,
+        };
+        driver
+            .pipe_input_to("readings", partition, sensor, &reading, at)
+            .expect("piped");
+    };
+    // Partition 0 is at 4.3 s: its reading of `a` at 3.5 s is late there, within the
+    // allowed lateness. Partition 1 is at 3.2 s, so [3 s, 4 s) is still open, and its
+    // reading of `a` is on time.
+    pipe(0, "b", 4_300);
+    pipe(0, "a", 3_500);
+    pipe(1, "a", 3_200);
+    driver.advance_watermark(10_000);
+    let view = driver.view("counts").expect("view");
+    let a = view
+        .as_array()
+        .expect("windows")
+        .iter()
+        .find(|window| window["key"] == "a" && window["start"] == 3_000)
+        .cloned()
+        .expect("a's window");
+    assert_eq!(a["value"], serde_json::json!(2), "{view}");
+    assert_eq!(a["final"], serde_json::json!(true));
+}

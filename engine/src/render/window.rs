@@ -115,6 +115,9 @@ struct Windows<A> {
     dirty: HashSet<(String, i64)>,
     /// Counts the batches applied.
     batches: u64,
+    /// The watermark up to which windows have been closed: a window that ends by then and
+    /// is not open is closed, whether or not it was kept.
+    closed_up_to: i64,
 }
 
 /// Builds the operator. `view` names the aggregation in late records; `state`, absent when
@@ -152,6 +155,7 @@ where
             by_end: BTreeSet::new(),
             retained: HashMap::new(),
             retained_by_expiry: BTreeSet::new(),
+            closed_up_to: i64::MIN,
             dirty: HashSet::new(),
             batches: 0,
         };
@@ -278,6 +282,7 @@ fn close_windows<A: Data>(
     output: &mut ChangesOutput<'_, A>,
 ) {
     let closing_up_to = i64::try_from(watermark).unwrap_or(i64::MAX);
+    windows.closed_up_to = windows.closed_up_to.max(closing_up_to);
     let mut closed: Vec<(Time, Record<WindowChange<A>>)> = Vec::new();
     while let Some((end, key, start)) = windows.by_end.first().cloned() {
         if end > closing_up_to {
@@ -385,11 +390,14 @@ fn apply_batch<T: Data, A: Data>(
             && u64::try_from(window.end.saturating_add(*allowed_lateness_ms))
                 .is_ok_and(|expiry| expiry > record.watermark);
         // Late by its own watermark, within the allowed lateness, for a window the frontier
-        // has closed: a correction. (A window still open takes it as any record.)
-        if is_late(window, record.watermark)
-            && within_lateness
-            && !state.open.contains_key(&(record.key.clone(), window.start))
-        {
+        // has closed: a correction. A window not closed yet (other partitions are behind)
+        // takes it as any record, whether or not it has state yet.
+        let slot_closed = || {
+            let slot = (record.key.clone(), window.start);
+            !state.open.contains_key(&slot)
+                && (state.retained.contains_key(&slot) || window.end <= state.closed_up_to)
+        };
+        if is_late(window, record.watermark) && within_lateness && slot_closed() {
             let expiry = window.end.saturating_add(*allowed_lateness_ms);
             let target = Target {
                 windows: &mut state.retained,

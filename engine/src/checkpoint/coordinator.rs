@@ -432,11 +432,14 @@ impl Checkpointer {
         let json = serde_json::to_vec(checkpoint).map_err(|error| error.to_string())?;
         let meta = self.db.meta().map_err(|error| error.to_string())?;
         meta.put_into(&mut batch, Checkpoint::KEY, &json);
-        if let Some(outbox) = outbox {
-            meta.put_into(&mut batch, OUTBOX_KEY, outbox);
-        }
-        // Synced: exactly-once output commits right after, and must never be ahead of a
-        // batch that a power loss could still take back.
+        let Some(outbox) = outbox else {
+            // At-least-once output may be written again; a batch lost to a power loss
+            // only means that.
+            return self.db.write(batch).map_err(|error| error.to_string());
+        };
+        meta.put_into(&mut batch, OUTBOX_KEY, outbox);
+        // Synced: the transaction commits right after, and its output must never be ahead
+        // of a batch that a power loss could still take back.
         self.db
             .write_durably(batch)
             .map_err(|error| error.to_string())

@@ -9,16 +9,7 @@ set -euo pipefail
 EVENTS=${1:-1000000}
 shift || true
 SHOP=${SHOP:-${CARGO_TARGET_DIR:-target}/release/shop}
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-DIR=$(mktemp -d)
-(cd "$DIR" && exec tansu broker --listener-url "tcp://127.0.0.1:$PORT" \
-  --advertised-listener-url "tcp://127.0.0.1:$PORT" --storage-engine memory://tansu/ \
-  > tansu.log 2>&1) &
-BROKER=$!
-trap 'kill $BROKER 2>/dev/null; rm -rf "$DIR"' EXIT
-for _ in $(seq 100); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
-  sleep 0.1
-done
+source "$(dirname "$0")/local-tansu.sh"
+start_tansu
 "$SHOP" bench --brokers "127.0.0.1:$PORT" --events "$EVENTS" --partitions 4 \
   --fetch-wait-max-ms 10 --log warn "$@"

@@ -17,7 +17,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use harness::orders::{add_sentinels, assert_views, expected, produce_orders};
-use harness::{DEADLINE, ShopProcess, Tansu, checkpointed, free_port, shop_binary, wait_for};
+use harness::{
+    DEADLINE, ShopPlace, ShopProcess, Tansu, checkpointed, free_port, shop_binary, wait_for,
+};
 use serde_json::Value;
 use sluice::kafka::KafkaSettings;
 use sluice::kafka::dedupe::{DedupeReport, read_deduplicated};
@@ -91,19 +93,12 @@ fn five_kills_lose_nothing_and_the_dedupe_helper_reads_exactly_once() {
     let state_dir = state.path().display().to_string();
     let http = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{http}");
-    let args = [
-        "run",
-        "--brokers",
-        &brokers,
-        "--state-dir",
-        &state_dir,
-        "--http",
-        &http,
-        "--workers",
-        "2",
-        "--checkpoint-interval-ms",
-        "200",
-    ];
+    let args = ShopPlace {
+        brokers: &brokers,
+        state_dir: &state_dir,
+        http: &http,
+    }
+    .args("run", 2);
 
     let mut kills = Vec::new();
     for kill in 0..KILLS {

@@ -14,7 +14,9 @@ mod harness;
 use harness::orders::{
     add_sentinels, all_views, assert_views, expected, produce_orders, wait_for_views,
 };
-use harness::{ShopProcess, Tansu, checkpointed, free_port, get_json, shop_binary, wait_for};
+use harness::{
+    ShopPlace, ShopProcess, Tansu, checkpointed, free_port, get_json, shop_binary, wait_for,
+};
 use serde_json::Value;
 
 const EVENTS: u64 = 8_000;
@@ -42,29 +44,14 @@ fn a_killed_run_recovers_exactly_and_a_replay_reproduces_every_view() {
     let http_port = free_port();
     let http = format!("127.0.0.1:{http_port}");
     let base = format!("http://{http}");
-    let run_args_with = |command: &'static str, workers: &'static str| -> Vec<String> {
-        [
-            command,
-            "--brokers",
-            &brokers,
-            "--state-dir",
-            &state_dir,
-            "--http",
-            &http,
-            "--workers",
-            workers,
-            "--checkpoint-interval-ms",
-            "200",
-        ]
-        .iter()
-        .map(|arg| arg.to_string())
-        .collect()
+    let place = ShopPlace {
+        brokers: &brokers,
+        state_dir: &state_dir,
+        http: &http,
     };
-    let run_args = |command: &'static str| run_args_with(command, "2");
-    let spawn = |args: &[String]| {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        ShopProcess::spawn(&shop, &args)
-    };
+    let run_args_with = |command: &str, workers: u16| place.args(command, workers);
+    let run_args = |command: &str| run_args_with(command, 2);
+    let spawn = |args: &[String]| ShopProcess::spawn(&shop, args);
 
     // The first run dies without warning once it has checkpointed part of the input.
     let mut first = spawn(&run_args("run"));
@@ -121,7 +108,7 @@ fn a_killed_run_recovers_exactly_and_a_replay_reproduces_every_view() {
 
     // Again with three workers instead of two: keys hash to other workers and partitions
     // interleave differently, and every view is still the same, byte for byte.
-    let mut replay_args = run_args_with("replay", "3");
+    let mut replay_args = run_args_with("replay", 3);
     replay_args.extend(["--from-beginning".to_string(), "--yes".to_string()]);
     let mut replay = spawn(&replay_args);
     wait_for(&mut replay, &base, "/status", |status| {

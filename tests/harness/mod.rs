@@ -150,6 +150,36 @@ fn index_headers(database: &Path) {
     }
 }
 
+/// Where a `shop` under test runs: its broker, state directory and HTTP address.
+pub struct ShopPlace<'a> {
+    pub brokers: &'a str,
+    pub state_dir: &'a str,
+    pub http: &'a str,
+}
+
+impl ShopPlace<'_> {
+    /// The arguments of `shop <command>` here with `workers` workers, checkpointing every
+    /// 200 ms.
+    pub fn args(&self, command: &str, workers: u16) -> Vec<String> {
+        [
+            command,
+            "--brokers",
+            self.brokers,
+            "--state-dir",
+            self.state_dir,
+            "--http",
+            self.http,
+            "--workers",
+            &workers.to_string(),
+            "--checkpoint-interval-ms",
+            "200",
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect()
+    }
+}
+
 /// A `shop` child process, killed on drop unless it already exited.
 pub struct ShopProcess {
     child: Child,
@@ -157,7 +187,7 @@ pub struct ShopProcess {
 
 impl ShopProcess {
     /// Starts `shop` with the given arguments.
-    pub fn spawn(shop: &Path, args: &[&str]) -> Self {
+    pub fn spawn(shop: &Path, args: &[impl AsRef<std::ffi::OsStr>]) -> Self {
         let child = Command::new(shop)
             .args(args)
             .stdout(Stdio::null())

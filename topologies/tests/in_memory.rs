@@ -264,7 +264,9 @@ fn a_resumed_run_leaves_the_state_of_an_uninterrupted_run() {
 
 #[test]
 fn frequent_checkpoints_change_no_result() {
-    let input = generated(12_000, 4);
+    // Enough input that checkpoints fall inside it even when the other tests of this file
+    // load both cores and a worker gets little time.
+    let input = generated(40_000, 4);
     let plain_dir = tempfile::tempdir().expect("state dir");
     let plain =
         run_to_completion(Shop.topology(), input.clone(), plain_dir.path(), 2, 100).expect("run");

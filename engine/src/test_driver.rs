@@ -165,11 +165,14 @@ impl TopologyTestDriver {
         let Some(run) = &self.last else {
             return Ok(match kind {
                 ViewKind::Table => json!({}),
-                ViewKind::Tumbling { .. } => json!([]),
+                _ => json!([]),
             });
         };
         match kind {
-            ViewKind::Tumbling { .. } => {
+            ViewKind::Tumbling { .. }
+            | ViewKind::Hopping { .. }
+            | ViewKind::Sliding { .. }
+            | ViewKind::Session { .. } => {
                 let mut windows = Vec::new();
                 run.state.window_store(name)?.for_each(|key, entry| {
                     windows.push(json!({

@@ -20,6 +20,13 @@ pub fn keep_max(kept: &mut Option<f64>, number: f64) {
     keep(kept, number, Ordering::Greater);
 }
 
+/// Merges two minimums (or maximums) with `keep`: the result of all their numbers.
+pub fn merge_kept(kept: &mut Option<f64>, other: &Option<f64>, keep: fn(&mut Option<f64>, f64)) {
+    if let Some(number) = other {
+        keep(kept, *number);
+    }
+}
+
 fn keep(kept: &mut Option<f64>, number: f64, wanted: Ordering) {
     match kept {
         Some(current) if number.total_cmp(current) != wanted => {}
@@ -39,6 +46,12 @@ impl Average {
     pub fn add(&mut self, number: f64) {
         self.sum.add(number);
         self.count += 1;
+    }
+
+    /// Adds the numbers `other` holds.
+    pub fn merge(&mut self, other: &Average) {
+        self.sum.merge(&other.sum);
+        self.count += other.count;
     }
 
     /// The mean of the numbers added, or NaN before any.
@@ -80,6 +93,43 @@ mod tests {
             let most = numbers.iter().copied().max_by(f64::total_cmp).map(f64::to_bits);
             prop_assert_eq!(reduced(&numbers, keep_min), least);
             prop_assert_eq!(reduced(&numbers, keep_max), most);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn merged_accumulators_equal_one_over_all_the_numbers(
+            numbers in proptest::collection::vec(
+                prop_oneof![any::<f64>(), Just(0.0), Just(-0.0), -1e3..1e3_f64],
+                0..30,
+            ),
+            split in any::<prop::sample::Index>(),
+        ) {
+            let at = split.index(numbers.len() + 1);
+            let (left, right) = numbers.split_at(at);
+            for keep in [keep_min as fn(&mut Option<f64>, f64), keep_max] {
+                let mut merged = None;
+                for number in left {
+                    keep(&mut merged, *number);
+                }
+                let mut other = None;
+                for number in right {
+                    keep(&mut other, *number);
+                }
+                merge_kept(&mut merged, &other, keep);
+                prop_assert_eq!(merged.map(f64::to_bits), reduced(&numbers, keep));
+            }
+            let (mut merged, mut other, mut whole) =
+                (Average::default(), Average::default(), Average::default());
+            left.iter().for_each(|number| merged.add(*number));
+            right.iter().for_each(|number| other.add(*number));
+            numbers.iter().for_each(|number| whole.add(*number));
+            merged.merge(&other);
+            let (merged, whole) = (merged.value(), whole.value());
+            prop_assert!(
+                merged.to_bits() == whole.to_bits() || (merged.is_nan() && whole.is_nan()),
+                "{} != {}", merged, whole
+            );
         }
     }
 

@@ -45,6 +45,16 @@ impl ExactSum {
         self.partials.push(x);
     }
 
+    /// Adds everything `other` holds, exactly: the sum of the records behind both.
+    pub fn merge(&mut self, other: &ExactSum) {
+        for partial in &other.partials {
+            self.add(*partial);
+        }
+        if let Some(non_finite) = other.non_finite {
+            self.add(non_finite);
+        }
+    }
+
     /// The exact total, rounded once to the nearest `f64` (ties to even).
     pub fn value(&self) -> f64 {
         if let Some(non_finite) = self.non_finite {
@@ -141,6 +151,25 @@ mod tests {
             prop_assert!(
                 forward.to_bits() == backward.to_bits() || (forward.is_nan() && backward.is_nan()),
                 "{} != {}", forward, backward
+            );
+        }
+
+        #[test]
+        fn merging_two_sums_gives_the_sum_of_all_their_numbers(
+            numbers in proptest::collection::vec(
+                prop_oneof![any::<f64>(), -1e6..1e6_f64, -1e-6..1e-6_f64],
+                0..40,
+            ),
+            split in any::<prop::sample::Index>(),
+        ) {
+            let at = split.index(numbers.len() + 1);
+            let mut left = sum_of(&numbers[..at]);
+            left.merge(&sum_of(&numbers[at..]));
+            let whole = sum_of(&numbers).value();
+            let merged = left.value();
+            prop_assert!(
+                whole.to_bits() == merged.to_bits() || (whole.is_nan() && merged.is_nan()),
+                "{} != {}", whole, merged
             );
         }
 

@@ -34,11 +34,13 @@ pub mod windowed;
 
 pub use crate::record::Data;
 pub use crate::time::EventTime;
-pub use crate::window::{TumblingWindows, WindowBounds};
+pub use crate::window::{
+    HoppingWindows, LatePolicy, SessionWindows, SlidingWindows, TumblingWindows, WindowBounds,
+};
 pub use stream::Stream;
 pub use table::Table;
 pub use topology::{Source, Topology, TopologyFn};
-pub use windowed::{WindowedStream, WindowedTable};
+pub use windowed::{Merging, TimeAligned, WindowedStream, WindowedTable, Windowing};
 
 #[cfg(test)]
 mod tests;

@@ -9,11 +9,10 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::probe::Probe;
 
 use super::topology::BuildContext;
-use super::windowed::WindowedStream;
+use super::windowed::{WindowedStream, Windowing};
 use crate::plan::NodeId;
 use crate::record::{Data, Record};
 use crate::render::sink::to_topic;
-use crate::window::TumblingWindows;
 
 pub(crate) type Inner<'scope, T> =
     timely::dataflow::Stream<'scope, crate::epoch::Time, Vec<Record<T>>>;
@@ -145,9 +144,15 @@ impl<'scope, T: Data> Stream<'scope, T> {
         self.derive(&format!("key_by {key_name}"), inner, key_name.to_string())
     }
 
-    /// Groups the stream into event-time windows, per key.
-    pub fn window(&self, windows: TumblingWindows) -> WindowedStream<'scope, T> {
-        WindowedStream::new(self, windows)
+    /// Groups the stream into event-time windows, per key: [`TumblingWindows`],
+    /// [`HoppingWindows`], [`SlidingWindows`] or [`SessionWindows`].
+    ///
+    /// [`TumblingWindows`]: crate::window::TumblingWindows
+    /// [`HoppingWindows`]: crate::window::HoppingWindows
+    /// [`SlidingWindows`]: crate::window::SlidingWindows
+    /// [`SessionWindows`]: crate::window::SessionWindows
+    pub fn window<W: Windowing>(&self, windows: W) -> WindowedStream<'scope, T, W::Kind> {
+        WindowedStream::new(self, windows.into())
     }
 
     /// Writes every value as JSON to `topic`, keyed by the record key. Each record carries a

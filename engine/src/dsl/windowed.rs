@@ -1,5 +1,6 @@
 //! Windowed aggregation: [`WindowedStream`] aggregates, [`WindowedTable`] holds the result.
 
+use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::probe::Probe;
 
-use super::accumulators::{Average, keep_max, keep_min};
+use super::accumulators::{Average, keep_max, keep_min, merge_kept};
 pub use super::exact_sum::ExactSum;
 
 use super::stream::Stream;
@@ -22,38 +23,96 @@ use crate::render::materialize::materialize_windows;
 use crate::render::sink::late_to_topics;
 use crate::render::state::OperatorState;
 use crate::render::table::{Summarizer, summarize_windows};
-use crate::render::window::{WindowChange, WindowRule, tumbling_aggregate};
-use crate::window::{LatePolicy, TumblingWindows, WindowBounds};
+use crate::render::window::{Aggregation, Merge, WindowChange, window_aggregate};
+use crate::window::{
+    HoppingWindows, LatePolicy, SessionWindows, SlidingWindows, TumblingWindows, WindowBounds,
+    WindowSpec,
+};
 
-/// A keyed stream grouped into windows, waiting for an aggregation.
-pub struct WindowedStream<'scope, T: Data> {
-    stream: Stream<'scope, T>,
-    windows: TumblingWindows,
-    late: LatePolicy,
+/// The kind of windows whose bounds depend on time alone (tumbling and hopping): any fold
+/// can aggregate them.
+pub enum TimeAligned {}
+
+/// The kind of windows that are merged from parts (sliding and session windows): their
+/// aggregations must say how two aggregates combine.
+pub enum Merging {}
+
+/// Window kinds a stream can be grouped into with [`Stream::window`].
+pub trait Windowing: Into<WindowSpec> {
+    /// [`TimeAligned`] or [`Merging`].
+    type Kind;
 }
 
-impl<'scope, T: Data> WindowedStream<'scope, T> {
-    pub(crate) fn new(stream: &Stream<'scope, T>, windows: TumblingWindows) -> Self {
+impl Windowing for TumblingWindows {
+    type Kind = TimeAligned;
+}
+
+impl Windowing for HoppingWindows {
+    type Kind = TimeAligned;
+}
+
+impl Windowing for SlidingWindows {
+    type Kind = Merging;
+}
+
+impl Windowing for SessionWindows {
+    type Kind = Merging;
+}
+
+/// A keyed stream grouped into windows, waiting for an aggregation.
+pub struct WindowedStream<'scope, T: Data, K = TimeAligned> {
+    stream: Stream<'scope, T>,
+    windows: WindowSpec,
+    late: LatePolicy,
+    emit_updates: bool,
+    kind: PhantomData<K>,
+}
+
+impl<'scope, T: Data, K> WindowedStream<'scope, T, K> {
+    pub(crate) fn new(stream: &Stream<'scope, T>, windows: WindowSpec) -> Self {
         WindowedStream {
             stream: stream.clone(),
             windows,
             late: LatePolicy::Drop,
+            emit_updates: true,
+            kind: PhantomData,
+        }
+    }
+
+    fn with(&self, late: LatePolicy, emit_updates: bool) -> Self {
+        WindowedStream {
+            stream: self.stream.clone(),
+            windows: self.windows,
+            late,
+            emit_updates,
+            kind: PhantomData,
         }
     }
 
     /// The same windows with `policy` for records that arrive after their window closed
     /// (default: [`LatePolicy::Drop`], to `<source topic>.late`).
     pub fn on_late(&self, policy: LatePolicy) -> Self {
-        WindowedStream {
-            stream: self.stream.clone(),
-            windows: self.windows,
-            late: policy,
-        }
+        self.with(policy, self.emit_updates)
+    }
+
+    /// Emit mode `final`, like Kafka Streams' `emitStrategy(onWindowClose())`: the
+    /// aggregation sends each window once, when it closes, and no update before; a
+    /// correction (see [`LatePolicy::Update`]) is sent as it is made. Since nothing was sent
+    /// for the window before, its final change has no old value. This costs less than
+    /// emitting every update and filtering them with [`WindowedTable::emit_final`]: open
+    /// windows are merged only once, when they close.
+    pub fn emit_final(&self) -> Self {
+        self.with(self.late.clone(), false)
     }
 
     /// Counts the records of each window.
     pub fn count(&self) -> WindowedTable<'scope, u64> {
-        self.build("count", || 0, |count: &mut u64, _| *count += 1)
+        self.build(
+            "count",
+            || 0,
+            |count: &mut u64, _| *count += 1,
+            Some(Box::new(|count: &mut u64, other: &u64| *count += other)),
+        )
     }
 
     /// Sums a number taken from each record. The sum is exact and rounded once (see
@@ -63,6 +122,7 @@ impl<'scope, T: Data> WindowedStream<'scope, T> {
             "exact sum",
             ExactSum::default,
             move |total: &mut ExactSum, value| total.add(number(value)),
+            Some(Box::new(ExactSum::merge)),
         )
         .read_as(0.0, ExactSum::value)
     }
@@ -74,6 +134,9 @@ impl<'scope, T: Data> WindowedStream<'scope, T> {
             "min",
             || None,
             move |least: &mut Option<f64>, value| keep_min(least, number(value)),
+            Some(Box::new(|least: &mut Option<f64>, other: &Option<f64>| {
+                merge_kept(least, other, keep_min)
+            })),
         )
         // A window exists only once a record is in it, so it always has a minimum.
         .read_as(0.0, |least| least.unwrap_or(f64::NAN))
@@ -85,6 +148,9 @@ impl<'scope, T: Data> WindowedStream<'scope, T> {
             "max",
             || None,
             move |most: &mut Option<f64>, value| keep_max(most, number(value)),
+            Some(Box::new(|most: &mut Option<f64>, other: &Option<f64>| {
+                merge_kept(most, other, keep_max)
+            })),
         )
         .read_as(0.0, |most| most.unwrap_or(f64::NAN))
     }
@@ -95,22 +161,26 @@ impl<'scope, T: Data> WindowedStream<'scope, T> {
             "avg",
             Average::default,
             move |average: &mut Average, value| average.add(number(value)),
+            Some(Box::new(Average::merge)),
         )
         .read_as(0.0, Average::value)
     }
 
-    /// Folds each window's records into an aggregate that starts at `init()`.
+    /// Folds each window's records into an aggregate that starts at `init()`, and combines
+    /// two aggregates of disjoint sets of records with `merge` (Kafka Streams' `Merger`).
+    /// Hopping windows then share the fold of each slice of time, sliding windows are
+    /// merged from the records' times, and sessions merge when a record bridges them.
     ///
-    /// Records of one key reach its window in an order that can change between runs
-    /// (they come from several partitions and workers). For a replay to reproduce the
-    /// window bit for bit, `fold` must give the same result in any order, as counts,
-    /// integer sums, minimums, maximums and sets do; [`ExactSum`] does it for floats.
-    pub fn aggregate<A: Data>(
+    /// For a replay to reproduce every window bit for bit, `fold` and `merge` must give
+    /// the same result in any order, as counts, integer sums, minimums, maximums and sets
+    /// do; [`ExactSum`] does it for floats.
+    pub fn aggregate_with_merge<A: Data>(
         &self,
         init: impl Fn() -> A + 'static,
         fold: impl Fn(&mut A, &T) + 'static,
+        merge: impl Fn(&mut A, &A) + 'static,
     ) -> WindowedTable<'scope, A> {
-        self.build("aggregate", init, fold)
+        self.build("aggregate with merge", init, fold, Some(Box::new(merge)))
     }
 
     fn build<A: Data>(
@@ -118,14 +188,20 @@ impl<'scope, T: Data> WindowedStream<'scope, T> {
         what: &str,
         init: impl Fn() -> A + 'static,
         fold: impl Fn(&mut A, &T) + 'static,
+        merge: Option<Merge<A>>,
     ) -> WindowedTable<'scope, A> {
         let context = Rc::clone(&self.stream.context);
         let value_shape = shape_of(&init());
         let (node, source_topics, store) = {
             let mut plan = context.plan.borrow_mut();
+            let emit = if self.emit_updates {
+                ""
+            } else {
+                ", emit final"
+            };
             let label = format!(
-                "window tumbling {} ms, {what}{}",
-                self.windows.size_ms(),
+                "window {}, {what}{emit}{}",
+                self.windows.label(),
                 self.late.label()
             );
             let node = plan.add_node(label, vec![self.stream.node]);
@@ -143,22 +219,20 @@ impl<'scope, T: Data> WindowedStream<'scope, T> {
                 store,
             )
         };
-        let operator_name = format!("window #{node}");
         let state = context
             .env
             .as_ref()
             .map(|env| OperatorState::new(Arc::clone(env), store));
-        let (changes, late) = tumbling_aggregate(
-            self.stream.inner.clone(),
-            WindowRule {
-                windows: self.windows,
-                allowed_lateness_ms: self.late.allowed_lateness_ms(),
-            },
-            operator_name,
-            state,
-            init,
-            fold,
-        );
+        let aggregation = Aggregation {
+            windows: self.windows,
+            allowed_lateness_ms: self.late.allowed_lateness_ms(),
+            emit_updates: self.emit_updates,
+            view: format!("window #{node}"),
+            init: Box::new(init),
+            fold: Box::new(fold),
+            merge,
+        };
+        let (changes, late) = window_aggregate(self.stream.inner.clone(), aggregation, state);
         if let Some(env) = &context.env {
             let destination = self.late.side_output().map(str::to_string);
             late_to_topics(late, Arc::clone(env), source_topics, destination);
@@ -174,11 +248,29 @@ impl<'scope, T: Data> WindowedStream<'scope, T> {
     }
 }
 
+impl<'scope, T: Data> WindowedStream<'scope, T, TimeAligned> {
+    /// Folds each window's records into an aggregate that starts at `init()`. Without a
+    /// merge, each record is folded into every hopping window that holds it; prefer
+    /// [`Self::aggregate_with_merge`] for hopping windows.
+    ///
+    /// Records of one key reach its window in an order that can change between runs
+    /// (they come from several partitions and workers). For a replay to reproduce the
+    /// window bit for bit, `fold` must give the same result in any order, as counts,
+    /// integer sums, minimums, maximums and sets do; [`ExactSum`] does it for floats.
+    pub fn aggregate<A: Data>(
+        &self,
+        init: impl Fn() -> A + 'static,
+        fold: impl Fn(&mut A, &T) + 'static,
+    ) -> WindowedTable<'scope, A> {
+        self.build("aggregate", init, fold, None)
+    }
+}
+
 /// The windows of each key with their aggregates, updated on every record.
 pub struct WindowedTable<'scope, A: Data> {
     changes: timely::dataflow::Stream<'scope, Time, Vec<Record<WindowChange<A>>>>,
     node: NodeId,
-    windows: TumblingWindows,
+    windows: WindowSpec,
     key_name: String,
     value_shape: serde_json::Value,
     context: Rc<BuildContext>,
@@ -208,6 +300,7 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
                                     new: read(&change.new),
                                     is_final: change.is_final,
                                     correction: change.correction,
+                                    removed: change.removed,
                                 }));
                             }
                         });
@@ -280,9 +373,7 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
             plan.add_node(format!("materialize {name}"), vec![self.node]);
             plan.views.push(ViewSpec {
                 name: name.to_string(),
-                kind: ViewKind::Tumbling {
-                    size_ms: self.windows.size_ms(),
-                },
+                kind: ViewKind::of_windows(&self.windows),
                 key: self.key_name.clone(),
                 value: self.value_shape.clone(),
             });

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Plan, ViewKind};
+use super::Plan;
 
 /// A human-readable listing of the plan: sources, operators with their inputs, and views.
 pub fn describe(plan: &Plan) -> String {
@@ -46,10 +46,7 @@ pub fn describe(plan: &Plan) -> String {
     }
     let _ = writeln!(out, "Views:");
     for view in &plan.views {
-        let kind = match &view.kind {
-            ViewKind::Tumbling { size_ms } => format!("tumbling {size_ms} ms"),
-            ViewKind::Table => "table".to_string(),
-        };
+        let kind = view.kind.label();
         let _ = writeln!(
             out,
             "  {} ({kind}, key {}): {}",
@@ -82,7 +79,7 @@ pub fn to_dot(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{EventTimeKind, SourcePlan, ViewSpec};
+    use crate::plan::{EventTimeKind, SourcePlan, ViewKind, ViewSpec};
 
     #[test]
     fn lists_sources_operators_and_views() {

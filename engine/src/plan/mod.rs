@@ -8,6 +8,8 @@ mod describe;
 
 use serde::Serialize;
 
+use crate::window::WindowSpec;
+
 pub use describe::{describe, to_dot};
 
 /// Identifies a node of the plan.
@@ -70,8 +72,56 @@ pub enum ViewKind {
         /// Window size in milliseconds.
         size_ms: i64,
     },
+    /// Hopping windows of `size_ms` starting every `advance_ms`, per key.
+    Hopping {
+        /// Window size in milliseconds.
+        size_ms: i64,
+        /// Distance between window starts in milliseconds.
+        advance_ms: i64,
+    },
+    /// Sliding windows of records at most `difference_ms` apart, per key.
+    Sliding {
+        /// The greatest time difference within a window, in milliseconds.
+        difference_ms: i64,
+    },
+    /// Sessions per key that end after `gap_ms` without a record.
+    Session {
+        /// The inactivity gap in milliseconds.
+        gap_ms: i64,
+    },
     /// One value per key.
     Table,
+}
+
+impl ViewKind {
+    /// The kind of a view of `windows`.
+    pub fn of_windows(windows: &WindowSpec) -> Self {
+        match *windows {
+            WindowSpec::Fixed(fixed) if fixed.is_tumbling() => ViewKind::Tumbling {
+                size_ms: fixed.size_ms,
+            },
+            WindowSpec::Fixed(fixed) => ViewKind::Hopping {
+                size_ms: fixed.size_ms,
+                advance_ms: fixed.advance_ms,
+            },
+            WindowSpec::Sliding { difference_ms, .. } => ViewKind::Sliding { difference_ms },
+            WindowSpec::Session { gap_ms, .. } => ViewKind::Session { gap_ms },
+        }
+    }
+
+    /// How `describe` names the kind.
+    pub fn label(&self) -> String {
+        match self {
+            ViewKind::Tumbling { size_ms } => format!("tumbling {size_ms} ms"),
+            ViewKind::Hopping {
+                size_ms,
+                advance_ms,
+            } => format!("hopping {size_ms} ms every {advance_ms} ms"),
+            ViewKind::Sliding { difference_ms } => format!("sliding {difference_ms} ms"),
+            ViewKind::Session { gap_ms } => format!("session gap {gap_ms} ms"),
+            ViewKind::Table => "table".to_string(),
+        }
+    }
 }
 
 /// A materialized view: a RocksDB store served over HTTP.

@@ -32,7 +32,8 @@ pub(crate) fn materialize_windows<A: Data>(
     let scope = changes.scope();
     let (worker, peers) = (scope.index(), scope.peers());
     let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-    let mut pending: HashMap<(String, i64), WindowEntry> = HashMap::new();
+    // The latest change of each window; `None` for a window that is gone.
+    let mut pending: HashMap<(String, i64), Option<WindowEntry>> = HashMap::new();
     let mut expiring: BTreeSet<(i64, String, i64)> = restore_expiring(&state, worker, peers);
     let mut gate: CheckpointGate<Vec<Record<WindowChange<A>>>> = CheckpointGate::new(Some(&state));
     let mut watermark: u64 = 0;
@@ -40,21 +41,25 @@ pub(crate) fn materialize_windows<A: Data>(
     changes.sink(Pipeline, &name, move |(input, frontier)| {
         let owed = gate.owed(Some(&state));
         let keep = |records: Vec<Record<WindowChange<A>>>,
-                    pending: &mut HashMap<(String, i64), WindowEntry>| {
+                    pending: &mut HashMap<(String, i64), Option<WindowEntry>>| {
             for record in records {
                 let change = record.value;
+                if change.removed {
+                    pending.insert((record.key, change.window.start), None);
+                    continue;
+                }
                 let value_json = match serde_json::to_vec(&change.new) {
                     Ok(json) => json,
                     Err(error) => return state.fail(&format!("cannot encode a window: {error}")),
                 };
                 pending.insert(
                     (record.key, change.window.start),
-                    WindowEntry {
+                    Some(WindowEntry {
                         start: change.window.start,
                         end: change.window.end,
                         is_final: change.is_final,
                         value_json,
-                    },
+                    }),
                 );
             }
         };
@@ -74,7 +79,7 @@ pub(crate) fn materialize_windows<A: Data>(
         });
         if handed_in {
             for ((key, start), entry) in pending.drain() {
-                if entry.is_final {
+                if let Some(entry) = entry.filter(|entry| entry.is_final) {
                     expiring.insert((entry.end, key, start));
                 }
             }
@@ -96,17 +101,18 @@ pub(crate) fn materialize_windows<A: Data>(
 fn write_windows(
     db: &sluice_state::StateDb,
     store: &str,
-    pending: &HashMap<(String, i64), WindowEntry>,
+    pending: &HashMap<(String, i64), Option<WindowEntry>>,
     expiring: &BTreeSet<(i64, String, i64)>,
     expire_before: i64,
     batch: &mut sluice_state::WriteBatch,
 ) -> Result<(), String> {
     let store = db.window_store(store).map_err(|error| error.to_string())?;
     for ((key, start), entry) in pending {
-        if entry.is_final && entry.end <= expire_before {
-            store.delete_into(batch, key.as_bytes(), *start);
-        } else {
-            store.put_into(batch, key.as_bytes(), entry);
+        match entry {
+            Some(entry) if !(entry.is_final && entry.end <= expire_before) => {
+                store.put_into(batch, key.as_bytes(), entry);
+            }
+            _ => store.delete_into(batch, key.as_bytes(), *start),
         }
     }
     for (_, key, start) in expiring

@@ -81,7 +81,10 @@ where
                         if let Some(previous) = &change.old {
                             (summarizer.subtract)(summary, change.window, previous);
                         }
-                        (summarizer.add)(summary, change.window, &change.new);
+                        // A removed window (a merged session) leaves the summary.
+                        if !change.removed {
+                            (summarizer.add)(summary, change.window, &change.new);
+                        }
                         dirty.insert(record.key.clone());
                         session.give(Record {
                             key: record.key,

@@ -1,9 +1,15 @@
-//! Window assignment and the lateness rule.
+//! Windows: their bounds, their kinds ([`kinds`]) and what happens to late records.
 //!
 //! Windows are aligned to the epoch, as in Kafka Streams: a tumbling window of size `s`
 //! holding event time `t` starts at the largest multiple of `s` that is `<= t`.
 
+mod kinds;
+
 use std::time::Duration;
+
+pub use kinds::{
+    FixedWindows, HoppingWindows, SessionWindows, SlidingWindows, TumblingWindows, WindowSpec,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -14,34 +20,6 @@ pub struct WindowBounds {
     pub start: i64,
     /// Exclusive end.
     pub end: i64,
-}
-
-/// Epoch-aligned, non-overlapping windows of one size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TumblingWindows {
-    size_ms: i64,
-}
-
-impl TumblingWindows {
-    /// Windows of the given size (at least one millisecond).
-    pub fn of(size: Duration) -> Self {
-        let size_ms = i64::try_from(size.as_millis()).unwrap_or(i64::MAX).max(1);
-        TumblingWindows { size_ms }
-    }
-
-    /// The window size in milliseconds.
-    pub fn size_ms(&self) -> i64 {
-        self.size_ms
-    }
-
-    /// The one window that holds `event_time`.
-    pub fn assign(&self, event_time: i64) -> WindowBounds {
-        let start = event_time - event_time.rem_euclid(self.size_ms);
-        WindowBounds {
-            start,
-            end: start.saturating_add(self.size_ms),
-        }
-    }
 }
 
 /// What happens to a record that arrives after its window closed, per windowed

@@ -1,0 +1,399 @@
+//! Tumbling and hopping windows, kept as panes that windows are merged from.
+//!
+//! A hopping window of size `s` that advances by `a` is made of slices of `gcd(s, a)`, and
+//! each slice is shared by the `s / a` windows that hold it (Flink's and Arroyo's slice
+//! sharing). A record is folded once, into its slice; a window's value is merged from its
+//! slices when it is emitted; a slice is dropped when the last window holding it closes.
+//! Tumbling windows are the case of one slice per window. An aggregation without a merge
+//! cannot share slices, so its hopping windows are panes of their own, and each record is
+//! folded into every window that holds it, as Kafka Streams does.
+//!
+//! Lateness is judged per window by the record's own watermark, so that the same input
+//! gives the same windows however it interleaves: a record counts in the windows that had
+//! not closed by its watermark (or that take corrections) and not in the others, even when
+//! they share its slice. A slice therefore keeps its records in parts, by the first window
+//! that takes them; nearly always there is one part.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sluice_state::{WindowEntry, WindowStore, WriteBatch};
+
+use super::keyed::{WindowKind, write_key};
+use super::{Aggregation, MergeRef, Merged, TimedChange, as_event_time};
+use crate::epoch::{Time, join};
+use crate::record::{Data, Record};
+use crate::window::{FixedWindows, WindowBounds};
+
+/// How a key's records are split into panes.
+#[derive(Debug, Clone, Copy)]
+enum PaneLayout {
+    /// Slices of this many milliseconds, shared by the windows that hold them.
+    Slices(i64),
+    /// One pane per window.
+    Windows,
+}
+
+/// Records of one slice (or window) of a key.
+struct Pane<A> {
+    /// Aggregates by the start of the first window that takes their records, in order.
+    parts: Vec<(i64, A)>,
+    /// The largest watermark among the records folded in.
+    watermark: u64,
+    /// The join of the times of the batches folded in.
+    time: Time,
+    /// Changed since the last checkpoint.
+    dirty: bool,
+}
+
+/// A pane as it is stored (with borrowed parts when written).
+#[derive(Serialize, Deserialize)]
+struct StoredPane<P> {
+    parts: P,
+    closed_before: i64,
+}
+
+/// The panes of one key.
+pub(super) struct KeyPanes<A> {
+    panes: BTreeMap<i64, Pane<A>>,
+    /// Every window of the key that starts before this has closed.
+    closed_before: i64,
+    /// Panes dropped since the last checkpoint.
+    removed: Vec<i64>,
+    /// The windows the batch changed, each with its value before the batch and whether it
+    /// was closed.
+    touched: Vec<(i64, Option<A>, bool)>,
+}
+
+/// Tumbling or hopping windows.
+pub(super) struct FixedKind<T, A> {
+    windows: FixedWindows,
+    layout: PaneLayout,
+    aggregation: Aggregation<T, A>,
+}
+
+impl<T: Data, A: Data> FixedKind<T, A> {
+    pub(super) fn new(windows: FixedWindows, aggregation: Aggregation<T, A>) -> Self {
+        let layout = if windows.is_tumbling() || aggregation.merge.is_some() {
+            PaneLayout::Slices(gcd(windows.size_ms, windows.advance_ms))
+        } else {
+            PaneLayout::Windows
+        };
+        FixedKind {
+            windows,
+            layout,
+            aggregation,
+        }
+    }
+
+    fn pane_size(&self) -> i64 {
+        match self.layout {
+            PaneLayout::Slices(slice) => slice,
+            PaneLayout::Windows => self.windows.size_ms,
+        }
+    }
+
+    /// The first and last start of the windows that hold the pane starting at `pane`.
+    fn windows_of_pane(&self, pane: i64) -> (i64, i64) {
+        match self.layout {
+            PaneLayout::Slices(_) => (
+                self.windows.first_start_holding(pane),
+                self.windows.last_start_holding(pane),
+            ),
+            PaneLayout::Windows => (pane, pane),
+        }
+    }
+
+    /// The starts of the panes a record at `time` goes into.
+    fn panes_holding(&self, time: i64) -> impl Iterator<Item = i64> {
+        let (first, last, step) = match self.layout {
+            PaneLayout::Slices(slice) => {
+                let start = time - time.rem_euclid(slice);
+                (start, start, 1)
+            }
+            PaneLayout::Windows => (
+                self.windows.first_start_holding(time),
+                self.windows.last_start_holding(time),
+                self.windows.advance_ms,
+            ),
+        };
+        starts(first, last, step)
+    }
+
+    fn bounds(&self, start: i64) -> WindowBounds {
+        WindowBounds {
+            start,
+            end: start.saturating_add(self.windows.size_ms),
+        }
+    }
+}
+
+/// `first, first + step, ...` up to `last`.
+fn starts(first: i64, last: i64, step: i64) -> impl Iterator<Item = i64> {
+    std::iter::successors(Some(first), move |start| start.checked_add(step))
+        .take_while(move |start| *start <= last)
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a.max(1) } else { gcd(b, a % b) }
+}
+
+/// What a window holds now, or nothing when no record is in it.
+fn window_value<A: Data>(
+    panes: &BTreeMap<i64, Pane<A>>,
+    layout: PaneLayout,
+    bounds: WindowBounds,
+    merge: MergeRef<'_, A>,
+) -> Option<Merged<A>> {
+    let range = match layout {
+        PaneLayout::Slices(_) => bounds.start..bounds.end,
+        PaneLayout::Windows => bounds.start..bounds.start.saturating_add(1),
+    };
+    let mut value = None;
+    for pane in panes.range(range).map(|(_, pane)| pane) {
+        for (_, part) in pane.parts.iter().filter(|(from, _)| *from <= bounds.start) {
+            Merged::absorb(&mut value, part, (pane.watermark, pane.time), merge);
+        }
+    }
+    value
+}
+
+impl<T: Data, A: Data> FixedKind<T, A> {
+    /// The earliest window, from `closed_before` on, that holds a record of `panes`.
+    fn earliest_pending(&self, panes: &BTreeMap<i64, Pane<A>>, closed_before: i64) -> Option<i64> {
+        panes
+            .iter()
+            .filter_map(|(start, pane)| {
+                let from = pane.parts.first()?.0.max(closed_before);
+                (from <= self.windows_of_pane(*start).1).then_some(from)
+            })
+            .min()
+    }
+
+    /// The panes a record goes into, each with the first and last window of it that take
+    /// the record: those that close after the record's watermark, less the allowed lateness.
+    fn taken_by(&self, record: &Record<T>) -> Vec<(i64, i64, i64)> {
+        let taken_from = self.windows.first_open_start(
+            as_event_time(record.watermark).saturating_sub(self.aggregation.allowed_lateness_ms),
+        );
+        self.panes_holding(record.event_time)
+            .map(|pane| {
+                let (first, last) = self.windows_of_pane(pane);
+                (pane, first.max(taken_from), last)
+            })
+            .filter(|(_, from, last)| from <= last)
+            .collect()
+    }
+
+    fn value_of(&self, key: &KeyPanes<A>, start: i64) -> Option<Merged<A>> {
+        window_value(
+            &key.panes,
+            self.layout,
+            self.bounds(start),
+            self.aggregation.merge.as_deref(),
+        )
+    }
+}
+
+impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
+    type Key = KeyPanes<A>;
+
+    fn new_key(&self, closed_up_to: i64) -> KeyPanes<A> {
+        KeyPanes {
+            panes: BTreeMap::new(),
+            closed_before: self.windows.first_open_start(closed_up_to),
+            removed: Vec::new(),
+            touched: Vec::new(),
+        }
+    }
+
+    fn late_window(&self, record: &Record<T>) -> Option<WindowBounds> {
+        self.taken_by(record)
+            .is_empty()
+            .then(|| self.bounds(self.windows.last_start_holding(record.event_time)))
+    }
+
+    fn fold(
+        &self,
+        key: &mut KeyPanes<A>,
+        record: &Record<T>,
+        fresh: bool,
+        time: Time,
+        closed_up_to: i64,
+    ) {
+        if fresh {
+            key.touched.clear();
+            // Windows the frontier closed without a record of this key are closed too.
+            key.closed_before = key
+                .closed_before
+                .max(self.windows.first_open_start(closed_up_to));
+        }
+        for (pane_start, from, last) in self.taken_by(record) {
+            // Note each window's value before the batch changes it, for its change's `old`.
+            for start in starts(from, last, self.windows.advance_ms) {
+                let closed = start < key.closed_before;
+                if (closed || self.aggregation.emit_updates)
+                    && !key.touched.iter().any(|(touched, _, _)| *touched == start)
+                {
+                    let before = self.value_of(key, start).map(|value| value.aggregate);
+                    key.touched.push((start, before, closed));
+                }
+            }
+            let pane = key.panes.entry(pane_start).or_insert_with(|| Pane {
+                parts: Vec::new(),
+                watermark: record.watermark,
+                time,
+                dirty: true,
+            });
+            let part = match pane.parts.iter().position(|(start, _)| *start >= from) {
+                Some(index) if pane.parts[index].0 == from => index,
+                Some(index) => {
+                    pane.parts.insert(index, (from, (self.aggregation.init)()));
+                    index
+                }
+                None => {
+                    pane.parts.push((from, (self.aggregation.init)()));
+                    pane.parts.len() - 1
+                }
+            };
+            (self.aggregation.fold)(&mut pane.parts[part].1, &record.value);
+            pane.watermark = pane.watermark.max(record.watermark);
+            pane.time = join(&pane.time, &time);
+            pane.dirty = true;
+        }
+    }
+
+    fn changes(
+        &self,
+        name: &str,
+        key: &mut KeyPanes<A>,
+        time: Time,
+        changes: &mut Vec<TimedChange<A>>,
+    ) {
+        for (start, old, correction) in std::mem::take(&mut key.touched) {
+            if let Some(now) = self.value_of(key, start) {
+                changes.push(now.updated(name, self.bounds(start), old, correction, time));
+            }
+        }
+    }
+
+    fn close(
+        &self,
+        name: &str,
+        key: &mut KeyPanes<A>,
+        watermark: i64,
+        closing: Time,
+        changes: &mut Vec<TimedChange<A>>,
+    ) -> bool {
+        let before = key.closed_before;
+        while let Some(start) = self.earliest_pending(&key.panes, key.closed_before) {
+            if self.windows.closes_at(start) > watermark {
+                break;
+            }
+            if let Some(value) = self.value_of(key, start) {
+                // With emit on update, the value was sent as it was made.
+                let old = self
+                    .aggregation
+                    .emit_updates
+                    .then(|| value.aggregate.clone());
+                changes.push(value.closed(name, self.bounds(start), old, false, closing));
+            }
+            key.closed_before = start.saturating_add(self.windows.advance_ms);
+        }
+        let lateness = self.aggregation.allowed_lateness_ms;
+        let forget: Vec<i64> = key
+            .panes
+            .keys()
+            .copied()
+            .filter(|pane| {
+                let last = self.windows_of_pane(*pane).1;
+                last < key.closed_before
+                    && self.windows.closes_at(last).saturating_add(lateness) <= watermark
+            })
+            .collect();
+        if key.closed_before != before {
+            // Every pane stores how far its key has closed.
+            for pane in key.panes.values_mut() {
+                pane.dirty = true;
+            }
+        }
+        let moved = key.closed_before != before || !forget.is_empty();
+        for pane in forget {
+            key.panes.remove(&pane);
+            key.removed.push(pane);
+        }
+        moved
+    }
+
+    fn next_wakeup(&self, key: &KeyPanes<A>) -> Option<i64> {
+        let closing = self
+            .earliest_pending(&key.panes, key.closed_before)
+            .map(|start| self.windows.closes_at(start));
+        let forgetting = key
+            .panes
+            .keys()
+            .map(|pane| self.windows_of_pane(*pane).1)
+            .filter(|last| *last < key.closed_before)
+            .map(|last| {
+                self.windows
+                    .closes_at(last)
+                    .saturating_add(self.aggregation.allowed_lateness_ms)
+            })
+            .min();
+        closing.into_iter().chain(forgetting).min()
+    }
+
+    fn write(
+        &self,
+        name: &str,
+        key: &KeyPanes<A>,
+        store: &WindowStore<'_>,
+        batch: &mut WriteBatch,
+    ) -> Result<(), String> {
+        let changed = key
+            .panes
+            .iter()
+            .filter(|(_, pane)| pane.dirty)
+            .map(|(start, pane)| {
+                let stored = StoredPane {
+                    parts: &pane.parts,
+                    closed_before: key.closed_before,
+                };
+                (
+                    *start,
+                    start.saturating_add(self.pane_size()),
+                    false,
+                    stored,
+                )
+            });
+        let holds = |start: &i64| key.panes.contains_key(start);
+        write_key(name, (&key.removed, holds), changed, store, batch)
+    }
+
+    fn written(&self, key: &mut KeyPanes<A>) {
+        key.removed.clear();
+        for pane in key.panes.values_mut() {
+            pane.dirty = false;
+        }
+    }
+
+    fn restore(&self, key: &mut KeyPanes<A>, entry: WindowEntry) -> Result<(), String> {
+        let stored: StoredPane<Vec<(i64, A)>> =
+            serde_json::from_slice(&entry.value_json).map_err(|error| error.to_string())?;
+        key.closed_before = key.closed_before.max(stored.closed_before);
+        key.panes.insert(
+            entry.start,
+            Pane {
+                parts: stored.parts,
+                watermark: 0,
+                time: Time::default(),
+                dirty: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn is_empty(&self, key: &KeyPanes<A>) -> bool {
+        key.panes.is_empty()
+    }
+}

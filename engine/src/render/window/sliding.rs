@@ -1,0 +1,373 @@
+//! Sliding windows (Kafka Streams' `SlidingWindows`): windows of a fixed size whose bounds
+//! follow the records of a key.
+//!
+//! With a time difference `d`, the windows of a key are, for each of its record times `r`,
+//! the window that ends at the record, `[r - d, r + 1)`, and the window that starts just
+//! after it, `[r + 1, r + d + 2)`, if a record is in it. Each distinct set of records whose
+//! times are at most `d` apart is so one window. A key keeps one pane per distinct record
+//! time, and a window is merged from the panes it holds when it is emitted.
+//!
+//! A record is on time when the window ending at it has not closed by its watermark (less
+//! the allowed lateness); that window closes first of those that hold the record, so the
+//! others take it too. Windows close in the order they start.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sluice_state::{WindowEntry, WindowStore, WriteBatch};
+
+use super::keyed::{WindowKind, write_key};
+use super::{Aggregation, Merged, TimedChange, as_event_time};
+use crate::epoch::{Time, join};
+use crate::record::{Data, Record};
+use crate::window::WindowBounds;
+
+/// The records of one key at one time.
+struct Pane<A> {
+    aggregate: A,
+    watermark: u64,
+    time: Time,
+    dirty: bool,
+}
+
+/// The panes of one key.
+pub(super) struct KeyPanes<A> {
+    panes: BTreeMap<i64, Pane<A>>,
+    /// Every window of the key that starts before this has closed.
+    closed_before: i64,
+    /// Whether `closed_before` changed since the last checkpoint.
+    progress_dirty: bool,
+    /// Panes dropped since the last checkpoint.
+    removed: Vec<i64>,
+    /// Windows the batch changed, by start, with their values before it and whether they
+    /// were closed.
+    touched: Vec<(i64, Option<A>, bool)>,
+}
+
+/// The entry that stores how far a key has closed: a start no record has.
+const PROGRESS: i64 = i64::MIN;
+
+/// Sliding windows.
+pub(super) struct SlidingKind<T, A> {
+    difference_ms: i64,
+    grace_ms: i64,
+    aggregation: Aggregation<T, A>,
+}
+
+impl<T: Data, A: Data> SlidingKind<T, A> {
+    pub(super) fn new(difference_ms: i64, grace_ms: i64, aggregation: Aggregation<T, A>) -> Self {
+        SlidingKind {
+            difference_ms: difference_ms.max(0),
+            grace_ms,
+            aggregation,
+        }
+    }
+
+    fn bounds(&self, start: i64) -> WindowBounds {
+        WindowBounds {
+            start,
+            end: start.saturating_add(self.difference_ms).saturating_add(1),
+        }
+    }
+
+    /// When the window starting at `start` closes.
+    fn closes_at(&self, start: i64) -> i64 {
+        self.bounds(start).end.saturating_add(self.grace_ms)
+    }
+
+    /// The first window start that has not closed once the watermark is `watermark`.
+    fn first_open_start(&self, watermark: i64) -> i64 {
+        if watermark == i64::MIN {
+            return i64::MIN;
+        }
+        // closes_at(start) > watermark  <=>  start > watermark - d - 1 - grace.
+        watermark
+            .saturating_sub(self.difference_ms)
+            .saturating_sub(1)
+            .saturating_sub(self.grace_ms)
+            .saturating_add(1)
+    }
+
+    /// Whether the window starting at `start` is one of the key's windows.
+    fn exists(&self, panes: &BTreeMap<i64, Pane<A>>, start: i64) -> bool {
+        let end = self.bounds(start).end;
+        // It ends at a record, or it starts just after one and holds one.
+        panes.contains_key(&(end - 1))
+            || (panes.contains_key(&start.saturating_sub(1))
+                && panes.range(start..end).next().is_some())
+    }
+
+    fn value(&self, panes: &BTreeMap<i64, Pane<A>>, start: i64) -> Option<Merged<A>> {
+        let merge = self.aggregation.merge.as_deref();
+        let mut merged = None;
+        for pane in panes
+            .range(start..self.bounds(start).end)
+            .map(|(_, pane)| pane)
+        {
+            Merged::absorb(
+                &mut merged,
+                &pane.aggregate,
+                (pane.watermark, pane.time),
+                merge,
+            );
+        }
+        merged
+    }
+
+    /// The earliest of the key's windows that starts at `from` or later.
+    fn earliest_window(&self, panes: &BTreeMap<i64, Pane<A>>, from: i64) -> Option<i64> {
+        let d = self.difference_ms;
+        // The first window ending at a record.
+        let ending = panes
+            .range(from.saturating_add(d)..)
+            .next()
+            .map(|(time, _)| time - d);
+        // Windows starting just after a record, up to that one.
+        let mut starting = None;
+        for (time, _) in panes.range(from.saturating_sub(1)..) {
+            let start = time.saturating_add(1);
+            if ending.is_some_and(|ending| start >= ending) {
+                break;
+            }
+            if panes.range(start..self.bounds(start).end).next().is_some() {
+                starting = Some(start);
+                break;
+            }
+        }
+        ending.into_iter().chain(starting).min()
+    }
+
+    /// The starts of the windows a record at `time` changes: those that hold it, and the
+    /// window just after it when the record is the first at its time.
+    fn windows_changed_by(&self, panes: &BTreeMap<i64, Pane<A>>, time: i64) -> Vec<i64> {
+        let d = self.difference_ms;
+        let is_new = !panes.contains_key(&time);
+        let mut starts: Vec<i64> = panes
+            .range(time..=time.saturating_add(d))
+            .map(|(later, _)| later - d)
+            .chain(std::iter::once(time.saturating_sub(d)))
+            .chain(
+                panes
+                    .range(time.saturating_sub(d).saturating_sub(1)..time)
+                    .map(|(earlier, _)| earlier + 1),
+            )
+            .collect();
+        let after = time.saturating_add(1);
+        if is_new && panes.range(after..self.bounds(after).end).next().is_some() {
+            starts.push(after);
+        }
+        starts.sort_unstable();
+        starts.dedup();
+        starts
+    }
+}
+
+/// A pane as it is stored (borrowed when written).
+#[derive(Serialize, Deserialize)]
+struct StoredPane<V> {
+    aggregate: V,
+}
+
+impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
+    type Key = KeyPanes<A>;
+
+    fn new_key(&self, closed_up_to: i64) -> KeyPanes<A> {
+        KeyPanes {
+            panes: BTreeMap::new(),
+            closed_before: self.first_open_start(closed_up_to),
+            progress_dirty: false,
+            removed: Vec::new(),
+            touched: Vec::new(),
+        }
+    }
+
+    fn late_window(&self, record: &Record<T>) -> Option<WindowBounds> {
+        let own_window = record.event_time.saturating_sub(self.difference_ms);
+        let late = self
+            .closes_at(own_window)
+            .saturating_add(self.aggregation.allowed_lateness_ms)
+            <= as_event_time(record.watermark);
+        late.then(|| self.bounds(own_window))
+    }
+
+    fn fold(
+        &self,
+        key: &mut KeyPanes<A>,
+        record: &Record<T>,
+        fresh: bool,
+        time: Time,
+        closed_up_to: i64,
+    ) {
+        if fresh {
+            key.touched.clear();
+            // Windows the frontier closed without a record of this key are closed too.
+            let first_open = self.first_open_start(closed_up_to);
+            if first_open > key.closed_before {
+                key.closed_before = first_open;
+                key.progress_dirty = true;
+            }
+        }
+        let t = record.event_time;
+        for start in self.windows_changed_by(&key.panes, t) {
+            let closed = start < key.closed_before;
+            let noted = key.touched.iter().any(|(touched, _, _)| *touched == start);
+            if (closed || self.aggregation.emit_updates) && !noted {
+                // Its value before the batch, if it was a window of the key then.
+                let before = self
+                    .exists(&key.panes, start)
+                    .then(|| self.value(&key.panes, start))
+                    .flatten()
+                    .map(|value| value.aggregate);
+                key.touched.push((start, before, closed));
+            }
+        }
+        let pane = key.panes.entry(t).or_insert_with(|| Pane {
+            aggregate: (self.aggregation.init)(),
+            watermark: record.watermark,
+            time,
+            dirty: true,
+        });
+        (self.aggregation.fold)(&mut pane.aggregate, &record.value);
+        pane.watermark = pane.watermark.max(record.watermark);
+        pane.time = join(&pane.time, &time);
+        pane.dirty = true;
+    }
+
+    fn changes(
+        &self,
+        name: &str,
+        key: &mut KeyPanes<A>,
+        time: Time,
+        changes: &mut Vec<TimedChange<A>>,
+    ) {
+        for (start, old, correction) in std::mem::take(&mut key.touched) {
+            if let Some(now) = self.value(&key.panes, start) {
+                changes.push(now.updated(name, self.bounds(start), old, correction, time));
+            }
+        }
+    }
+
+    fn close(
+        &self,
+        name: &str,
+        key: &mut KeyPanes<A>,
+        watermark: i64,
+        closing: Time,
+        changes: &mut Vec<TimedChange<A>>,
+    ) -> bool {
+        let before = key.closed_before;
+        while let Some(start) = self.earliest_window(&key.panes, key.closed_before) {
+            if self.closes_at(start) > watermark {
+                break;
+            }
+            if let Some(value) = self.value(&key.panes, start) {
+                let old = self
+                    .aggregation
+                    .emit_updates
+                    .then(|| value.aggregate.clone());
+                changes.push(value.closed(name, self.bounds(start), old, false, closing));
+            }
+            key.closed_before = start.saturating_add(1);
+        }
+        // A pane is kept until the window just after it has closed and its lateness passed.
+        let lateness = self.aggregation.allowed_lateness_ms;
+        let forget: Vec<i64> = key
+            .panes
+            .keys()
+            .copied()
+            .take_while(|time| {
+                let after = time.saturating_add(1);
+                after < key.closed_before
+                    && self.closes_at(after).saturating_add(lateness) <= watermark
+            })
+            .collect();
+        let moved = key.closed_before != before || !forget.is_empty();
+        key.progress_dirty |= key.closed_before != before;
+        for time in forget {
+            key.panes.remove(&time);
+            key.removed.push(time);
+        }
+        moved
+    }
+
+    fn next_wakeup(&self, key: &KeyPanes<A>) -> Option<i64> {
+        let closing = self
+            .earliest_window(&key.panes, key.closed_before)
+            .map(|start| self.closes_at(start));
+        let forgetting = key
+            .panes
+            .keys()
+            .next()
+            .map(|time| time.saturating_add(1))
+            .filter(|after| *after < key.closed_before)
+            .map(|after| {
+                self.closes_at(after)
+                    .saturating_add(self.aggregation.allowed_lateness_ms)
+            });
+        closing.into_iter().chain(forgetting).min()
+    }
+
+    fn write(
+        &self,
+        name: &str,
+        key: &KeyPanes<A>,
+        store: &WindowStore<'_>,
+        batch: &mut WriteBatch,
+    ) -> Result<(), String> {
+        let changed = key
+            .panes
+            .iter()
+            .filter(|(_, pane)| pane.dirty)
+            .map(|(time, pane)| {
+                let stored = StoredPane {
+                    aggregate: &pane.aggregate,
+                };
+                (*time, time.saturating_add(1), false, stored)
+            });
+        let holds = |time: &i64| key.panes.contains_key(time);
+        write_key(name, (&key.removed, holds), changed, store, batch)?;
+        if key.panes.is_empty() {
+            store.delete_into(batch, name.as_bytes(), PROGRESS);
+        } else if key.progress_dirty {
+            let entry = WindowEntry {
+                start: PROGRESS,
+                end: key.closed_before,
+                is_final: true,
+                value_json: b"null".to_vec(),
+            };
+            store.put_into(batch, name.as_bytes(), &entry);
+        }
+        Ok(())
+    }
+
+    fn written(&self, key: &mut KeyPanes<A>) {
+        key.removed.clear();
+        key.progress_dirty = false;
+        for pane in key.panes.values_mut() {
+            pane.dirty = false;
+        }
+    }
+
+    fn restore(&self, key: &mut KeyPanes<A>, entry: WindowEntry) -> Result<(), String> {
+        if entry.start == PROGRESS {
+            key.closed_before = key.closed_before.max(entry.end);
+            return Ok(());
+        }
+        let stored: StoredPane<A> =
+            serde_json::from_slice(&entry.value_json).map_err(|error| error.to_string())?;
+        key.panes.insert(
+            entry.start,
+            Pane {
+                aggregate: stored.aggregate,
+                watermark: 0,
+                time: Time::default(),
+                dirty: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn is_empty(&self, key: &KeyPanes<A>) -> bool {
+        key.panes.is_empty()
+    }
+}

@@ -1,0 +1,272 @@
+//! The windowing examples of Kafka Streams' documentation (the Javadoc of `TimeWindows`,
+//! `SlidingWindows` and `SessionWindows`), reproduced through the test driver: each test
+//! pipes the example's records and asserts the windows the documentation lists.
+//!
+//! Kafka Streams writes sliding and session windows with an inclusive end; Sluice's bounds
+//! are half-open, so its `end` is the documentation's end plus one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sluice::dsl::{
+    HoppingWindows, SessionWindows, SlidingWindows, Source, TopologyFn, TumblingWindows, Windowing,
+};
+use sluice::testkit::TopologyTestDriver;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Reading {
+    key: String,
+    value: u64,
+    at: i64,
+}
+
+/// The values of a window, in order: a set, which folds and merges in any order.
+fn values() -> Vec<u64> {
+    Vec::new()
+}
+
+fn add(values: &mut Vec<u64>, reading: &Reading) {
+    values.push(reading.value);
+    values.sort_unstable();
+}
+
+fn merge(values: &mut Vec<u64>, other: &Vec<u64>) {
+    values.extend(other);
+    values.sort_unstable();
+}
+
+/// A topology that collects the values of each window of `windows`: into the view
+/// `windows` and the topic `changes` on every update, and into the topic `finals` once each
+/// window closes.
+fn collecting<W: Windowing + Copy + Send + Sync + 'static>(windows: W) -> TopologyFn {
+    Arc::new(move |topology| {
+        let windowed = topology
+            .source(source())
+            .key_by("key", |reading| reading.key.clone())
+            .window(windows);
+        let updated = windowed.aggregate_with_merge(values, add, merge);
+        updated.materialize("windows");
+        updated.changes().to("changes");
+        windowed
+            .emit_final()
+            .aggregate_with_merge(values, add, merge)
+            .changes()
+            .to("finals");
+    })
+}
+
+fn source() -> Source<Reading> {
+    // A grace of 10 ms, so that the examples' records may come in their documented order.
+    Source::<Reading>::topic("readings")
+        .event_time(|reading| reading.at)
+        .grace(Duration::from_millis(10))
+}
+
+fn pipe(driver: &mut TopologyTestDriver, key: &str, value: u64, at: i64) {
+    let reading = Reading {
+        key: key.to_string(),
+        value,
+        at,
+    };
+    driver
+        .pipe_input("readings", key, &reading, at)
+        .expect("piped");
+}
+
+/// Each window of a view as `(key, start, end, final, values)`.
+fn windows(view: &Value) -> Vec<(String, i64, i64, bool, Vec<u64>)> {
+    view.as_array()
+        .expect("a windowed view")
+        .iter()
+        .map(|window| {
+            (
+                window["key"].as_str().unwrap_or_default().to_string(),
+                window["start"].as_i64().unwrap_or(i64::MIN),
+                window["end"].as_i64().unwrap_or(i64::MIN),
+                window["final"].as_bool().unwrap_or(false),
+                serde_json::from_value(window["value"].clone()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The final windows written to `finals`, as `(key, start, end, values)`.
+fn finals(driver: &mut TopologyTestDriver) -> Vec<(String, i64, i64, Vec<u64>)> {
+    driver
+        .read_output("finals")
+        .expect("output")
+        .into_iter()
+        .map(|event| {
+            (
+                event.key,
+                event.value["window"]["start"].as_i64().unwrap_or(i64::MIN),
+                event.value["window"]["end"].as_i64().unwrap_or(i64::MIN),
+                serde_json::from_value(event.value["new"].clone()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn window(
+    key: &str,
+    start: i64,
+    end: i64,
+    is_final: bool,
+    values: &[u64],
+) -> (String, i64, i64, bool, Vec<u64>) {
+    (key.to_string(), start, end, is_final, values.to_vec())
+}
+
+fn final_window(key: &str, start: i64, end: i64, values: &[u64]) -> (String, i64, i64, Vec<u64>) {
+    (key.to_string(), start, end, values.to_vec())
+}
+
+/// `TimeWindows`: "hopping windows with size of 5000ms and advance of 3000ms, have window
+/// boundaries [0;5000),[3000;8000),...". A record at 4000 is in the first two.
+#[test]
+fn hopping_windows_have_the_documented_boundaries() {
+    let topology = collecting(
+        HoppingWindows::of(Duration::from_millis(5_000)).advance_by(Duration::from_millis(3_000)),
+    );
+    let mut driver = TopologyTestDriver::new(topology).expect("driver");
+    pipe(&mut driver, "A", 1, 4_000);
+    pipe(&mut driver, "A", 2, 6_500);
+    // The watermark is 6,490 (the source's grace is 10 ms): the first window has closed.
+    assert_eq!(
+        windows(&driver.view("windows").expect("view")),
+        vec![
+            window("A", 0, 5_000, true, &[1]),
+            window("A", 3_000, 8_000, false, &[1, 2]),
+            window("A", 6_000, 11_000, false, &[2]),
+        ]
+    );
+    assert_eq!(finals(&mut driver), vec![final_window("A", 0, 5_000, &[1])]);
+    driver.advance_watermark(8_000);
+    assert_eq!(
+        finals(&mut driver),
+        vec![final_window("A", 3_000, 8_000, &[1, 2])]
+    );
+    driver.advance_watermark(11_000);
+    assert_eq!(
+        finals(&mut driver),
+        vec![final_window("A", 6_000, 11_000, &[2])]
+    );
+}
+
+/// `TimeWindows` with the advance equal to the size: tumbling windows, one per record.
+#[test]
+fn tumbling_windows_hold_each_record_once() {
+    let topology = collecting(TumblingWindows::of(Duration::from_millis(5_000)));
+    let mut driver = TopologyTestDriver::new(topology).expect("driver");
+    for (value, at) in [(1, 0), (2, 4_999), (3, 5_000), (4, 12_000)] {
+        pipe(&mut driver, "A", value, at);
+    }
+    driver.advance_watermark(15_000);
+    assert_eq!(
+        windows(&driver.view("windows").expect("view")),
+        vec![
+            window("A", 0, 5_000, true, &[1, 2]),
+            window("A", 5_000, 10_000, true, &[3]),
+            window("A", 10_000, 15_000, true, &[4]),
+        ]
+    );
+}
+
+/// `SlidingWindows`: "if we have a time difference of 5000ms and the following data
+/// arrives: A 1 8000, A 2 9200, A 3 12400, we'd have the following 5 windows: [3000;8000]
+/// contains [1], [4200;9200] contains [1,2], [7400;12400] contains [1,2,3], [8001;13001]
+/// contains [2,3], [9201;14201] contains [3]".
+#[test]
+fn sliding_windows_are_the_five_documented_ones() {
+    let topology = collecting(SlidingWindows::with_time_difference(Duration::from_millis(
+        5_000,
+    )));
+    let mut driver = TopologyTestDriver::new(topology).expect("driver");
+    for (value, at) in [(1, 8_000), (2, 9_200), (3, 12_400)] {
+        pipe(&mut driver, "A", value, at);
+    }
+    let documented = [
+        (3_000, 8_000, vec![1]),
+        (4_200, 9_200, vec![1, 2]),
+        (7_400, 12_400, vec![1, 2, 3]),
+        (8_001, 13_001, vec![2, 3]),
+        (9_201, 14_201, vec![3]),
+    ];
+    // The watermark is 12,390: the windows that end by then have closed.
+    assert_eq!(
+        windows(&driver.view("windows").expect("view")),
+        documented
+            .iter()
+            .map(|(start, end, values)| window("A", *start, end + 1, *end < 12_390, values))
+            .collect::<Vec<_>>()
+    );
+    driver.advance_watermark(20_000);
+    assert_eq!(
+        finals(&mut driver),
+        documented
+            .iter()
+            .map(|(start, end, values)| final_window("A", *start, end + 1, values))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// `SessionWindows`: "if we have a session gap of 5 and the following data arrives: A 1
+/// 10, A 2 12, A 3 20, we'd have 2 sessions for key A: one starting from time 10 and
+/// ending at time 12 and another starting and ending at time 20. If we then received
+/// another record: A 4 16, the previous 2 sessions would be merged into a single session
+/// with start time 10 and end time 20."
+#[test]
+fn sessions_merge_as_documented() {
+    let topology = collecting(SessionWindows::with_inactivity_gap(Duration::from_millis(
+        5,
+    )));
+    let mut driver = TopologyTestDriver::new(topology).expect("driver");
+    for (value, at) in [(1, 10), (2, 12), (3, 20)] {
+        pipe(&mut driver, "A", value, at);
+    }
+    assert_eq!(
+        windows(&driver.view("windows").expect("view")),
+        vec![
+            window("A", 10, 13, false, &[1, 2]),
+            window("A", 20, 21, false, &[3]),
+        ]
+    );
+    driver.read_output("changes").expect("output");
+    pipe(&mut driver, "A", 4, 16);
+    assert_eq!(
+        windows(&driver.view("windows").expect("view")),
+        vec![window("A", 10, 21, false, &[1, 2, 3, 4])]
+    );
+    // The session at 20 is removed, and the one at 10 grows.
+    let changes: Vec<(i64, i64, bool, Vec<u64>)> = driver
+        .read_output("changes")
+        .expect("output")
+        .into_iter()
+        .map(|event| {
+            (
+                event.value["window"]["start"].as_i64().unwrap_or_default(),
+                event.value["window"]["end"].as_i64().unwrap_or_default(),
+                event.value["removed"].as_bool().unwrap_or(false),
+                serde_json::from_value(event.value["new"].clone()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        vec![(20, 21, true, vec![3]), (10, 21, false, vec![1, 2, 3, 4])]
+    );
+    assert!(finals(&mut driver).is_empty(), "the session is open");
+    // It closes once the watermark passes its last record plus the gap.
+    driver.advance_watermark(25);
+    assert!(
+        finals(&mut driver).is_empty(),
+        "20 + 5 is still within the gap"
+    );
+    driver.advance_watermark(26);
+    assert_eq!(
+        finals(&mut driver),
+        vec![final_window("A", 10, 21, &[1, 2, 3, 4])]
+    );
+}

@@ -1,7 +1,7 @@
 //! Windowed aggregation by window kind, in process: 200,000 readings over 10,000 keys and
-//! 4 in-memory partitions, counted per key in 60 s windows, from JSON bytes to views in
-//! RocksDB, in events per second. (Tumbling only for now: hopping and session windows
-//! come with their issue.)
+//! 4 in-memory partitions, counted per key, from JSON bytes to views in RocksDB, in events
+//! per second: tumbling windows of 60 s, hopping windows of 60 s every 10 s (each record in
+//! 6 windows) and sessions with a 30 s gap, each with emit on update and emit final.
 //!
 //! `cargo bench --bench window_kinds`
 
@@ -14,7 +14,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde::{Deserialize, Serialize};
-use sluice::dsl::{Source, TopologyFn, TumblingWindows};
+use sluice::dsl::{
+    HoppingWindows, SessionWindows, Source, Topology, TopologyFn, TumblingWindows, Windowing,
+};
 use sluice::testkit::{MemoryInput, MemoryRecord, run_to_completion};
 
 const EVENTS: usize = 200_000;
@@ -49,47 +51,108 @@ fn input() -> MemoryInput {
     input
 }
 
-fn tumbling() -> TopologyFn {
-    Arc::new(|topology| {
-        topology
+/// Counts per key in `windows` into the view `counts`, emitting final values only when
+/// `emit_final`.
+fn counting<W: Windowing + Copy + Send + Sync + 'static>(
+    windows: W,
+    emit_final: bool,
+) -> TopologyFn {
+    Arc::new(move |topology: &mut Topology<'_>| {
+        let windowed = topology
             .source(Source::<Reading>::topic("readings").event_time(|reading| reading.at))
             .key_by("key", |reading| reading.key.clone())
-            .window(TumblingWindows::of(Duration::from_secs(60)))
-            .count()
-            .materialize("counts");
+            .window(windows);
+        let windowed = if emit_final {
+            windowed.emit_final()
+        } else {
+            windowed
+        };
+        windowed.count().materialize("counts");
     })
+}
+
+/// The kinds measured, each with how many times the view counts every reading and how
+/// many windows it ends with.
+fn kinds() -> Vec<(&'static str, TopologyFn, TopologyFn, u64, usize)> {
+    let tumbling = TumblingWindows::of(Duration::from_secs(60));
+    let hopping = HoppingWindows::of(Duration::from_secs(60)).advance_by(Duration::from_secs(10));
+    let session = SessionWindows::with_inactivity_gap(Duration::from_secs(30));
+    // The readings span 200 s of event time; each key has one every 10 s.
+    vec![
+        (
+            "tumbling",
+            counting(tumbling, false),
+            counting(tumbling, true),
+            1,
+            4 * KEYS,
+        ),
+        // Windows start every 10 s from -50 s to 190 s.
+        (
+            "hopping",
+            counting(hopping, false),
+            counting(hopping, true),
+            6,
+            25 * KEYS,
+        ),
+        // One session per key: its readings are 10 s apart.
+        (
+            "session",
+            counting(session, false),
+            counting(session, true),
+            1,
+            KEYS,
+        ),
+    ]
 }
 
 fn window_kinds(c: &mut Criterion) {
     let input = input();
     let dir = tempfile::tempdir().expect("temporary state directory");
 
-    // The work is real: every reading is counted in the view.
-    let run = run_to_completion(tumbling(), input.clone(), dir.path(), 2, 100).expect("run");
-    let mut counted = 0;
-    run.state
-        .window_store("counts")
-        .expect("view")
-        .for_each(|_, window| {
-            counted += serde_json::from_slice::<u64>(&window.value_json).expect("a count");
-        })
-        .expect("windows");
-    assert_eq!(counted, EVENTS as u64);
-    drop(run);
-
     let mut group = c.benchmark_group("window_kinds_10k_keys");
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
-    group.bench_with_input(
-        BenchmarkId::new("tumbling", "2 workers"),
-        &2,
-        |b, &workers| {
-            b.iter(|| {
-                run_to_completion(tumbling(), input.clone(), dir.path(), workers, 100).expect("run")
+    for (kind, on_update, on_final, times_counted, windows) in kinds() {
+        for (mode, topology) in [("emit on update", on_update), ("emit final", on_final)] {
+            // The work is real: every reading is counted in each of its windows.
+            let run = run_to_completion(Arc::clone(&topology), input.clone(), dir.path(), 2, 100)
+                .expect("run");
+            let (mut counted, mut seen) = (0, 0);
+            run.state
+                .window_store("counts")
+                .expect("view")
+                .for_each(|_, window| {
+                    counted += serde_json::from_slice::<u64>(&window.value_json).expect("a count");
+                    seen += 1;
+                })
+                .expect("windows");
+            drop(run);
+            // With emit final, the view holds the windows that closed by the end (no session
+            // has: the stream stops within the gap).
+            if mode == "emit on update" {
+                assert_eq!(counted, EVENTS as u64 * times_counted, "{kind}");
+                assert_eq!(seen, windows, "{kind}");
+            } else {
+                assert!(
+                    counted <= EVENTS as u64 * times_counted && seen <= windows,
+                    "{kind} {mode}"
+                );
+            }
+            group.bench_with_input(BenchmarkId::new(kind, mode), &2, |b, &workers| {
+                b.iter(|| {
+                    run_to_completion(
+                        Arc::clone(&topology),
+                        input.clone(),
+                        dir.path(),
+                        workers,
+                        100,
+                    )
+                    .expect("run")
+                });
             });
-        },
-    );
+        }
+    }
     group.finish();
 }
 

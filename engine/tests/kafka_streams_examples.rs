@@ -270,3 +270,66 @@ fn sessions_merge_as_documented() {
         vec![final_window("A", 10, 21, &[1, 2, 3, 4])]
     );
 }
+
+/// `TimeWindows.ofSizeAndGrace`: "records that come after set grace period will be
+/// ignored, i.e., a window is closed when stream-time > window-end + grace-period". Here a
+/// window of 10 s with a grace of 5 s, on a source with a grace of its own of 10 ms.
+#[test]
+fn a_window_takes_records_until_its_grace_has_passed() {
+    let topology =
+        collecting(TumblingWindows::of(Duration::from_secs(10)).grace(Duration::from_secs(5)));
+    let mut driver = TopologyTestDriver::new(topology).expect("driver");
+    pipe(&mut driver, "A", 1, 1_000);
+    pipe(&mut driver, "A", 2, 12_000);
+    // 10 s past the window's end, within its grace: it still counts.
+    pipe(&mut driver, "A", 3, 2_000);
+    assert!(finals(&mut driver).is_empty());
+    pipe(&mut driver, "A", 4, 15_010);
+    // The watermark is now 15,000, the window's end plus its grace: it has closed.
+    pipe(&mut driver, "A", 5, 3_000);
+    assert_eq!(
+        finals(&mut driver),
+        vec![final_window("A", 0, 10_000, &[1, 3])]
+    );
+    let late = driver.read_output("readings.late").expect("late");
+    assert_eq!(late.len(), 2, "each aggregation sends the record late");
+    assert!(late.iter().all(|event| event.value["at"] == 3_000));
+    assert_eq!(
+        windows(&driver.view("windows").expect("view")),
+        vec![
+            window("A", 0, 10_000, true, &[1, 3]),
+            window("A", 10_000, 20_000, false, &[2, 4]),
+        ]
+    );
+}
+
+/// `SessionWindows.ofInactivityGapAndGrace`: a session stays open for its grace after the
+/// gap has passed.
+#[test]
+fn a_session_takes_records_until_its_grace_has_passed() {
+    let topology = collecting(
+        SessionWindows::with_inactivity_gap(Duration::from_millis(5))
+            .grace(Duration::from_millis(20)),
+    );
+    let mut driver = TopologyTestDriver::new(topology).expect("driver");
+    pipe(&mut driver, "A", 1, 10);
+    pipe(&mut driver, "A", 2, 50);
+    // The watermark is 40, and the session at 10 closes at 10 + 1 + 5 + 20 = 36.
+    assert_eq!(finals(&mut driver), vec![final_window("A", 10, 11, &[1])]);
+    // A record is on time while its instant plus the grace has not passed: 22 and 20 are
+    // (20 + 1 + 20 > 40) and make one session; 19 is late.
+    pipe(&mut driver, "A", 3, 22);
+    pipe(&mut driver, "A", 4, 20);
+    pipe(&mut driver, "A", 5, 19);
+    driver.advance_watermark(100);
+    assert_eq!(
+        finals(&mut driver),
+        vec![
+            final_window("A", 20, 23, &[3, 4]),
+            final_window("A", 50, 51, &[2]),
+        ]
+    );
+    let late = driver.read_output("readings.late").expect("late");
+    assert_eq!(late.len(), 2, "each aggregation sends the record late");
+    assert!(late.iter().all(|event| event.value["at"] == 19));
+}

@@ -166,7 +166,7 @@ type Windows = BTreeMap<(String, i64), (u64, i64)>;
 struct Expected {
     windows: Windows,
     updated: Windows,
-    late: Vec<(String, i64)>,
+    late: Readings,
 }
 
 fn hopping(seen: &[Seen]) -> Expected {
@@ -204,7 +204,10 @@ fn hopping(seen: &[Seen]) -> Expected {
 
 /// The on-time record times per sensor, for sliding and session windows, and the late
 /// records.
-fn on_time(seen: &[Seen], lateness: i64) -> (BTreeMap<String, Vec<i64>>, Vec<(String, i64)>) {
+/// Records as (sensor, event time).
+type Readings = Vec<(String, i64)>;
+
+fn on_time(seen: &[Seen], lateness: i64) -> (BTreeMap<String, Vec<i64>>, Readings) {
     let mut times: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut late = Vec::new();
     for reading in seen {
@@ -309,13 +312,12 @@ fn view(driver: &mut TopologyTestDriver, name: &str) -> BTreeMap<(String, i64), 
         .collect()
 }
 
+/// Final windows as (sensor, start) -> (count, end).
+type Finals = BTreeMap<(String, i64), (u64, i64)>;
+
 /// Reads the final windows of `kind` written since the last read into `finals`; false if
 /// a window was sent final twice.
-fn read_finals(
-    driver: &mut TopologyTestDriver,
-    kind: &str,
-    finals: &mut BTreeMap<(String, i64), (u64, i64)>,
-) -> bool {
+fn read_finals(driver: &mut TopologyTestDriver, kind: &str, finals: &mut Finals) -> bool {
     let mut once = true;
     for event in driver
         .read_output(&format!("{kind}-finals"))
@@ -330,7 +332,7 @@ fn read_finals(
     once
 }
 
-fn read_late(driver: &mut TopologyTestDriver, kind: &str, late: &mut Vec<(String, i64)>) {
+fn read_late(driver: &mut TopologyTestDriver, kind: &str, late: &mut Readings) {
     for event in driver.read_output(&format!("{kind}-late")).expect("late") {
         late.push((
             event.value["sensor"]
@@ -356,8 +358,8 @@ proptest! {
         for kind in KINDS {
             driver = driver.with_partitions(&format!("{kind}-readings"), PARTITIONS);
         }
-        let mut finals: BTreeMap<&str, BTreeMap<(String, i64), (u64, i64)>> = BTreeMap::new();
-        let mut late: BTreeMap<&str, Vec<(String, i64)>> = BTreeMap::new();
+        let mut finals: BTreeMap<&str, Finals> = BTreeMap::new();
+        let mut late: BTreeMap<&str, Readings> = BTreeMap::new();
         let mut next = 0;
         for chunk in chunks.iter().cycle() {
             if next >= readings.len() {
@@ -394,14 +396,14 @@ proptest! {
                 .map(|(window, (count, end))| (window.clone(), (*count, *end, is_final(*end))))
                 .collect();
             prop_assert_eq!(view(&mut driver, &format!("{kind}-counts")), want_view, "{} view", kind);
-            let want_finals: BTreeMap<(String, i64), (u64, i64)> = want
+            let want_finals: Finals = want
                 .windows
                 .iter()
                 .filter(|(_, (_, end))| is_final(*end))
                 .map(|(window, value)| (window.clone(), *value))
                 .collect();
             prop_assert_eq!(finals.get(kind).cloned().unwrap_or_default(), want_finals, "{} finals", kind);
-            let updated: BTreeMap<(String, i64), (u64, i64)> = view(&mut driver, &format!("{kind}-updated"))
+            let updated: Finals = view(&mut driver, &format!("{kind}-updated"))
                 .into_iter()
                 .map(|(window, (count, end, _))| (window, (count, end)))
                 .collect();

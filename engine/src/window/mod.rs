@@ -71,12 +71,6 @@ impl LatePolicy {
     }
 }
 
-/// A record is late when its window has already ended at the record's own partition
-/// watermark, which is the timely time the record travels at.
-pub fn is_late(window: WindowBounds, record_time: u64) -> bool {
-    window.end <= 0 || (window.end as u64) <= record_time
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,23 +106,5 @@ mod tests {
                 end: 0
             }
         );
-    }
-
-    #[test]
-    fn lateness_is_judged_against_the_window_end() {
-        let window = WindowBounds {
-            start: 0,
-            end: 60_000,
-        };
-        assert!(!is_late(window, 59_999));
-        assert!(is_late(window, 60_000));
-        assert!(is_late(window, 90_000));
-        assert!(is_late(
-            WindowBounds {
-                start: -60_000,
-                end: 0
-            },
-            0
-        ));
     }
 }

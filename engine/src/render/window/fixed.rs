@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sluice_state::{WindowEntry, WindowStore, WriteBatch};
 
-use super::keyed::{WindowKind, write_key};
+use super::keyed::{Progress, WindowKind, write_key};
 use super::{Aggregation, MergeRef, Merged, TimedChange, as_event_time};
 use crate::epoch::{Time, join};
 use crate::record::{Data, Record};
@@ -50,14 +50,13 @@ struct Pane<A> {
 #[derive(Serialize, Deserialize)]
 struct StoredPane<P> {
     parts: P,
-    closed_before: i64,
 }
 
 /// The panes of one key.
 pub(super) struct KeyPanes<A> {
     panes: BTreeMap<i64, Pane<A>>,
-    /// Every window of the key that starts before this has closed.
-    closed_before: i64,
+    /// How far the key's windows have closed.
+    progress: Progress,
     /// Panes dropped since the last checkpoint.
     removed: Vec<i64>,
     /// The windows the batch changed, each with its value before the batch and whether it
@@ -161,28 +160,34 @@ fn window_value<A: Data>(
 impl<T: Data, A: Data> FixedKind<T, A> {
     /// The earliest window, from `closed_before` on, that holds a record of `panes`.
     fn earliest_pending(&self, panes: &BTreeMap<i64, Pane<A>>, closed_before: i64) -> Option<i64> {
-        panes
-            .iter()
-            .filter_map(|(start, pane)| {
-                let from = pane.parts.first()?.0.max(closed_before);
-                (from <= self.windows_of_pane(*start).1).then_some(from)
-            })
-            .min()
+        let mut earliest: Option<i64> = None;
+        // A pane has a window from `closed_before` on exactly when it starts there or later.
+        for (start, pane) in panes.range(closed_before..) {
+            let first = self.windows_of_pane(*start).0;
+            if earliest.is_some_and(|earliest| earliest <= first) {
+                // Later panes' windows start later still.
+                break;
+            }
+            if let Some((from, _)) = pane.parts.first() {
+                let candidate = (*from).max(closed_before);
+                earliest = Some(earliest.map_or(candidate, |earliest| earliest.min(candidate)));
+            }
+        }
+        earliest
     }
 
     /// The panes a record goes into, each with the first and last window of it that take
     /// the record: those that close after the record's watermark, less the allowed lateness.
-    fn taken_by(&self, record: &Record<T>) -> Vec<(i64, i64, i64)> {
+    fn taken_by(&self, record: &Record<T>) -> impl Iterator<Item = (i64, i64, i64)> + '_ {
         let taken_from = self.windows.first_open_start(
             as_event_time(record.watermark).saturating_sub(self.aggregation.allowed_lateness_ms),
         );
         self.panes_holding(record.event_time)
-            .map(|pane| {
+            .map(move |pane| {
                 let (first, last) = self.windows_of_pane(pane);
                 (pane, first.max(taken_from), last)
             })
             .filter(|(_, from, last)| from <= last)
-            .collect()
     }
 
     fn value_of(&self, key: &KeyPanes<A>, start: i64) -> Option<Merged<A>> {
@@ -201,7 +206,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
     fn new_key(&self, closed_up_to: i64) -> KeyPanes<A> {
         KeyPanes {
             panes: BTreeMap::new(),
-            closed_before: self.windows.first_open_start(closed_up_to),
+            progress: Progress::new(self.windows.first_open_start(closed_up_to)),
             removed: Vec::new(),
             touched: Vec::new(),
         }
@@ -209,7 +214,8 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
 
     fn late_window(&self, record: &Record<T>) -> Option<WindowBounds> {
         self.taken_by(record)
-            .is_empty()
+            .next()
+            .is_none()
             .then(|| self.bounds(self.windows.last_start_holding(record.event_time)))
     }
 
@@ -224,14 +230,13 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
         if fresh {
             key.touched.clear();
             // Windows the frontier closed without a record of this key are closed too.
-            key.closed_before = key
-                .closed_before
-                .max(self.windows.first_open_start(closed_up_to));
+            key.progress
+                .advance(self.windows.first_open_start(closed_up_to));
         }
         for (pane_start, from, last) in self.taken_by(record) {
             // Note each window's value before the batch changes it, for its change's `old`.
             for start in starts(from, last, self.windows.advance_ms) {
-                let closed = start < key.closed_before;
+                let closed = start < key.progress.closed_before;
                 if (closed || self.aggregation.emit_updates)
                     && !key.touched.iter().any(|(touched, _, _)| *touched == start)
                 {
@@ -285,8 +290,8 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
         closing: Time,
         changes: &mut Vec<TimedChange<A>>,
     ) -> bool {
-        let before = key.closed_before;
-        while let Some(start) = self.earliest_pending(&key.panes, key.closed_before) {
+        let mut closed_before = key.progress.closed_before;
+        while let Some(start) = self.earliest_pending(&key.panes, closed_before) {
             if self.windows.closes_at(start) > watermark {
                 break;
             }
@@ -298,26 +303,22 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
                     .then(|| value.aggregate.clone());
                 changes.push(value.closed(name, self.bounds(start), old, false, closing));
             }
-            key.closed_before = start.saturating_add(self.windows.advance_ms);
+            closed_before = start.saturating_add(self.windows.advance_ms);
         }
+        let moved = closed_before != key.progress.closed_before;
+        key.progress.advance(closed_before);
+        // The panes whose windows have all closed start before `closed_before`.
         let lateness = self.aggregation.allowed_lateness_ms;
         let forget: Vec<i64> = key
             .panes
-            .keys()
-            .copied()
+            .range(..closed_before)
+            .map(|(pane, _)| *pane)
             .filter(|pane| {
                 let last = self.windows_of_pane(*pane).1;
-                last < key.closed_before
-                    && self.windows.closes_at(last).saturating_add(lateness) <= watermark
+                self.windows.closes_at(last).saturating_add(lateness) <= watermark
             })
             .collect();
-        if key.closed_before != before {
-            // Every pane stores how far its key has closed.
-            for pane in key.panes.values_mut() {
-                pane.dirty = true;
-            }
-        }
-        let moved = key.closed_before != before || !forget.is_empty();
+        let moved = moved || !forget.is_empty();
         for pane in forget {
             key.panes.remove(&pane);
             key.removed.push(pane);
@@ -326,20 +327,17 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
     }
 
     fn next_wakeup(&self, key: &KeyPanes<A>) -> Option<i64> {
+        let closed_before = key.progress.closed_before;
         let closing = self
-            .earliest_pending(&key.panes, key.closed_before)
+            .earliest_pending(&key.panes, closed_before)
             .map(|start| self.windows.closes_at(start));
-        let forgetting = key
-            .panes
-            .keys()
-            .map(|pane| self.windows_of_pane(*pane).1)
-            .filter(|last| *last < key.closed_before)
-            .map(|last| {
-                self.windows
-                    .closes_at(last)
-                    .saturating_add(self.aggregation.allowed_lateness_ms)
-            })
-            .min();
+        // The first pane whose windows have all closed is the first to be forgotten.
+        let forgetting = key.panes.range(..closed_before).next().map(|(pane, _)| {
+            let last = self.windows_of_pane(*pane).1;
+            self.windows
+                .closes_at(last)
+                .saturating_add(self.aggregation.allowed_lateness_ms)
+        });
         closing.into_iter().chain(forgetting).min()
     }
 
@@ -355,10 +353,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
             .iter()
             .filter(|(_, pane)| pane.dirty)
             .map(|(start, pane)| {
-                let stored = StoredPane {
-                    parts: &pane.parts,
-                    closed_before: key.closed_before,
-                };
+                let stored = StoredPane { parts: &pane.parts };
                 (
                     *start,
                     start.saturating_add(self.pane_size()),
@@ -367,20 +362,25 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
                 )
             });
         let holds = |start: &i64| key.panes.contains_key(start);
-        write_key(name, (&key.removed, holds), changed, store, batch)
+        write_key(name, (&key.removed, holds), changed, store, batch)?;
+        key.progress.write(name, key.panes.is_empty(), store, batch);
+        Ok(())
     }
 
     fn written(&self, key: &mut KeyPanes<A>) {
         key.removed.clear();
+        key.progress.dirty = false;
         for pane in key.panes.values_mut() {
             pane.dirty = false;
         }
     }
 
     fn restore(&self, key: &mut KeyPanes<A>, entry: WindowEntry) -> Result<(), String> {
+        let Some(entry) = key.progress.restore(entry) else {
+            return Ok(());
+        };
         let stored: StoredPane<Vec<(i64, A)>> =
             serde_json::from_slice(&entry.value_json).map_err(|error| error.to_string())?;
-        key.closed_before = key.closed_before.max(stored.closed_before);
         key.panes.insert(
             entry.start,
             Pane {

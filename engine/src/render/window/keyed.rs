@@ -275,3 +275,62 @@ pub(super) fn write_key<V: serde::Serialize>(
     }
     Ok(())
 }
+
+/// The start of the entry that stores how far a key's windows have closed: a start no
+/// window has. It saves rewriting every entry of the key each time a window closes.
+const PROGRESS: i64 = i64::MIN;
+
+/// How far a key's windows have closed, as kept for the key's progress entry.
+pub(super) struct Progress {
+    /// Every window of the key that starts before this has closed.
+    pub closed_before: i64,
+    /// Whether it changed since the last checkpoint.
+    pub dirty: bool,
+}
+
+impl Progress {
+    pub(super) fn new(closed_before: i64) -> Self {
+        Progress {
+            closed_before,
+            dirty: false,
+        }
+    }
+
+    /// Moves it on to `closed_before`, if that is further.
+    pub(super) fn advance(&mut self, closed_before: i64) {
+        if closed_before > self.closed_before {
+            self.closed_before = closed_before;
+            self.dirty = true;
+        }
+    }
+
+    /// Writes the progress entry of `name` (deletes it when the key holds nothing).
+    pub(super) fn write(
+        &self,
+        name: &str,
+        key_is_empty: bool,
+        store: &WindowStore<'_>,
+        batch: &mut WriteBatch,
+    ) {
+        if key_is_empty {
+            store.delete_into(batch, name.as_bytes(), PROGRESS);
+        } else if self.dirty {
+            let entry = WindowEntry {
+                start: PROGRESS,
+                end: self.closed_before,
+                is_final: true,
+                value_json: b"null".to_vec(),
+            };
+            store.put_into(batch, name.as_bytes(), &entry);
+        }
+    }
+
+    /// Takes back `entry` if it is the progress entry; gives it back otherwise.
+    pub(super) fn restore(&mut self, entry: WindowEntry) -> Option<WindowEntry> {
+        if entry.start != PROGRESS {
+            return Some(entry);
+        }
+        self.closed_before = self.closed_before.max(entry.end);
+        None
+    }
+}

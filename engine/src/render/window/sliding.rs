@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sluice_state::{WindowEntry, WindowStore, WriteBatch};
 
-use super::keyed::{WindowKind, write_key};
+use super::keyed::{Progress, WindowKind, write_key};
 use super::{Aggregation, Merged, TimedChange, as_event_time};
 use crate::epoch::{Time, join};
 use crate::record::{Data, Record};
@@ -33,19 +33,14 @@ struct Pane<A> {
 /// The panes of one key.
 pub(super) struct KeyPanes<A> {
     panes: BTreeMap<i64, Pane<A>>,
-    /// Every window of the key that starts before this has closed.
-    closed_before: i64,
-    /// Whether `closed_before` changed since the last checkpoint.
-    progress_dirty: bool,
+    /// How far the key's windows have closed.
+    progress: Progress,
     /// Panes dropped since the last checkpoint.
     removed: Vec<i64>,
     /// Windows the batch changed, by start, with their values before it and whether they
     /// were closed.
     touched: Vec<(i64, Option<A>, bool)>,
 }
-
-/// The entry that stores how far a key has closed: a start no record has.
-const PROGRESS: i64 = i64::MIN;
 
 /// Sliding windows.
 pub(super) struct SlidingKind<T, A> {
@@ -174,8 +169,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
     fn new_key(&self, closed_up_to: i64) -> KeyPanes<A> {
         KeyPanes {
             panes: BTreeMap::new(),
-            closed_before: self.first_open_start(closed_up_to),
-            progress_dirty: false,
+            progress: Progress::new(self.first_open_start(closed_up_to)),
             removed: Vec::new(),
             touched: Vec::new(),
         }
@@ -201,15 +195,11 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
         if fresh {
             key.touched.clear();
             // Windows the frontier closed without a record of this key are closed too.
-            let first_open = self.first_open_start(closed_up_to);
-            if first_open > key.closed_before {
-                key.closed_before = first_open;
-                key.progress_dirty = true;
-            }
+            key.progress.advance(self.first_open_start(closed_up_to));
         }
         let t = record.event_time;
         for start in self.windows_changed_by(&key.panes, t) {
-            let closed = start < key.closed_before;
+            let closed = start < key.progress.closed_before;
             let noted = key.touched.iter().any(|(touched, _, _)| *touched == start);
             if (closed || self.aggregation.emit_updates) && !noted {
                 // Its value before the batch, if it was a window of the key then.
@@ -255,8 +245,8 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
         closing: Time,
         changes: &mut Vec<TimedChange<A>>,
     ) -> bool {
-        let before = key.closed_before;
-        while let Some(start) = self.earliest_window(&key.panes, key.closed_before) {
+        let mut closed_before = key.progress.closed_before;
+        while let Some(start) = self.earliest_window(&key.panes, closed_before) {
             if self.closes_at(start) > watermark {
                 break;
             }
@@ -267,7 +257,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
                     .then(|| value.aggregate.clone());
                 changes.push(value.closed(name, self.bounds(start), old, false, closing));
             }
-            key.closed_before = start.saturating_add(1);
+            closed_before = start.saturating_add(1);
         }
         // A pane is kept until the window just after it has closed and its lateness passed.
         let lateness = self.aggregation.allowed_lateness_ms;
@@ -277,12 +267,11 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
             .copied()
             .take_while(|time| {
                 let after = time.saturating_add(1);
-                after < key.closed_before
-                    && self.closes_at(after).saturating_add(lateness) <= watermark
+                after < closed_before && self.closes_at(after).saturating_add(lateness) <= watermark
             })
             .collect();
-        let moved = key.closed_before != before || !forget.is_empty();
-        key.progress_dirty |= key.closed_before != before;
+        let moved = closed_before != key.progress.closed_before || !forget.is_empty();
+        key.progress.advance(closed_before);
         for time in forget {
             key.panes.remove(&time);
             key.removed.push(time);
@@ -292,14 +281,14 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
 
     fn next_wakeup(&self, key: &KeyPanes<A>) -> Option<i64> {
         let closing = self
-            .earliest_window(&key.panes, key.closed_before)
+            .earliest_window(&key.panes, key.progress.closed_before)
             .map(|start| self.closes_at(start));
         let forgetting = key
             .panes
             .keys()
             .next()
             .map(|time| time.saturating_add(1))
-            .filter(|after| *after < key.closed_before)
+            .filter(|after| *after < key.progress.closed_before)
             .map(|after| {
                 self.closes_at(after)
                     .saturating_add(self.aggregation.allowed_lateness_ms)
@@ -326,33 +315,22 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
             });
         let holds = |time: &i64| key.panes.contains_key(time);
         write_key(name, (&key.removed, holds), changed, store, batch)?;
-        if key.panes.is_empty() {
-            store.delete_into(batch, name.as_bytes(), PROGRESS);
-        } else if key.progress_dirty {
-            let entry = WindowEntry {
-                start: PROGRESS,
-                end: key.closed_before,
-                is_final: true,
-                value_json: b"null".to_vec(),
-            };
-            store.put_into(batch, name.as_bytes(), &entry);
-        }
+        key.progress.write(name, key.panes.is_empty(), store, batch);
         Ok(())
     }
 
     fn written(&self, key: &mut KeyPanes<A>) {
         key.removed.clear();
-        key.progress_dirty = false;
+        key.progress.dirty = false;
         for pane in key.panes.values_mut() {
             pane.dirty = false;
         }
     }
 
     fn restore(&self, key: &mut KeyPanes<A>, entry: WindowEntry) -> Result<(), String> {
-        if entry.start == PROGRESS {
-            key.closed_before = key.closed_before.max(entry.end);
+        let Some(entry) = key.progress.restore(entry) else {
             return Ok(());
-        }
+        };
         let stored: StoredPane<A> =
             serde_json::from_slice(&entry.value_json).map_err(|error| error.to_string())?;
         key.panes.insert(

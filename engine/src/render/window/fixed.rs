@@ -44,6 +44,8 @@ struct Pane<A> {
     time: Time,
     /// Changed since the last checkpoint.
     dirty: bool,
+    /// In the store: a pane dropped before any checkpoint took it needs no delete.
+    stored: bool,
 }
 
 /// A pane as it is stored (with borrowed parts when written).
@@ -237,6 +239,8 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
             // Note each window's value before the batch changes it, for its change's `old`.
             for start in starts(from, last, self.windows.advance_ms) {
                 let closed = start < key.progress.closed_before;
+                // A correction's window is closed: the store must say so for a restore.
+                key.progress.dirty |= closed;
                 if (closed || self.aggregation.emit_updates)
                     && !key.touched.iter().any(|(touched, _, _)| *touched == start)
                 {
@@ -249,6 +253,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
                 watermark: record.watermark,
                 time,
                 dirty: true,
+                stored: false,
             });
             let part = match pane.parts.iter().position(|(start, _)| *start >= from) {
                 Some(index) if pane.parts[index].0 == from => index,
@@ -319,9 +324,10 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
             })
             .collect();
         let moved = moved || !forget.is_empty();
-        for pane in forget {
-            key.panes.remove(&pane);
-            key.removed.push(pane);
+        for start in forget {
+            if key.panes.remove(&start).is_some_and(|pane| pane.stored) {
+                key.removed.push(start);
+            }
         }
         moved
     }
@@ -369,9 +375,10 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
 
     fn written(&self, key: &mut KeyPanes<A>) {
         key.removed.clear();
-        key.progress.dirty = false;
+        key.progress.written(key.panes.is_empty());
         for pane in key.panes.values_mut() {
             pane.dirty = false;
+            pane.stored = true;
         }
     }
 
@@ -388,6 +395,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
                 watermark: 0,
                 time: Time::default(),
                 dirty: false,
+                stored: true,
             },
         );
         Ok(())

@@ -286,6 +286,8 @@ pub(super) struct Progress {
     pub closed_before: i64,
     /// Whether it changed since the last checkpoint.
     pub dirty: bool,
+    /// Whether the store holds it.
+    stored: bool,
 }
 
 impl Progress {
@@ -293,6 +295,7 @@ impl Progress {
         Progress {
             closed_before,
             dirty: false,
+            stored: false,
         }
     }
 
@@ -313,7 +316,9 @@ impl Progress {
         batch: &mut WriteBatch,
     ) {
         if key_is_empty {
-            store.delete_into(batch, name.as_bytes(), PROGRESS);
+            if self.stored {
+                store.delete_into(batch, name.as_bytes(), PROGRESS);
+            }
         } else if self.dirty {
             let entry = WindowEntry {
                 start: PROGRESS,
@@ -325,12 +330,19 @@ impl Progress {
         }
     }
 
+    /// Notes that the checkpoint took what [`Self::write`] wrote.
+    pub(super) fn written(&mut self, key_is_empty: bool) {
+        self.stored = !key_is_empty && (self.stored || self.dirty);
+        self.dirty = false;
+    }
+
     /// Takes back `entry` if it is the progress entry; gives it back otherwise.
     pub(super) fn restore(&mut self, entry: WindowEntry) -> Option<WindowEntry> {
         if entry.start != PROGRESS {
             return Some(entry);
         }
         self.closed_before = self.closed_before.max(entry.end);
+        self.stored = true;
         None
     }
 }

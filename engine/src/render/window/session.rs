@@ -39,6 +39,8 @@ struct Session<A> {
     watermark: u64,
     time: Time,
     dirty: bool,
+    /// In the store: a session dropped before any checkpoint took it needs no delete.
+    stored: bool,
 }
 
 /// A session as it is stored (with `&A` when written); its start and end are the entry's.
@@ -143,7 +145,9 @@ impl<T: Data, A: Data> SessionKind<T, A> {
                         emitted: session.emitted,
                         closed: session.closed,
                     });
-                    key.removed.push(start);
+                    if session.stored {
+                        key.removed.push(start);
+                    }
                 }
             }
         }
@@ -196,6 +200,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
                     watermark: record.watermark,
                     time,
                     dirty: true,
+                    stored: false,
                 },
             )
         });
@@ -206,8 +211,11 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
                 emitted: session.emitted.take(),
                 closed: session.closed,
             });
-            key.removed.push(start);
+            if session.stored {
+                key.removed.push(start);
+            }
             session.final_sent = false;
+            session.stored = false;
             start = t;
         }
         (self.aggregation.fold)(&mut session.aggregate, &record.value);
@@ -302,8 +310,13 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
             }
         }
         for start in forget {
-            key.sessions.remove(&start);
-            key.removed.push(start);
+            if key
+                .sessions
+                .remove(&start)
+                .is_some_and(|session| session.stored)
+            {
+                key.removed.push(start);
+            }
             moved = true;
         }
         moved
@@ -352,6 +365,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
         key.removed.clear();
         for session in key.sessions.values_mut() {
             session.dirty = false;
+            session.stored = true;
         }
     }
 
@@ -369,6 +383,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
                 watermark: 0,
                 time: Time::default(),
                 dirty: false,
+                stored: true,
             },
         );
         Ok(())

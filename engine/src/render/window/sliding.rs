@@ -28,6 +28,8 @@ struct Pane<A> {
     watermark: u64,
     time: Time,
     dirty: bool,
+    /// In the store: a pane dropped before any checkpoint took it needs no delete.
+    stored: bool,
 }
 
 /// The panes of one key.
@@ -200,6 +202,8 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
         let t = record.event_time;
         for start in self.windows_changed_by(&key.panes, t) {
             let closed = start < key.progress.closed_before;
+            // A correction's window is closed: the store must say so for a restore.
+            key.progress.dirty |= closed;
             let noted = key.touched.iter().any(|(touched, _, _)| *touched == start);
             if (closed || self.aggregation.emit_updates) && !noted {
                 // Its value before the batch, if it was a window of the key then.
@@ -216,6 +220,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
             watermark: record.watermark,
             time,
             dirty: true,
+            stored: false,
         });
         (self.aggregation.fold)(&mut pane.aggregate, &record.value);
         pane.watermark = pane.watermark.max(record.watermark);
@@ -273,8 +278,9 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
         let moved = closed_before != key.progress.closed_before || !forget.is_empty();
         key.progress.advance(closed_before);
         for time in forget {
-            key.panes.remove(&time);
-            key.removed.push(time);
+            if key.panes.remove(&time).is_some_and(|pane| pane.stored) {
+                key.removed.push(time);
+            }
         }
         moved
     }
@@ -321,9 +327,10 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
 
     fn written(&self, key: &mut KeyPanes<A>) {
         key.removed.clear();
-        key.progress.dirty = false;
+        key.progress.written(key.panes.is_empty());
         for pane in key.panes.values_mut() {
             pane.dirty = false;
+            pane.stored = true;
         }
     }
 
@@ -340,6 +347,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
                 watermark: 0,
                 time: Time::default(),
                 dirty: false,
+                stored: true,
             },
         );
         Ok(())

@@ -1,7 +1,8 @@
 //! Windowed aggregation by window kind, in process: 200,000 readings over 10,000 keys and
 //! 4 in-memory partitions, counted per key, from JSON bytes to views in RocksDB, in events
 //! per second: tumbling windows of 60 s, hopping windows of 60 s every 10 s (each record in
-//! 6 windows) and sessions with a 30 s gap, each with emit on update and emit final.
+//! 6 windows) and sessions with a 30 s gap, each with emit on update and emit final; and
+//! the hopping windows once more with a fold that has no merge, which cannot share slices.
 //!
 //! `cargo bench --bench window_kinds`
 

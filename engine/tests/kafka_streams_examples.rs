@@ -39,13 +39,20 @@ fn merge(values: &mut Vec<u64>, other: &Vec<u64>) {
 
 /// A topology that collects the values of each window of `windows`: into the view
 /// `windows` and the topic `changes` on every update, and into the topic `finals` once each
-/// window closes.
+/// window closes. It also keeps each built-in aggregation of the values in a view of its
+/// name (`count`, `sum`, `min`, `max`, `avg`).
 fn collecting<W: Windowing + Copy + Send + Sync + 'static>(windows: W) -> TopologyFn {
     Arc::new(move |topology| {
         let windowed = topology
             .source(source())
             .key_by("key", |reading| reading.key.clone())
             .window(windows);
+        let number = |reading: &Reading| reading.value as f64;
+        windowed.count().materialize("count");
+        windowed.sum(number).materialize("sum");
+        windowed.min(number).materialize("min");
+        windowed.max(number).materialize("max");
+        windowed.avg(number).materialize("avg");
         let updated = windowed.aggregate_with_merge(values, add, merge);
         updated.materialize("windows");
         updated.changes().to("changes");
@@ -109,6 +116,56 @@ fn finals(driver: &mut TopologyTestDriver) -> Vec<(String, i64, i64, Vec<u64>)> 
         .collect()
 }
 
+/// An aggregation of a window's values, computed directly.
+type Rule = fn(&[u64]) -> f64;
+
+/// How many windowed aggregations [`collecting`] makes.
+const AGGREGATIONS: usize = 7;
+
+/// Each built-in aggregation's view holds, for every window, that aggregation of the
+/// window's values.
+fn assert_built_ins_agree(driver: &mut TopologyTestDriver) {
+    let collected = windows(&driver.view("windows").expect("view"));
+    assert!(!collected.is_empty());
+    let rules: [(&str, Rule); 5] = [
+        ("count", |values| values.len() as f64),
+        ("sum", |values| values.iter().sum::<u64>() as f64),
+        ("min", |values| {
+            values.iter().copied().min().unwrap_or(0) as f64
+        }),
+        ("max", |values| {
+            values.iter().copied().max().unwrap_or(0) as f64
+        }),
+        ("avg", |values| {
+            values.iter().sum::<u64>() as f64 / values.len() as f64
+        }),
+    ];
+    for (name, rule) in rules {
+        let view: Value = driver.view(name).expect("view");
+        let got: Vec<(String, i64, i64, bool, f64)> = view
+            .as_array()
+            .expect("a windowed view")
+            .iter()
+            .map(|window| {
+                (
+                    window["key"].as_str().unwrap_or_default().to_string(),
+                    window["start"].as_i64().unwrap_or(i64::MIN),
+                    window["end"].as_i64().unwrap_or(i64::MIN),
+                    window["final"].as_bool().unwrap_or(false),
+                    window["value"].as_f64().unwrap_or(f64::NAN),
+                )
+            })
+            .collect();
+        let want: Vec<(String, i64, i64, bool, f64)> = collected
+            .iter()
+            .map(|(key, start, end, is_final, values)| {
+                (key.clone(), *start, *end, *is_final, rule(values))
+            })
+            .collect();
+        assert_eq!(got, want, "{name}");
+    }
+}
+
 fn window(
     key: &str,
     start: i64,
@@ -153,6 +210,7 @@ fn hopping_windows_have_the_documented_boundaries() {
         finals(&mut driver),
         vec![final_window("A", 6_000, 11_000, &[2])]
     );
+    assert_built_ins_agree(&mut driver);
 }
 
 /// `TimeWindows` with the advance equal to the size: tumbling windows, one per record.
@@ -172,6 +230,7 @@ fn tumbling_windows_hold_each_record_once() {
             window("A", 10_000, 15_000, true, &[4]),
         ]
     );
+    assert_built_ins_agree(&mut driver);
 }
 
 /// `SlidingWindows`: "if we have a time difference of 5000ms and the following data
@@ -210,6 +269,7 @@ fn sliding_windows_are_the_five_documented_ones() {
             .map(|(start, end, values)| final_window("A", *start, end + 1, values))
             .collect::<Vec<_>>()
     );
+    assert_built_ins_agree(&mut driver);
 }
 
 /// `SessionWindows`: "if we have a session gap of 5 and the following data arrives: A 1
@@ -269,6 +329,7 @@ fn sessions_merge_as_documented() {
         finals(&mut driver),
         vec![final_window("A", 10, 21, &[1, 2, 3, 4])]
     );
+    assert_built_ins_agree(&mut driver);
 }
 
 /// `TimeWindows.ofSizeAndGrace`: "records that come after set grace period will be
@@ -292,7 +353,11 @@ fn a_window_takes_records_until_its_grace_has_passed() {
         vec![final_window("A", 0, 10_000, &[1, 3])]
     );
     let late = driver.read_output("readings.late").expect("late");
-    assert_eq!(late.len(), 2, "each aggregation sends the record late");
+    assert_eq!(
+        late.len(),
+        AGGREGATIONS,
+        "each aggregation sends the record late"
+    );
     assert!(late.iter().all(|event| event.value["at"] == 3_000));
     assert_eq!(
         windows(&driver.view("windows").expect("view")),
@@ -301,6 +366,7 @@ fn a_window_takes_records_until_its_grace_has_passed() {
             window("A", 10_000, 20_000, false, &[2, 4]),
         ]
     );
+    assert_built_ins_agree(&mut driver);
 }
 
 /// `SessionWindows.ofInactivityGapAndGrace`: a session stays open for its grace after the
@@ -330,6 +396,11 @@ fn a_session_takes_records_until_its_grace_has_passed() {
         ]
     );
     let late = driver.read_output("readings.late").expect("late");
-    assert_eq!(late.len(), 2, "each aggregation sends the record late");
+    assert_eq!(
+        late.len(),
+        AGGREGATIONS,
+        "each aggregation sends the record late"
+    );
     assert!(late.iter().all(|event| event.value["at"] == 19));
+    assert_built_ins_agree(&mut driver);
 }

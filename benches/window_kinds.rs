@@ -16,7 +16,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde::{Deserialize, Serialize};
 use sluice::dsl::{
-    HoppingWindows, SessionWindows, Source, Topology, TopologyFn, TumblingWindows, Windowing,
+    HoppingWindows, SessionWindows, Source, Topology, TopologyFn, TumblingWindows, WindowedStream,
+    Windowing,
 };
 use sluice::testkit::{MemoryInput, MemoryRecord, run_to_completion};
 
@@ -59,17 +60,36 @@ fn counting<W: Windowing + Copy + Send + Sync + 'static>(
     emit_final: bool,
 ) -> TopologyFn {
     Arc::new(move |topology: &mut Topology<'_>| {
-        let windowed = topology
-            .source(Source::<Reading>::topic("readings").event_time(|reading| reading.at))
-            .key_by("key", |reading| reading.key.clone())
-            .window(windows);
-        let windowed = if emit_final {
-            windowed.emit_final()
-        } else {
-            windowed
-        };
-        windowed.count().materialize("counts");
+        windowed(topology, windows, emit_final)
+            .count()
+            .materialize("counts");
     })
+}
+
+/// Counts like [`counting`] with a fold that has no merge, so that hopping windows cannot
+/// share slices: each record is folded into each of its windows, as Kafka Streams does.
+fn counting_without_merge(windows: HoppingWindows, emit_final: bool) -> TopologyFn {
+    Arc::new(move |topology: &mut Topology<'_>| {
+        windowed(topology, windows, emit_final)
+            .aggregate(|| 0_u64, |count, _| *count += 1)
+            .materialize("counts");
+    })
+}
+
+fn windowed<'scope, W: Windowing>(
+    topology: &mut Topology<'scope>,
+    windows: W,
+    emit_final: bool,
+) -> WindowedStream<'scope, Reading, W::Kind> {
+    let windowed = topology
+        .source(Source::<Reading>::topic("readings").event_time(|reading| reading.at))
+        .key_by("key", |reading| reading.key.clone())
+        .window(windows);
+    if emit_final {
+        windowed.emit_final()
+    } else {
+        windowed
+    }
 }
 
 /// The kinds measured, each with how many times the view counts every reading and how
@@ -92,6 +112,13 @@ fn kinds() -> Vec<(&'static str, TopologyFn, TopologyFn, u64, usize)> {
             "hopping",
             counting(hopping, false),
             counting(hopping, true),
+            6,
+            25 * KEYS,
+        ),
+        (
+            "hopping without slices",
+            counting_without_merge(hopping, false),
+            counting_without_merge(hopping, true),
             6,
             25 * KEYS,
         ),

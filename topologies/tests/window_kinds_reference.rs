@@ -60,12 +60,16 @@ fn counts<W: Windowing + Copy>(topology: &mut sluice::dsl::Topology<'_>, kind: &
         .count()
         .changes()
         .to(&format!("{kind}-finals"));
-    windowed
-        .on_late(LatePolicy::Update {
-            allowed_lateness: Duration::from_millis(ALLOWED_LATENESS_MS as u64),
-        })
+    let updating = windowed.on_late(LatePolicy::Update {
+        allowed_lateness: Duration::from_millis(ALLOWED_LATENESS_MS as u64),
+    });
+    updating.count().materialize(&format!("{kind}-updated"));
+    // Final values and their corrections only (hopping windows then share slices).
+    updating
+        .emit_final()
         .count()
-        .materialize(&format!("{kind}-updated"));
+        .changes()
+        .to(&format!("{kind}-corrected"));
 }
 
 fn topology() -> TopologyFn {
@@ -332,6 +336,25 @@ fn read_finals(driver: &mut TopologyTestDriver, kind: &str, finals: &mut Finals)
     once
 }
 
+/// Applies the final values and corrections of `kind` written since the last read to
+/// `latest`, the value last sent for each window (a removed session leaves it).
+fn read_corrected(driver: &mut TopologyTestDriver, kind: &str, latest: &mut Finals) {
+    for event in driver
+        .read_output(&format!("{kind}-corrected"))
+        .expect("corrected")
+    {
+        let window = &event.value["window"];
+        let start = window["start"].as_i64().unwrap_or(i64::MIN);
+        if event.value["removed"].as_bool().unwrap_or(false) {
+            latest.remove(&(event.key, start));
+            continue;
+        }
+        let end = window["end"].as_i64().unwrap_or(i64::MIN);
+        let count = event.value["new"].as_u64().unwrap_or(0);
+        latest.insert((event.key, start), (count, end));
+    }
+}
+
 fn read_late(driver: &mut TopologyTestDriver, kind: &str, late: &mut Readings) {
     for event in driver.read_output(&format!("{kind}-late")).expect("late") {
         late.push((
@@ -360,6 +383,7 @@ proptest! {
         }
         let mut finals: BTreeMap<&str, Finals> = BTreeMap::new();
         let mut late: BTreeMap<&str, Readings> = BTreeMap::new();
+        let mut corrected: BTreeMap<&str, Finals> = BTreeMap::new();
         let mut next = 0;
         for chunk in chunks.iter().cycle() {
             if next >= readings.len() {
@@ -380,6 +404,7 @@ proptest! {
             for kind in KINDS {
                 prop_assert!(read_finals(&mut driver, kind, finals.entry(kind).or_default()), "{} sent a window final twice", kind);
                 read_late(&mut driver, kind, late.entry(kind).or_default());
+                read_corrected(&mut driver, kind, corrected.entry(kind).or_default());
             }
         }
         driver.advance_watermark(floor);
@@ -387,6 +412,7 @@ proptest! {
         for (kind, want) in [("hopping", hopping(&seen)), ("sliding", sliding(&seen)), ("session", session(&seen))] {
             prop_assert!(read_finals(&mut driver, kind, finals.entry(kind).or_default()), "{} sent a window final twice", kind);
             read_late(&mut driver, kind, late.entry(kind).or_default());
+            read_corrected(&mut driver, kind, corrected.entry(kind).or_default());
             // A session closes a gap after its last record.
             let closes_after = if kind == "session" { GAP_MS } else { 0 };
             let is_final = |end: i64| end + closes_after <= stream_watermark;
@@ -407,7 +433,18 @@ proptest! {
                 .into_iter()
                 .map(|(window, (count, end, _))| (window, (count, end)))
                 .collect();
-            prop_assert_eq!(updated, want.updated, "{} with allowed lateness", kind);
+            prop_assert_eq!(updated, want.updated.clone(), "{} with allowed lateness", kind);
+            let want_corrected: Finals = want
+                .updated
+                .iter()
+                .filter(|(_, (_, end))| is_final(*end))
+                .map(|(window, value)| (window.clone(), *value))
+                .collect();
+            prop_assert_eq!(
+                corrected.get(kind).cloned().unwrap_or_default(),
+                want_corrected,
+                "{} final values and corrections", kind
+            );
             let mut got_late = late.get(kind).cloned().unwrap_or_default();
             got_late.sort();
             let mut want_late = want.late;

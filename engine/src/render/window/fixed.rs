@@ -6,7 +6,8 @@
 //! slices when it is emitted; a slice is dropped when the last window holding it closes.
 //! Tumbling windows are the case of one slice per window. An aggregation without a merge
 //! cannot share slices, so its hopping windows are panes of their own, and each record is
-//! folded into every window that holds it, as Kafka Streams does.
+//! folded into every window that holds it, as Kafka Streams does; so are those that emit
+//! on update, which merge every window a batch touches at once (see `FixedKind::new`).
 //!
 //! Lateness is judged per window by the record's own watermark, so that the same input
 //! gives the same windows however it interleaves: a record counts in the windows that had
@@ -75,7 +76,12 @@ pub(super) struct FixedKind<T, A> {
 
 impl<T: Data, A: Data> FixedKind<T, A> {
     pub(super) fn new(windows: FixedWindows, aggregation: Aggregation<T, A>) -> Self {
-        let layout = if windows.is_tumbling() || aggregation.merge.is_some() {
+        // Slices pay off when windows are merged only as they close. With emit on update
+        // every window a batch touches is merged at once, before and after the batch, which
+        // cost more than folding each record into each of its windows (window_kinds bench:
+        // 161,200 against 182,720 events/s).
+        let share = aggregation.merge.is_some() && !aggregation.emit_updates;
+        let layout = if windows.is_tumbling() || share {
             PaneLayout::Slices(gcd(windows.size_ms, windows.advance_ms))
         } else {
             PaneLayout::Windows

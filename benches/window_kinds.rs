@@ -31,13 +31,14 @@ struct Reading {
     at: i64,
 }
 
-/// Readings 1 ms apart, keys in turn: each key gets a reading every 10 s of event time.
-fn input() -> MemoryInput {
+/// Readings `per_ms` to a millisecond, keys in turn: with one, each key gets a reading
+/// every 10 s of event time; with ten, one every second.
+fn input(per_ms: usize) -> MemoryInput {
     let mut input = MemoryInput::default();
     for index in 0..EVENTS {
         let reading = Reading {
             key: format!("key_{}", index % KEYS),
-            at: index as i64,
+            at: (index / per_ms) as i64,
         };
         input.push(
             "readings",
@@ -134,7 +135,7 @@ fn kinds() -> Vec<(&'static str, TopologyFn, TopologyFn, u64, usize)> {
 }
 
 fn window_kinds(c: &mut Criterion) {
-    let input = input();
+    let input = input(1);
     let dir = tempfile::tempdir().expect("temporary state directory");
 
     let mut group = c.benchmark_group("window_kinds_10k_keys");
@@ -184,5 +185,38 @@ fn window_kinds(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, window_kinds);
+/// The same readings ten times as dense in event time (20 s of it, a reading per key and
+/// second), with emit final: each window holds more readings, and fewer close, so that
+/// the cost of folding shows rather than that of writing closed windows.
+fn dense_window_kinds(c: &mut Criterion) {
+    let input = input(10);
+    let dir = tempfile::tempdir().expect("temporary state directory");
+    let hopping = HoppingWindows::of(Duration::from_secs(60)).advance_by(Duration::from_secs(10));
+    let measured = [
+        (
+            "tumbling",
+            counting(TumblingWindows::of(Duration::from_secs(60)), true),
+        ),
+        ("hopping", counting(hopping, true)),
+        (
+            "hopping without slices",
+            counting_without_merge(hopping, true),
+        ),
+    ];
+    let mut group = c.benchmark_group("window_kinds_dense_10k_keys");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    for (kind, topology) in measured {
+        group.bench_function(BenchmarkId::new(kind, "emit final"), |b| {
+            b.iter(|| {
+                run_to_completion(Arc::clone(&topology), input.clone(), dir.path(), 2, 100)
+                    .expect("run")
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, window_kinds, dense_window_kinds);
 criterion_main!(benches);

@@ -15,12 +15,11 @@
 //! they share its slice. A slice therefore keeps its records in parts, by the first window
 //! that takes them; nearly always there is one part.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use sluice_state::{WindowEntry, WindowStore, WriteBatch};
 
 use super::keyed::{Progress, WindowKind, write_key};
+use super::sorted::Sorted;
 use super::{Aggregation, MergeRef, Merged, TimedChange, as_event_time};
 use crate::epoch::{Time, join};
 use crate::record::{Data, Record};
@@ -57,7 +56,7 @@ struct StoredPane<P> {
 
 /// The panes of one key.
 pub(super) struct KeyPanes<A> {
-    panes: BTreeMap<i64, Pane<A>>,
+    panes: Sorted<Pane<A>>,
     /// How far the key's windows have closed.
     progress: Progress,
     /// Panes dropped since the last checkpoint.
@@ -147,7 +146,7 @@ fn gcd(a: i64, b: i64) -> i64 {
 
 /// What a window holds now, or nothing when no record is in it.
 fn window_value<A: Data>(
-    panes: &BTreeMap<i64, Pane<A>>,
+    panes: &Sorted<Pane<A>>,
     layout: PaneLayout,
     bounds: WindowBounds,
     merge: MergeRef<'_, A>,
@@ -167,7 +166,7 @@ fn window_value<A: Data>(
 
 impl<T: Data, A: Data> FixedKind<T, A> {
     /// The earliest window, from `closed_before` on, that holds a record of `panes`.
-    fn earliest_pending(&self, panes: &BTreeMap<i64, Pane<A>>, closed_before: i64) -> Option<i64> {
+    fn earliest_pending(&self, panes: &Sorted<Pane<A>>, closed_before: i64) -> Option<i64> {
         let mut earliest: Option<i64> = None;
         // A pane has a window from `closed_before` on exactly when it starts there or later.
         for (start, pane) in panes.range(closed_before..) {
@@ -213,7 +212,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
 
     fn new_key(&self, closed_up_to: i64) -> KeyPanes<A> {
         KeyPanes {
-            panes: BTreeMap::new(),
+            panes: Sorted::default(),
             progress: Progress::new(self.windows.first_open_start(closed_up_to)),
             removed: Vec::new(),
             touched: Vec::new(),
@@ -254,7 +253,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
                     key.touched.push((start, before, closed));
                 }
             }
-            let pane = key.panes.entry(pane_start).or_insert_with(|| Pane {
+            let pane = key.panes.or_insert_with(pane_start, || Pane {
                 parts: Vec::new(),
                 watermark: record.watermark,
                 time,
@@ -263,13 +262,12 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
             });
             let part = match pane.parts.iter().position(|(start, _)| *start >= from) {
                 Some(index) if pane.parts[index].0 == from => index,
-                Some(index) => {
+                found => {
+                    let index = found.unwrap_or(pane.parts.len());
+                    // Nearly every pane has one part: room for just that.
+                    pane.parts.reserve_exact(1);
                     pane.parts.insert(index, (from, (self.aggregation.init)()));
                     index
-                }
-                None => {
-                    pane.parts.push((from, (self.aggregation.init)()));
-                    pane.parts.len() - 1
                 }
             };
             (self.aggregation.fold)(&mut pane.parts[part].1, &record.value);

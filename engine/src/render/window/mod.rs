@@ -22,6 +22,7 @@ mod fixed;
 mod keyed;
 mod session;
 mod sliding;
+mod sorted;
 
 use serde::{Deserialize, Serialize};
 use sluice_state::{WindowEntry, WindowStore, WriteBatch};

@@ -13,12 +13,11 @@
 //! had been sent. A record earlier than its session's start moves the start: the session
 //! under the old start is removed.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use sluice_state::{WindowEntry, WindowStore, WriteBatch};
 
 use super::keyed::{WindowKind, write_key};
+use super::sorted::Sorted;
 use super::{
     Aggregation, Merged, TimedChange, WindowChange, as_event_time, change_record, merge_into,
 };
@@ -70,7 +69,7 @@ struct Removed<A> {
 
 /// The sessions of one key.
 pub(super) struct KeySessions<A> {
-    sessions: BTreeMap<i64, Session<A>>,
+    sessions: Sorted<Session<A>>,
     /// Starts of sessions dropped since the last checkpoint.
     removed: Vec<i64>,
     /// Starts of sessions the batch changed, and the sessions it removed.
@@ -160,7 +159,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
 
     fn new_key(&self, _closed_up_to: i64) -> KeySessions<A> {
         KeySessions {
-            sessions: BTreeMap::new(),
+            sessions: Sorted::default(),
             removed: Vec::new(),
             touched: Vec::new(),
             gone: Vec::new(),

@@ -11,12 +11,11 @@
 //! the allowed lateness); that window closes first of those that hold the record, so the
 //! others take it too. Windows close in the order they start.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use sluice_state::{WindowEntry, WindowStore, WriteBatch};
 
 use super::keyed::{Progress, WindowKind, write_key};
+use super::sorted::Sorted;
 use super::{Aggregation, Merged, TimedChange, as_event_time};
 use crate::epoch::{Time, join};
 use crate::record::{Data, Record};
@@ -34,7 +33,7 @@ struct Pane<A> {
 
 /// The panes of one key.
 pub(super) struct KeyPanes<A> {
-    panes: BTreeMap<i64, Pane<A>>,
+    panes: Sorted<Pane<A>>,
     /// How far the key's windows have closed.
     progress: Progress,
     /// Panes dropped since the last checkpoint.
@@ -86,7 +85,7 @@ impl<T: Data, A: Data> SlidingKind<T, A> {
     }
 
     /// Whether the window starting at `start` is one of the key's windows.
-    fn exists(&self, panes: &BTreeMap<i64, Pane<A>>, start: i64) -> bool {
+    fn exists(&self, panes: &Sorted<Pane<A>>, start: i64) -> bool {
         let end = self.bounds(start).end;
         // It ends at a record, or it starts just after one and holds one.
         panes.contains_key(&(end - 1))
@@ -94,7 +93,7 @@ impl<T: Data, A: Data> SlidingKind<T, A> {
                 && panes.range(start..end).next().is_some())
     }
 
-    fn value(&self, panes: &BTreeMap<i64, Pane<A>>, start: i64) -> Option<Merged<A>> {
+    fn value(&self, panes: &Sorted<Pane<A>>, start: i64) -> Option<Merged<A>> {
         let merge = self.aggregation.merge.as_deref();
         let mut merged = None;
         for pane in panes
@@ -112,7 +111,7 @@ impl<T: Data, A: Data> SlidingKind<T, A> {
     }
 
     /// The earliest of the key's windows that starts at `from` or later.
-    fn earliest_window(&self, panes: &BTreeMap<i64, Pane<A>>, from: i64) -> Option<i64> {
+    fn earliest_window(&self, panes: &Sorted<Pane<A>>, from: i64) -> Option<i64> {
         let d = self.difference_ms;
         // The first window ending at a record.
         let ending = panes
@@ -136,7 +135,7 @@ impl<T: Data, A: Data> SlidingKind<T, A> {
 
     /// The starts of the windows a record at `time` changes: those that hold it, and the
     /// window just after it when the record is the first at its time.
-    fn windows_changed_by(&self, panes: &BTreeMap<i64, Pane<A>>, time: i64) -> Vec<i64> {
+    fn windows_changed_by(&self, panes: &Sorted<Pane<A>>, time: i64) -> Vec<i64> {
         let d = self.difference_ms;
         let is_new = !panes.contains_key(&time);
         let mut starts: Vec<i64> = panes
@@ -170,7 +169,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
 
     fn new_key(&self, closed_up_to: i64) -> KeyPanes<A> {
         KeyPanes {
-            panes: BTreeMap::new(),
+            panes: Sorted::default(),
             progress: Progress::new(self.first_open_start(closed_up_to)),
             removed: Vec::new(),
             touched: Vec::new(),
@@ -215,7 +214,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
                 key.touched.push((start, before, closed));
             }
         }
-        let pane = key.panes.entry(t).or_insert_with(|| Pane {
+        let pane = key.panes.or_insert_with(t, || Pane {
             aggregate: (self.aggregation.init)(),
             watermark: record.watermark,
             time,

@@ -3,8 +3,10 @@
 //! - [`error`]: [`ApiError`], which answers 400, 404 and 500 as JSON with a clear message.
 //! - [`views`]: `/views`, `/views/{view}` and `/views/{view}/{key}`.
 //! - [`status`]: `/status` and `/healthz`.
+//! - [`metrics`]: `/metrics`, in the Prometheus text format.
 
 pub mod error;
+pub mod metrics;
 pub mod params;
 pub mod status;
 pub mod views;
@@ -43,6 +45,7 @@ pub fn router(state: QueryState) -> Router {
         .route("/views/{view}/{key}", get(views::get_key))
         .route("/status", get(status::status))
         .route("/healthz", get(status::healthz))
+        .route("/metrics", get(metrics::metrics))
         .fallback(|| async {
             ApiError::NotFound("no such route; try GET /views or GET /status".into())
         })

@@ -210,3 +210,47 @@ async fn status_reports_lag_and_health() {
     assert_eq!(health, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["error"], "disk full");
 }
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_of_the_live_status() {
+    let (_dir, state) = fixture();
+    EngineStatus::add(&state.status.processed, 42);
+    state.status.count_late("window #3", "orders", 0);
+    state.status.count_late("window #3", "orders", 0);
+    let response = router(state.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // The fixture's partition is at offset 7 of 10, its watermark at 3 minutes.
+    for expected in [
+        "sluice_records_processed_total 42",
+        "sluice_late_records_total{view=\"window #3\",topic=\"orders\",partition=\"0\"} 2",
+        "sluice_partition_offset{topic=\"orders\",partition=\"0\"} 7",
+        "sluice_consumer_lag{topic=\"orders\",partition=\"0\"} 3",
+        "sluice_watermark_milliseconds 180000",
+        "sluice_checkpoint_id 4",
+        "sluice_checkpoint_duration_milliseconds 3",
+        "sluice_failed 0",
+    ] {
+        assert!(lines.contains(&expected), "no `{expected}` in\n{text}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("sluice_state_bytes{store=\"counts\"}")),
+        "{text}"
+    );
+    assert_eq!(lines.last(), Some(&"# EOF"));
+}

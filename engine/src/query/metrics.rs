@@ -1,0 +1,205 @@
+//! `/metrics`: the engine's counters and gauges in the Prometheus text format (OpenMetrics
+//! 1.0, which Prometheus scrapes natively), built from the live status at each scrape.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::{ApiError, QueryState};
+use crate::status::EngineStatus;
+
+/// The content type of OpenMetrics text.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    topic: String,
+    partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LateLabels {
+    view: String,
+    topic: String,
+    partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    store: String,
+}
+
+/// A counter that shows `value`.
+fn counter(value: u64) -> Counter {
+    let counter = Counter::default();
+    counter.inc_by(value);
+    counter
+}
+
+/// A gauge that shows `value`.
+fn gauge(value: i64) -> Gauge {
+    let gauge = Gauge::default();
+    gauge.set(value);
+    gauge
+}
+
+/// The wall clock in epoch milliseconds (0 for a clock set before 1970).
+fn wall_clock_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Every metric of the engine, as one scrape.
+pub async fn metrics(State(state): State<QueryState>) -> Result<Response, ApiError> {
+    let registry = registry(&state);
+    let mut text = String::new();
+    encode(&mut text, &registry)
+        .map_err(|error| ApiError::Internal(format!("cannot encode the metrics: {error}")))?;
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
+}
+
+fn registry(state: &QueryState) -> Registry {
+    let status = &state.status;
+    let mut registry = Registry::with_prefix("sluice");
+    let totals = [
+        (
+            "records_processed",
+            "Records read from sources and decoded",
+            &status.processed,
+        ),
+        (
+            "records_emitted",
+            "Records handed to the producer for output topics",
+            &status.emitted,
+        ),
+        (
+            "dead_lettered",
+            "Records sent to a dead-letter topic",
+            &status.dead_lettered,
+        ),
+        (
+            "delivery_failures",
+            "Output records the broker did not acknowledge",
+            &status.delivery_failures,
+        ),
+    ];
+    for (name, help, value) in totals {
+        registry.register(name, help, counter(EngineStatus::count(value)));
+    }
+
+    let late = Family::<LateLabels, Counter>::default();
+    for ((view, topic, partition), count) in status.late_by() {
+        late.get_or_create(&LateLabels {
+            view,
+            topic,
+            partition,
+        })
+        .inc_by(count);
+    }
+    registry.register(
+        "late_records",
+        "Records that arrived after their window closed, per aggregation and partition",
+        late,
+    );
+
+    let transactions = Family::<OutcomeLabels, Counter>::default();
+    for (outcome, value) in [
+        ("committed", &status.transactions_committed),
+        ("aborted", &status.transactions_aborted),
+    ] {
+        transactions
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc_by(EngineStatus::count(value));
+    }
+    registry.register(
+        "transactions",
+        "Output transactions (exactly-once output only)",
+        transactions,
+    );
+
+    let offsets = Family::<PartitionLabels, Gauge>::default();
+    let lag = Family::<PartitionLabels, Gauge>::default();
+    for (topic, partition, progress) in status.partitions() {
+        let labels = PartitionLabels { topic, partition };
+        offsets.get_or_create(&labels).set(progress.offset);
+        // Before the first fetch the broker's end is unknown, and so is the lag.
+        if progress.high_watermark >= 0 {
+            lag.get_or_create(&labels)
+                .set((progress.high_watermark - progress.offset).max(0));
+        }
+    }
+    registry.register(
+        "partition_offset",
+        "The next offset the engine will read, per source partition",
+        offsets,
+    );
+    registry.register(
+        "consumer_lag",
+        "Records between the engine's offset and the broker's end, per source partition",
+        lag,
+    );
+
+    if let Some(watermark) = status.watermark() {
+        registry.register(
+            "watermark_milliseconds",
+            "The dataflow's event-time watermark, in epoch milliseconds",
+            gauge(watermark),
+        );
+        registry.register(
+            "watermark_lag_milliseconds",
+            "Wall time minus the watermark: how far event time trails the clock",
+            gauge(wall_clock_millis().saturating_sub(watermark)),
+        );
+    }
+    if let Some(checkpoint) = status.checkpoint() {
+        registry.register(
+            "checkpoint_id",
+            "The id of the last completed checkpoint",
+            gauge(i64::try_from(checkpoint.id).unwrap_or(i64::MAX)),
+        );
+        registry.register(
+            "checkpoint_duration_milliseconds",
+            "How long the last completed checkpoint took, from its request to its commit",
+            gauge(i64::try_from(checkpoint.duration_ms).unwrap_or(i64::MAX)),
+        );
+    }
+
+    let sizes = Family::<StoreLabels, Gauge>::default();
+    let mut stores = state.plan.stores();
+    stores.push(sluice_state::db::META_STORE.to_string());
+    for store in stores {
+        // A store that cannot be measured is left out rather than failing the scrape.
+        if let Ok(size) = state.db.store_size(&store) {
+            sizes
+                .get_or_create(&StoreLabels { store })
+                .set(i64::try_from(size).unwrap_or(i64::MAX));
+        }
+    }
+    registry.register(
+        "state_bytes",
+        "RocksDB's estimate of the size of each store (views and operator state)",
+        sizes,
+    );
+    registry.register(
+        "failed",
+        "1 once the engine has stopped on an error (see /status)",
+        gauge(i64::from(status.fatal().is_some())),
+    );
+    registry
+}

@@ -1,14 +1,18 @@
 //! `/metrics`: the engine's counters and gauges in the Prometheus text format (OpenMetrics
 //! 1.0, which Prometheus scrapes natively), built from the live status at each scrape.
 
-use axum::extract::State;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::{ApiError, QueryState};
@@ -38,6 +42,58 @@ struct OutcomeLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreLabels {
     store: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    /// The route as declared (`/views/{view}/{key}`), so that keys make no new series.
+    route: String,
+    status: u16,
+}
+
+/// How long the API takes to answer, per route: kept across scrapes.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        // From 100 µs to about 3.3 s, doubling.
+        fn histogram() -> Histogram {
+            Histogram::new(exponential_buckets(0.000_1, 2.0, 16))
+        }
+        HttpMetrics {
+            latency: Family::new_with_constructor(histogram),
+        }
+    }
+}
+
+/// Middleware that times every request into [`HttpMetrics`].
+pub async fn time_requests(
+    State(state): State<QueryState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let labels = RequestLabels {
+        method,
+        route,
+        status: response.status().as_u16(),
+    };
+    state
+        .http
+        .latency
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    response
 }
 
 /// A counter that shows `value`.
@@ -195,6 +251,11 @@ fn registry(state: &QueryState) -> Registry {
         "state_bytes",
         "RocksDB's estimate of the size of each store (views and operator state)",
         sizes,
+    );
+    registry.register(
+        "http_request_duration_seconds",
+        "How long the query API took to answer, per method, route and status",
+        state.http.latency.clone(),
     );
     registry.register(
         "failed",

@@ -28,12 +28,18 @@ pub struct QueryState {
     pub(crate) plan: Arc<Plan>,
     pub(crate) db: Arc<StateDb>,
     pub(crate) status: Arc<EngineStatus>,
+    pub(crate) http: metrics::HttpMetrics,
 }
 
 impl QueryState {
     /// State for the handlers.
     pub fn new(plan: Arc<Plan>, db: Arc<StateDb>, status: Arc<EngineStatus>) -> Self {
-        QueryState { plan, db, status }
+        QueryState {
+            plan,
+            db,
+            status,
+            http: metrics::HttpMetrics::default(),
+        }
     }
 }
 
@@ -49,6 +55,10 @@ pub fn router(state: QueryState) -> Router {
         .fallback(|| async {
             ApiError::NotFound("no such route; try GET /views or GET /status".into())
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::time_requests,
+        ))
         .with_state(state)
 }
 

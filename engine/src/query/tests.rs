@@ -215,6 +215,10 @@ async fn status_reports_lag_and_health() {
 async fn metrics_are_prometheus_text_of_the_live_status() {
     let (_dir, state) = fixture();
     EngineStatus::add(&state.status.processed, 42);
+    // Two answered requests and one refused, timed by route rather than by key.
+    get(&state, "/views/counts/all").await;
+    get(&state, "/views/counts/other").await;
+    get(&state, "/views/counts/all?from=nonsense").await;
     state.status.count_late("window #3", "orders", 0);
     state.status.count_late("window #3", "orders", 0);
     let response = router(state.clone())
@@ -243,6 +247,9 @@ async fn metrics_are_prometheus_text_of_the_live_status() {
         "sluice_checkpoint_id 4",
         "sluice_checkpoint_duration_milliseconds 3",
         "sluice_failed 0",
+        "sluice_http_request_duration_seconds_count{method=\"GET\",route=\"/views/{view}/{key}\",status=\"200\"} 1",
+        "sluice_http_request_duration_seconds_count{method=\"GET\",route=\"/views/{view}/{key}\",status=\"404\"} 1",
+        "sluice_http_request_duration_seconds_count{method=\"GET\",route=\"/views/{view}/{key}\",status=\"400\"} 1",
     ] {
         assert!(lines.contains(&expected), "no `{expected}` in\n{text}");
     }

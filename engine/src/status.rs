@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
@@ -46,6 +47,19 @@ pub struct EngineStatus {
     checkpoint: Mutex<Option<Checkpoint>>,
     /// Late records per view, source topic and partition.
     late_by: Mutex<BTreeMap<(String, String, i32), u64>>,
+    /// How long committed checkpoints took, in seconds.
+    pub checkpoint_seconds: CheckpointDurations,
+}
+
+/// The durations of the checkpoints this run committed, for `/metrics`.
+#[derive(Debug, Clone)]
+pub struct CheckpointDurations(pub Histogram);
+
+impl Default for CheckpointDurations {
+    fn default() -> Self {
+        // From 1 ms to about 33 s, doubling.
+        CheckpointDurations(Histogram::new(exponential_buckets(0.001, 2.0, 16)))
+    }
 }
 
 impl EngineStatus {
@@ -142,6 +156,14 @@ impl EngineStatus {
     pub fn watermark(&self) -> Option<i64> {
         let millis = self.watermark.load(Ordering::Relaxed);
         (millis >= 0).then_some(millis)
+    }
+
+    /// Records a checkpoint this run committed, and how long it took.
+    pub fn checkpoint_committed(&self, checkpoint: Checkpoint) {
+        self.checkpoint_seconds
+            .0
+            .observe(checkpoint.duration_ms as f64 / 1_000.0);
+        self.set_checkpoint(checkpoint);
     }
 
     /// Records the last committed (or restored) checkpoint.

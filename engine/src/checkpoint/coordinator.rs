@@ -325,7 +325,7 @@ impl Checkpointer {
                     );
                     progress.last_id = checkpoint.id;
                     progress.finished = checkpoint.is_final;
-                    self.status.set_checkpoint(checkpoint);
+                    self.status.checkpoint_committed(checkpoint);
                 }
                 Err(reason) => {
                     // Before the lock is let go: nothing may open or complete after this.

@@ -235,6 +235,11 @@ fn registry(state: &QueryState) -> Registry {
             gauge(i64::try_from(checkpoint.duration_ms).unwrap_or(i64::MAX)),
         );
     }
+    registry.register(
+        "checkpoint_duration_seconds",
+        "How long each checkpoint this run committed took, from its request to its commit",
+        status.checkpoint_seconds.0.clone(),
+    );
 
     let sizes = Family::<StoreLabels, Gauge>::default();
     let mut stores = state.plan.stores();

@@ -215,6 +215,10 @@ async fn status_reports_lag_and_health() {
 async fn metrics_are_prometheus_text_of_the_live_status() {
     let (_dir, state) = fixture();
     EngineStatus::add(&state.status.processed, 42);
+    // A committed checkpoint of 3 ms lands in the histogram's 4 ms bucket and above.
+    if let Some(checkpoint) = state.status.checkpoint() {
+        state.status.checkpoint_committed(checkpoint);
+    }
     // Two answered requests and one refused, timed by route rather than by key.
     get(&state, "/views/counts/all").await;
     get(&state, "/views/counts/other").await;
@@ -247,6 +251,9 @@ async fn metrics_are_prometheus_text_of_the_live_status() {
         "sluice_checkpoint_id 4",
         "sluice_checkpoint_duration_milliseconds 3",
         "sluice_failed 0",
+        "sluice_checkpoint_duration_seconds_count 1",
+        "sluice_checkpoint_duration_seconds_bucket{le=\"0.002\"} 0",
+        "sluice_checkpoint_duration_seconds_bucket{le=\"0.004\"} 1",
         "sluice_http_request_duration_seconds_count{method=\"GET\",route=\"/views/{view}/{key}\",status=\"200\"} 1",
         "sluice_http_request_duration_seconds_count{method=\"GET\",route=\"/views/{view}/{key}\",status=\"404\"} 1",
         "sluice_http_request_duration_seconds_count{method=\"GET\",route=\"/views/{view}/{key}\",status=\"400\"} 1",

@@ -16,6 +16,8 @@ pub struct PartitionProgress {
     pub offset: i64,
     /// The broker's high watermark as last fetched, or -1 before the first fetch.
     pub high_watermark: i64,
+    /// Records read from the partition and decoded by this run.
+    pub records_in: u64,
 }
 
 /// Counters and progress that workers update and readers sample without blocking ingestion.
@@ -49,6 +51,8 @@ pub struct EngineStatus {
     late_by: Mutex<BTreeMap<(String, String, i32), u64>>,
     /// How long committed checkpoints took, in seconds.
     pub checkpoint_seconds: CheckpointDurations,
+    /// Records handed to the producer, per output topic.
+    records_out: Mutex<BTreeMap<String, u64>>,
 }
 
 /// The durations of the checkpoints this run committed, for `/metrics`.
@@ -101,6 +105,7 @@ impl EngineStatus {
                 .or_insert(PartitionProgress {
                     offset: 0,
                     high_watermark: -1,
+                    records_in: 0,
                 });
         });
     }
@@ -112,6 +117,34 @@ impl EngineStatus {
                 progress.offset = offset;
             }
         });
+    }
+
+    /// Counts `records` read from `topic` partition `partition` and decoded.
+    pub fn count_in(&self, topic: &str, partition: i32, records: u64) {
+        self.with_partitions(|partitions| {
+            if let Some(progress) = partitions.get_mut(&(topic.to_string(), partition)) {
+                progress.records_in += records;
+            }
+        });
+    }
+
+    /// Counts `records` handed to the producer for `topic`.
+    pub fn count_out(&self, topic: &str, records: u64) {
+        let mut out = self
+            .records_out
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *out.entry(topic.to_string()).or_default() += records;
+    }
+
+    /// Records handed to the producer, per output topic.
+    pub fn records_out(&self) -> Vec<(String, u64)> {
+        self.records_out
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|(topic, count)| (topic.clone(), *count))
+            .collect()
     }
 
     /// Records a partition's high watermark as fetched from the broker.

@@ -158,6 +158,31 @@ fn order_totals_agree_with_the_windows_for_any_worker_count() {
                 .emitted
                 .load(std::sync::atomic::Ordering::Relaxed)
         );
+        // The per-topic and per-partition counts of /metrics add up to the totals.
+        let records_out: u64 = run
+            .status
+            .records_out()
+            .iter()
+            .map(|(_, count)| count)
+            .sum();
+        assert_eq!(
+            records_out,
+            run.status
+                .emitted
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
+        let records_in: u64 = run
+            .status
+            .partitions()
+            .iter()
+            .map(|(_, _, progress)| progress.records_in)
+            .sum();
+        assert_eq!(
+            records_in,
+            run.status
+                .processed
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
 }
 

@@ -28,6 +28,11 @@ struct PartitionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LateLabels {
     view: String,
     topic: String,
@@ -189,10 +194,26 @@ fn registry(state: &QueryState) -> Registry {
         transactions,
     );
 
+    let records_out = Family::<TopicLabels, Counter>::default();
+    for (topic, count) in status.records_out() {
+        records_out
+            .get_or_create(&TopicLabels { topic })
+            .inc_by(count);
+    }
+    registry.register(
+        "records_out",
+        "Records handed to the producer, per output topic",
+        records_out,
+    );
+
+    let records_in = Family::<PartitionLabels, Counter>::default();
     let offsets = Family::<PartitionLabels, Gauge>::default();
     let lag = Family::<PartitionLabels, Gauge>::default();
     for (topic, partition, progress) in status.partitions() {
         let labels = PartitionLabels { topic, partition };
+        records_in
+            .get_or_create(&labels)
+            .inc_by(progress.records_in);
         offsets.get_or_create(&labels).set(progress.offset);
         // Before the first fetch the broker's end is unknown, and so is the lag.
         if progress.high_watermark >= 0 {
@@ -200,6 +221,11 @@ fn registry(state: &QueryState) -> Registry {
                 .set((progress.high_watermark - progress.offset).max(0));
         }
     }
+    registry.register(
+        "records_in",
+        "Records read and decoded, per source partition",
+        records_in,
+    );
     registry.register(
         "partition_offset",
         "The next offset the engine will read, per source partition",

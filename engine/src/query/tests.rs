@@ -215,6 +215,9 @@ async fn status_reports_lag_and_health() {
 async fn metrics_are_prometheus_text_of_the_live_status() {
     let (_dir, state) = fixture();
     EngineStatus::add(&state.status.processed, 42);
+    state.status.count_in("orders", 0, 5);
+    state.status.count_in("orders", 0, 2);
+    state.status.count_out("inventory-events", 9);
     // A committed checkpoint of 3 ms lands in the histogram's 4 ms bucket and above.
     if let Some(checkpoint) = state.status.checkpoint() {
         state.status.checkpoint_committed(checkpoint);
@@ -244,6 +247,8 @@ async fn metrics_are_prometheus_text_of_the_live_status() {
     // The fixture's partition is at offset 7 of 10, its watermark at 3 minutes.
     for expected in [
         "sluice_records_processed_total 42",
+        "sluice_records_in_total{topic=\"orders\",partition=\"0\"} 7",
+        "sluice_records_out_total{topic=\"inventory-events\"} 9",
         "sluice_late_records_total{view=\"window #3\",topic=\"orders\",partition=\"0\"} 2",
         "sluice_partition_offset{topic=\"orders\",partition=\"0\"} 7",
         "sluice_consumer_lag{topic=\"orders\",partition=\"0\"} 3",

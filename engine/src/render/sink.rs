@@ -91,8 +91,11 @@ pub(crate) fn to_topic<T: Data>(
                     emitted += 1;
                 }
             });
-            // Once per activation: the counter is shared by every worker.
+            // Once per activation: the counters are shared by every worker.
             EngineStatus::add(&env.status.emitted, emitted);
+            if emitted > 0 {
+                env.status.count_out(&topic, emitted);
+            }
             hand_in_sent(&mut gate, &state, owed, &frontier.frontier()[..]);
         },
     );

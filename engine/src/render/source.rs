@@ -311,6 +311,10 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                 // would make one-record bundles.
                 for (reader, records) in readers.iter_mut().zip(pending.iter_mut()) {
                     EngineStatus::add(&env.status.processed, records.len() as u64);
+                    if !records.is_empty() {
+                        let read = records.len() as u64;
+                        env.status.count_in(&config.topic, reader.partition, read);
+                    }
                     let Some(capability) = reader.capability.as_mut() else {
                         records.clear();
                         continue;

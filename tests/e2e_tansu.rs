@@ -6,7 +6,10 @@
 mod harness;
 
 use harness::orders::{add_sentinels, assert_views, distinct_ids, expected, produce_orders};
-use harness::{ShopProcess, Tansu, free_port, get_json, read_topic, shop_binary, wait_for};
+use harness::{
+    ShopProcess, Tansu, free_port, get_json, get_text, metric_sum, read_topic, shop_binary,
+    wait_for,
+};
 use serde_json::json;
 
 const EVENTS: u64 = 10_000;
@@ -59,6 +62,29 @@ fn shop_on_tansu_matches_an_independent_computation() {
     // One inventory event per order line, each with a unique deterministic id.
     let inventory = read_topic(&brokers, "inventory-events", want.lines);
     assert_eq!(distinct_ids(&inventory).len(), want.lines);
+
+    // The metrics count what was read and written.
+    let processed = get_json(&base, "/status").1["processed"].as_f64();
+    let (code, metrics) = get_text(&base, "/metrics");
+    assert_eq!(code, 200, "{metrics}");
+    assert_eq!(
+        Some(metric_sum(&metrics, "sluice_records_in_total")),
+        processed,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "sluice_records_out_total{topic=\"inventory-events\"}"
+        ),
+        want.lines as f64,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_sum(&metrics, "sluice_consumer_lag"),
+        0.0,
+        "{metrics}"
+    );
 
     run.interrupt_and_wait();
 }

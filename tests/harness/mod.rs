@@ -256,6 +256,34 @@ pub fn get_json(base: &str, path: &str) -> (u16, Value) {
     })
 }
 
+/// The status code and body of a GET that answers text, such as `/metrics`.
+pub fn get_text(base: &str, path: &str) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        match reqwest::get(format!("{base}{path}")).await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (status, response.text().await.unwrap_or_default())
+            }
+            Err(_) => (0, String::new()),
+        }
+    })
+}
+
+/// The sum of the samples of metric `name` (every label set) in Prometheus text.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// The sum of the offsets of the last checkpoint in a `/status` answer.
 pub fn checkpointed(status: &Value) -> i64 {
     status["checkpoint"]["offsets"]

@@ -241,19 +241,8 @@ impl Drop for ShopProcess {
 /// GETs a path and returns the status code and JSON body (null when it is not JSON or the
 /// server is not up yet).
 pub fn get_json(base: &str, path: &str) -> (u16, Value) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        match reqwest::get(format!("{base}{path}")).await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                (status, response.json().await.unwrap_or(Value::Null))
-            }
-            Err(_) => (0, Value::Null),
-        }
-    })
+    let (status, text) = get_text(base, path);
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// The status code and body of a GET that answers text, such as `/metrics`.

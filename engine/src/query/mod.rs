@@ -4,11 +4,13 @@
 //! - [`views`]: `/views`, `/views/{view}` and `/views/{view}/{key}`.
 //! - [`status`]: `/status` and `/healthz`.
 //! - [`metrics`]: `/metrics`, in the Prometheus text format.
+//! - [`topology`]: `/topology`, as text, Graphviz DOT or JSON.
 
 pub mod error;
 pub mod metrics;
 pub mod params;
 pub mod status;
+pub mod topology;
 pub mod views;
 
 use std::sync::Arc;
@@ -52,6 +54,7 @@ pub fn router(state: QueryState) -> Router {
         .route("/status", get(status::status))
         .route("/healthz", get(status::healthz))
         .route("/metrics", get(metrics::metrics))
+        .route("/topology", get(topology::topology))
         .fallback(|| async {
             ApiError::NotFound("no such route; try GET /views or GET /status".into())
         })

@@ -273,3 +273,45 @@ async fn metrics_are_prometheus_text_of_the_live_status() {
     );
     assert_eq!(lines.last(), Some(&"# EOF"));
 }
+
+#[tokio::test]
+async fn the_topology_is_served_as_describe_prints_it() {
+    let (_dir, state) = fixture();
+    let text_of = |uri: &'static str| {
+        let state = state.clone();
+        async move {
+            let response = router(state)
+                .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            (
+                status,
+                content_type,
+                String::from_utf8(bytes.to_vec()).unwrap(),
+            )
+        }
+    };
+    let (status, content_type, text) = text_of("/topology").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/plain"));
+    assert_eq!(text, crate::plan::describe(&state.plan));
+    assert!(text.contains("counts"), "{text}");
+    let (status, content_type, dot) = text_of("/topology?format=dot").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/vnd.graphviz"));
+    assert_eq!(dot, crate::plan::to_dot(&state.plan));
+    let (status, body) = get(&state, "/topology?format=json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["views"][0]["name"], "counts");
+    let (status, body) = get(&state, "/topology?format=svg").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("format"), "{body}");
+    let (status, _) = get(&state, "/topology?fromat=dot").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -1,0 +1,38 @@
+//! `/topology`: the running topology as `shop describe` prints it, as text, Graphviz DOT or
+//! JSON.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::params::Params;
+use super::{ApiError, QueryState};
+use crate::plan::{describe, to_dot};
+
+/// The topology in the `format` asked for: `text` (the default), `dot` or `json`.
+pub async fn topology(
+    State(state): State<QueryState>,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let params = Params::new(raw, &["format"])?;
+    let plan = &state.plan;
+    match params.text("format").unwrap_or("text") {
+        "text" => Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            describe(plan),
+        )
+            .into_response()),
+        "dot" => Ok((
+            [(header::CONTENT_TYPE, "text/vnd.graphviz; charset=utf-8")],
+            to_dot(plan),
+        )
+            .into_response()),
+        "json" => Ok(Json(plan.as_ref()).into_response()),
+        other => Err(ApiError::BadRequest(format!(
+            "parameter `format` must be text, dot or json, not `{other}`"
+        ))),
+    }
+}

@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 use sluice_state::{WindowEntry, WindowStore, WriteBatch};
 
-use super::keyed::{Progress, WindowKind, write_key};
+use super::keyed::{KeyPanes, Persisted, Persistence, WindowKind, write_key};
 use super::sorted::Sorted;
 use super::{Aggregation, MergeRef, Merged, TimedChange, as_event_time};
 use crate::epoch::{Time, join};
@@ -35,35 +35,26 @@ enum PaneLayout {
 }
 
 /// Records of one slice (or window) of a key.
-struct Pane<A> {
+pub(super) struct Pane<A> {
     /// Aggregates by the start of the first window that takes their records, in order.
     parts: Vec<(i64, A)>,
     /// The largest watermark among the records folded in.
     watermark: u64,
     /// The join of the times of the batches folded in.
     time: Time,
-    /// Changed since the last checkpoint.
-    dirty: bool,
-    /// In the store: a pane dropped before any checkpoint took it needs no delete.
-    stored: bool,
+    persistence: Persistence,
+}
+
+impl<A> Persisted for Pane<A> {
+    fn persistence(&mut self) -> &mut Persistence {
+        &mut self.persistence
+    }
 }
 
 /// A pane as it is stored (with borrowed parts when written).
 #[derive(Serialize, Deserialize)]
 struct StoredPane<P> {
     parts: P,
-}
-
-/// The panes of one key.
-pub(super) struct KeyPanes<A> {
-    panes: Sorted<Pane<A>>,
-    /// How far the key's windows have closed.
-    progress: Progress,
-    /// Panes dropped since the last checkpoint.
-    removed: Vec<i64>,
-    /// The windows the batch changed, each with its value before the batch and whether it
-    /// was closed.
-    touched: Vec<(i64, Option<A>, bool)>,
 }
 
 /// Tumbling or hopping windows.
@@ -197,7 +188,7 @@ impl<T: Data, A: Data> FixedKind<T, A> {
             .filter(|(_, from, last)| from <= last)
     }
 
-    fn value_of(&self, key: &KeyPanes<A>, start: i64) -> Option<Merged<A>> {
+    fn value_of(&self, key: &KeyPanes<Pane<A>, A>, start: i64) -> Option<Merged<A>> {
         window_value(
             &key.panes,
             self.layout,
@@ -208,15 +199,10 @@ impl<T: Data, A: Data> FixedKind<T, A> {
 }
 
 impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
-    type Key = KeyPanes<A>;
+    type Key = KeyPanes<Pane<A>, A>;
 
-    fn new_key(&self, closed_up_to: i64) -> KeyPanes<A> {
-        KeyPanes {
-            panes: Sorted::default(),
-            progress: Progress::new(self.windows.first_open_start(closed_up_to)),
-            removed: Vec::new(),
-            touched: Vec::new(),
-        }
+    fn new_key(&self, closed_up_to: i64) -> KeyPanes<Pane<A>, A> {
+        KeyPanes::new(self.windows.first_open_start(closed_up_to))
     }
 
     fn late_window(&self, record: &Record<T>) -> Option<WindowBounds> {
@@ -228,7 +214,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
 
     fn fold(
         &self,
-        key: &mut KeyPanes<A>,
+        key: &mut KeyPanes<Pane<A>, A>,
         record: &Record<T>,
         fresh: bool,
         time: Time,
@@ -257,8 +243,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
                 parts: Vec::new(),
                 watermark: record.watermark,
                 time,
-                dirty: true,
-                stored: false,
+                persistence: Persistence::new(),
             });
             let part = match pane.parts.iter().position(|(start, _)| *start >= from) {
                 Some(index) if pane.parts[index].0 == from => index,
@@ -273,14 +258,14 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
             (self.aggregation.fold)(&mut pane.parts[part].1, &record.value);
             pane.watermark = pane.watermark.max(record.watermark);
             pane.time = join(&pane.time, &time);
-            pane.dirty = true;
+            pane.persistence.dirty = true;
         }
     }
 
     fn changes(
         &self,
         name: &str,
-        key: &mut KeyPanes<A>,
+        key: &mut KeyPanes<Pane<A>, A>,
         time: Time,
         changes: &mut Vec<TimedChange<A>>,
     ) {
@@ -294,7 +279,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
     fn close(
         &self,
         name: &str,
-        key: &mut KeyPanes<A>,
+        key: &mut KeyPanes<Pane<A>, A>,
         watermark: i64,
         closing: Time,
         changes: &mut Vec<TimedChange<A>>,
@@ -329,14 +314,12 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
             .collect();
         let moved = moved || !forget.is_empty();
         for start in forget {
-            if key.panes.remove(&start).is_some_and(|pane| pane.stored) {
-                key.removed.push(start);
-            }
+            key.forget(start);
         }
         moved
     }
 
-    fn next_wakeup(&self, key: &KeyPanes<A>) -> Option<i64> {
+    fn next_wakeup(&self, key: &KeyPanes<Pane<A>, A>) -> Option<i64> {
         let closed_before = key.progress.closed_before;
         let closing = self
             .earliest_pending(&key.panes, closed_before)
@@ -354,14 +337,14 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
     fn write(
         &self,
         name: &str,
-        key: &KeyPanes<A>,
+        key: &KeyPanes<Pane<A>, A>,
         store: &WindowStore<'_>,
         batch: &mut WriteBatch,
     ) -> Result<(), String> {
         let changed = key
             .panes
             .iter()
-            .filter(|(_, pane)| pane.dirty)
+            .filter(|(_, pane)| pane.persistence.dirty)
             .map(|(start, pane)| {
                 let stored = StoredPane { parts: &pane.parts };
                 (
@@ -377,16 +360,11 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
         Ok(())
     }
 
-    fn written(&self, key: &mut KeyPanes<A>) {
-        key.removed.clear();
-        key.progress.written(key.panes.is_empty());
-        for pane in key.panes.values_mut() {
-            pane.dirty = false;
-            pane.stored = true;
-        }
+    fn written(&self, key: &mut KeyPanes<Pane<A>, A>) {
+        key.written();
     }
 
-    fn restore(&self, key: &mut KeyPanes<A>, entry: WindowEntry) -> Result<(), String> {
+    fn restore(&self, key: &mut KeyPanes<Pane<A>, A>, entry: WindowEntry) -> Result<(), String> {
         let Some(entry) = key.progress.restore(entry) else {
             return Ok(());
         };
@@ -398,14 +376,13 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
                 parts: stored.parts,
                 watermark: 0,
                 time: Time::default(),
-                dirty: false,
-                stored: true,
+                persistence: Persistence::restored(),
             },
         );
         Ok(())
     }
 
-    fn is_empty(&self, key: &KeyPanes<A>) -> bool {
+    fn is_empty(&self, key: &KeyPanes<Pane<A>, A>) -> bool {
         key.panes.is_empty()
     }
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use sluice_state::{WindowEntry, WindowStore, WriteBatch};
 
+use super::sorted::Sorted;
 use super::{Keeper, Produced, TimedChange, late_record};
 use crate::epoch::Time;
 use crate::record::{Data, Record};
@@ -344,5 +345,91 @@ impl Progress {
         self.closed_before = self.closed_before.max(entry.end);
         self.stored = true;
         None
+    }
+}
+
+/// Whether an entry (a slice, pane or session) changed since the last checkpoint, and
+/// whether the store holds it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Persistence {
+    pub dirty: bool,
+    /// An entry dropped before any checkpoint took it needs no delete.
+    pub stored: bool,
+}
+
+impl Persistence {
+    /// A new entry, for the next checkpoint to write.
+    pub(super) fn new() -> Self {
+        Persistence {
+            dirty: true,
+            stored: false,
+        }
+    }
+
+    /// An entry read back from the store.
+    pub(super) fn restored() -> Self {
+        Persistence {
+            dirty: false,
+            stored: true,
+        }
+    }
+}
+
+/// Entries that know their [`Persistence`].
+pub(super) trait Persisted {
+    fn persistence(&mut self) -> &mut Persistence;
+}
+
+impl<P: Persisted> Sorted<P> {
+    /// Drops the entry at `start`, noting in `removed` the delete the store needs.
+    pub(super) fn forget(&mut self, start: i64, removed: &mut Vec<i64>) {
+        if let Some(mut entry) = self.remove(&start)
+            && entry.persistence().stored
+        {
+            removed.push(start);
+        }
+    }
+
+    /// Notes that a checkpoint took every entry.
+    pub(super) fn written(&mut self) {
+        for entry in self.values_mut() {
+            *entry.persistence() = Persistence::restored();
+        }
+    }
+}
+
+/// The panes of one key (slices of fixed windows, or the record times of sliding ones),
+/// and what a batch and a checkpoint need to know of them.
+pub(super) struct KeyPanes<P, A> {
+    pub panes: Sorted<P>,
+    /// How far the key's windows have closed.
+    pub progress: Progress,
+    /// Panes dropped since the last checkpoint.
+    pub removed: Vec<i64>,
+    /// The windows the batch changed, each with its value before the batch and whether it
+    /// was closed.
+    pub touched: Vec<(i64, Option<A>, bool)>,
+}
+
+impl<P: Persisted, A> KeyPanes<P, A> {
+    pub(super) fn new(closed_before: i64) -> Self {
+        KeyPanes {
+            panes: Sorted::default(),
+            progress: Progress::new(closed_before),
+            removed: Vec::new(),
+            touched: Vec::new(),
+        }
+    }
+
+    /// Drops the pane at `start`.
+    pub(super) fn forget(&mut self, start: i64) {
+        self.panes.forget(start, &mut self.removed);
+    }
+
+    /// Notes that a checkpoint took what [`WindowKind::write`] wrote.
+    pub(super) fn written(&mut self) {
+        self.removed.clear();
+        self.progress.written(self.panes.is_empty());
+        self.panes.written();
     }
 }

@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 use sluice_state::{WindowEntry, WindowStore, WriteBatch};
 
-use super::keyed::{WindowKind, write_key};
+use super::keyed::{Persisted, Persistence, WindowKind, write_key};
 use super::sorted::Sorted;
 use super::{
     Aggregation, Merged, TimedChange, WindowChange, as_event_time, change_record, merge_into,
@@ -37,9 +37,13 @@ struct Session<A> {
     closed: bool,
     watermark: u64,
     time: Time,
-    dirty: bool,
-    /// In the store: a session dropped before any checkpoint took it needs no delete.
-    stored: bool,
+    persistence: Persistence,
+}
+
+impl<A> Persisted for Session<A> {
+    fn persistence(&mut self) -> &mut Persistence {
+        &mut self.persistence
+    }
 }
 
 /// A session as it is stored (with `&A` when written); its start and end are the entry's.
@@ -144,7 +148,7 @@ impl<T: Data, A: Data> SessionKind<T, A> {
                         emitted: session.emitted,
                         closed: session.closed,
                     });
-                    if session.stored {
+                    if session.persistence.stored {
                         key.removed.push(start);
                     }
                 }
@@ -198,8 +202,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
                     closed: false,
                     watermark: record.watermark,
                     time,
-                    dirty: true,
-                    stored: false,
+                    persistence: Persistence::new(),
                 },
             )
         });
@@ -210,11 +213,11 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
                 emitted: session.emitted.take(),
                 closed: session.closed,
             });
-            if session.stored {
+            if session.persistence.stored {
                 key.removed.push(start);
             }
             session.final_sent = false;
-            session.stored = false;
+            session.persistence.stored = false;
             start = t;
         }
         (self.aggregation.fold)(&mut session.aggregate, &record.value);
@@ -222,7 +225,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
         session.watermark = session.watermark.max(record.watermark);
         session.time = join(&session.time, &time);
         session.closed = self.closes_at(session.last) <= closed_up_to;
-        session.dirty = true;
+        session.persistence.dirty = true;
         key.sessions.insert(start, session);
         if !key.touched.contains(&start) {
             key.touched.push(start);
@@ -296,7 +299,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
                 let old = session.emitted.replace(session.aggregate.clone());
                 session.closed = true;
                 session.final_sent = true;
-                session.dirty = true;
+                session.persistence.dirty = true;
                 moved = true;
                 let window = bounds(*start, session.last);
                 // Final from the moment it closed, whenever the frontier showed it.
@@ -309,13 +312,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
             }
         }
         for start in forget {
-            if key
-                .sessions
-                .remove(&start)
-                .is_some_and(|session| session.stored)
-            {
-                key.removed.push(start);
-            }
+            key.sessions.forget(start, &mut key.removed);
             moved = true;
         }
         moved
@@ -346,7 +343,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
         let changed = key
             .sessions
             .iter()
-            .filter(|(_, session)| session.dirty)
+            .filter(|(_, session)| session.persistence.dirty)
             .map(|(start, session)| {
                 let stored = StoredSession {
                     aggregate: &session.aggregate,
@@ -362,10 +359,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
 
     fn written(&self, key: &mut KeySessions<A>) {
         key.removed.clear();
-        for session in key.sessions.values_mut() {
-            session.dirty = false;
-            session.stored = true;
-        }
+        key.sessions.written();
     }
 
     fn restore(&self, key: &mut KeySessions<A>, entry: WindowEntry) -> Result<(), String> {
@@ -381,8 +375,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
                 closed: entry.is_final,
                 watermark: 0,
                 time: Time::default(),
-                dirty: false,
-                stored: true,
+                persistence: Persistence::restored(),
             },
         );
         Ok(())

@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 use sluice_state::{WindowEntry, WindowStore, WriteBatch};
 
-use super::keyed::{Progress, WindowKind, write_key};
+use super::keyed::{KeyPanes, Persisted, Persistence, WindowKind, write_key};
 use super::sorted::Sorted;
 use super::{Aggregation, Merged, TimedChange, as_event_time};
 use crate::epoch::{Time, join};
@@ -22,25 +22,17 @@ use crate::record::{Data, Record};
 use crate::window::WindowBounds;
 
 /// The records of one key at one time.
-struct Pane<A> {
+pub(super) struct Pane<A> {
     aggregate: A,
     watermark: u64,
     time: Time,
-    dirty: bool,
-    /// In the store: a pane dropped before any checkpoint took it needs no delete.
-    stored: bool,
+    persistence: Persistence,
 }
 
-/// The panes of one key.
-pub(super) struct KeyPanes<A> {
-    panes: Sorted<Pane<A>>,
-    /// How far the key's windows have closed.
-    progress: Progress,
-    /// Panes dropped since the last checkpoint.
-    removed: Vec<i64>,
-    /// Windows the batch changed, by start, with their values before it and whether they
-    /// were closed.
-    touched: Vec<(i64, Option<A>, bool)>,
+impl<A> Persisted for Pane<A> {
+    fn persistence(&mut self) -> &mut Persistence {
+        &mut self.persistence
+    }
 }
 
 /// Sliding windows.
@@ -165,15 +157,10 @@ struct StoredPane<V> {
 }
 
 impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
-    type Key = KeyPanes<A>;
+    type Key = KeyPanes<Pane<A>, A>;
 
-    fn new_key(&self, closed_up_to: i64) -> KeyPanes<A> {
-        KeyPanes {
-            panes: Sorted::default(),
-            progress: Progress::new(self.first_open_start(closed_up_to)),
-            removed: Vec::new(),
-            touched: Vec::new(),
-        }
+    fn new_key(&self, closed_up_to: i64) -> KeyPanes<Pane<A>, A> {
+        KeyPanes::new(self.first_open_start(closed_up_to))
     }
 
     fn late_window(&self, record: &Record<T>) -> Option<WindowBounds> {
@@ -187,7 +174,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
 
     fn fold(
         &self,
-        key: &mut KeyPanes<A>,
+        key: &mut KeyPanes<Pane<A>, A>,
         record: &Record<T>,
         fresh: bool,
         time: Time,
@@ -218,19 +205,18 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
             aggregate: (self.aggregation.init)(),
             watermark: record.watermark,
             time,
-            dirty: true,
-            stored: false,
+            persistence: Persistence::new(),
         });
         (self.aggregation.fold)(&mut pane.aggregate, &record.value);
         pane.watermark = pane.watermark.max(record.watermark);
         pane.time = join(&pane.time, &time);
-        pane.dirty = true;
+        pane.persistence.dirty = true;
     }
 
     fn changes(
         &self,
         name: &str,
-        key: &mut KeyPanes<A>,
+        key: &mut KeyPanes<Pane<A>, A>,
         time: Time,
         changes: &mut Vec<TimedChange<A>>,
     ) {
@@ -244,7 +230,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
     fn close(
         &self,
         name: &str,
-        key: &mut KeyPanes<A>,
+        key: &mut KeyPanes<Pane<A>, A>,
         watermark: i64,
         closing: Time,
         changes: &mut Vec<TimedChange<A>>,
@@ -277,14 +263,12 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
         let moved = closed_before != key.progress.closed_before || !forget.is_empty();
         key.progress.advance(closed_before);
         for time in forget {
-            if key.panes.remove(&time).is_some_and(|pane| pane.stored) {
-                key.removed.push(time);
-            }
+            key.forget(time);
         }
         moved
     }
 
-    fn next_wakeup(&self, key: &KeyPanes<A>) -> Option<i64> {
+    fn next_wakeup(&self, key: &KeyPanes<Pane<A>, A>) -> Option<i64> {
         let closing = self
             .earliest_window(&key.panes, key.progress.closed_before)
             .map(|start| self.closes_at(start));
@@ -304,14 +288,14 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
     fn write(
         &self,
         name: &str,
-        key: &KeyPanes<A>,
+        key: &KeyPanes<Pane<A>, A>,
         store: &WindowStore<'_>,
         batch: &mut WriteBatch,
     ) -> Result<(), String> {
         let changed = key
             .panes
             .iter()
-            .filter(|(_, pane)| pane.dirty)
+            .filter(|(_, pane)| pane.persistence.dirty)
             .map(|(time, pane)| {
                 let stored = StoredPane {
                     aggregate: &pane.aggregate,
@@ -324,16 +308,11 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
         Ok(())
     }
 
-    fn written(&self, key: &mut KeyPanes<A>) {
-        key.removed.clear();
-        key.progress.written(key.panes.is_empty());
-        for pane in key.panes.values_mut() {
-            pane.dirty = false;
-            pane.stored = true;
-        }
+    fn written(&self, key: &mut KeyPanes<Pane<A>, A>) {
+        key.written();
     }
 
-    fn restore(&self, key: &mut KeyPanes<A>, entry: WindowEntry) -> Result<(), String> {
+    fn restore(&self, key: &mut KeyPanes<Pane<A>, A>, entry: WindowEntry) -> Result<(), String> {
         let Some(entry) = key.progress.restore(entry) else {
             return Ok(());
         };
@@ -345,14 +324,13 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
                 aggregate: stored.aggregate,
                 watermark: 0,
                 time: Time::default(),
-                dirty: false,
-                stored: true,
+                persistence: Persistence::restored(),
             },
         );
         Ok(())
     }
 
-    fn is_empty(&self, key: &KeyPanes<A>) -> bool {
+    fn is_empty(&self, key: &KeyPanes<Pane<A>, A>) -> bool {
         key.panes.is_empty()
     }
 }

@@ -85,6 +85,12 @@ fn shop_on_tansu_matches_an_independent_computation() {
         0.0,
         "{metrics}"
     );
+    // The views showed final windows, so a committed checkpoint made them visible, and
+    // each was timed from its close point to that commit.
+    assert!(
+        metric_sum(&metrics, "sluice_window_close_latency_seconds_count") >= 1.0,
+        "{metrics}"
+    );
 
     run.interrupt_and_wait();
 }

@@ -17,7 +17,8 @@
 //!   topology to completion over in-memory input, without a broker, and its
 //!   [`TopologyTestDriver`](testkit::TopologyTestDriver) steps one through a test.
 //! - [`query`]: the axum HTTP API.
-//! - [`status`]: live progress shared by workers and the API.
+//! - [`status`]: live progress shared by workers and the API; [`window_latency`] times
+//!   each window from its close point to the checkpoint that makes it visible.
 //! - [`time`], [`window`], [`watermark`]: event time, window assignment, partition clocks.
 //! - [`app`]: the command line (`run`, `replay`, `produce`, `demo`, `bench`, `describe`,
 //!   `dedupe`) a topology binary gets by calling [`app::main`].
@@ -41,5 +42,6 @@ pub mod testkit;
 pub mod time;
 pub mod watermark;
 pub mod window;
+pub mod window_latency;
 
 pub use error::EngineError;

@@ -8,6 +8,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
+use crate::window_latency::WindowCloseLatency;
 
 /// Progress of one source partition.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -51,6 +52,8 @@ pub struct EngineStatus {
     late_by: Mutex<BTreeMap<(String, String, i32), u64>>,
     /// How long committed checkpoints took, in seconds.
     pub checkpoint_seconds: CheckpointDurations,
+    /// Wall time from each window's close point to the commit that makes it visible.
+    pub window_close: WindowCloseLatency,
     /// Records handed to the producer, per output topic.
     records_out: Mutex<BTreeMap<String, u64>>,
 }
@@ -193,6 +196,8 @@ impl EngineStatus {
 
     /// Records a checkpoint this run committed, and how long it took.
     pub fn checkpoint_committed(&self, checkpoint: Checkpoint) {
+        self.window_close
+            .committed(&checkpoint, std::time::Instant::now());
         self.checkpoint_seconds
             .0
             .observe(checkpoint.duration_ms as f64 / 1_000.0);

@@ -6,6 +6,7 @@ use std::path::Path;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch};
 
 use crate::error::StateError;
+use crate::snapshot::ReadView;
 use crate::table_store::TableStore;
 use crate::window_store::WindowStore;
 
@@ -14,7 +15,7 @@ pub const META_STORE: &str = "sluice.meta";
 
 /// An open state directory.
 pub struct StateDb {
-    db: DB,
+    pub(crate) db: DB,
 }
 
 impl StateDb {
@@ -80,12 +81,17 @@ impl StateDb {
 
     /// The window store of the given name.
     pub fn window_store(&self, name: &str) -> Result<WindowStore<'_>, StateError> {
-        Ok(WindowStore::new(&self.db, self.column_family(name)?))
+        Ok(WindowStore::new(&self.db, self.column_family(name)?, None))
     }
 
     /// The table store of the given name.
     pub fn table_store(&self, name: &str) -> Result<TableStore<'_>, StateError> {
-        Ok(TableStore::new(&self.db, self.column_family(name)?))
+        Ok(TableStore::new(&self.db, self.column_family(name)?, None))
+    }
+
+    /// Every store as of this instant, consistent however many batches land meanwhile.
+    pub fn read_view(&self) -> ReadView<'_> {
+        ReadView::new(self)
     }
 
     pub(crate) fn column_family(&self, name: &str) -> Result<&ColumnFamily, StateError> {

@@ -8,19 +8,26 @@
 //! - [`db`] opens the one RocksDB instance of a process, with one column family per store.
 //! - [`window_store`] and [`table_store`] are the two kinds of store the engine materializes
 //!   views into: windows per key, and the latest value per key.
+//! - [`key_range`] says which keys a scan visits (a range, a prefix, a cursor) and shapes
+//!   its page.
+//! - [`snapshot`] gives consistent reads: a [`ReadView`] sees every store as of one instant.
 //! - [`error`] is the crate's typed error.
 
 pub mod codec;
 pub mod db;
 pub mod envelope;
 pub mod error;
+pub mod key_range;
+pub mod snapshot;
 pub mod table_store;
 pub mod window_store;
 
 pub use db::StateDb;
 pub use envelope::WindowEntry;
 pub use error::StateError;
+pub use key_range::{KeyRange, Page};
 /// A batch of writes applied atomically by [`StateDb::write`].
 pub use rocksdb::WriteBatch;
+pub use snapshot::ReadView;
 pub use table_store::TableStore;
 pub use window_store::WindowStore;

@@ -171,6 +171,27 @@ fn order_totals_agree_with_the_windows_for_any_worker_count() {
                 .emitted
                 .load(std::sync::atomic::Ordering::Relaxed)
         );
+        // Every window that closed was timed to the checkpoint that made it visible: as
+        // many as the window views hold final windows (none is past its retention yet).
+        let finals: usize = ["orders_per_minute", "failure_rate", "item_demand"]
+            .iter()
+            .map(|view| {
+                let mut finals = 0;
+                run.state
+                    .window_store(view)
+                    .expect("view")
+                    .for_each(|_, window| finals += usize::from(window.is_final))
+                    .expect("read");
+                finals
+            })
+            .sum();
+        assert!(finals > 0);
+        assert_eq!(
+            run.status.window_close.visible(),
+            finals as u64,
+            "workers {workers}"
+        );
+        assert_eq!(run.status.window_close.pending(), 0);
         let records_in: u64 = run
             .status
             .partitions()

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sluice_state::StateDb;
+use sluice_state::{StateDb, TableStore};
 
 use super::record::Checkpoint;
 use crate::error::EngineError;
@@ -58,7 +58,12 @@ pub fn restore(
 
 /// The last committed checkpoint of `db`, whatever topology wrote it.
 pub fn last_checkpoint(db: &StateDb) -> Result<Option<Checkpoint>, EngineError> {
-    match db.meta()?.get(Checkpoint::KEY)? {
+    read_checkpoint(&db.meta()?)
+}
+
+/// The checkpoint record of a metadata store, which may be seen through a snapshot.
+pub fn read_checkpoint(meta: &TableStore<'_>) -> Result<Option<Checkpoint>, EngineError> {
+    match meta.get(Checkpoint::KEY)? {
         None => Ok(None),
         Some(json) => serde_json::from_slice(&json).map(Some).map_err(|error| {
             EngineError::CorruptCheckpoint(format!("unreadable checkpoint: {error}"))

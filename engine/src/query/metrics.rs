@@ -266,6 +266,12 @@ fn registry(state: &QueryState) -> Registry {
         "How long each checkpoint this run committed took, from its request to its commit",
         status.checkpoint_seconds.0.clone(),
     );
+    registry.register(
+        "window_close_latency_seconds",
+        "Wall time from the watermark reaching a window's close point to the commit of the \
+         checkpoint that makes its final value visible",
+        status.window_close.histogram.clone(),
+    );
 
     let sizes = Family::<StoreLabels, Gauge>::default();
     let mut stores = state.plan.stores();

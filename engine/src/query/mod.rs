@@ -1,12 +1,17 @@
 //! The HTTP query API (axum): views, status and health, all JSON.
 //!
 //! - [`error`]: [`ApiError`], which answers 400, 404 and 500 as JSON with a clear message.
-//! - [`views`]: `/views`, `/views/{view}` and `/views/{view}/{key}`.
+//! - [`views`]: `/views`, `/views/{view}` and `/views/{view}/{key}`: lookups, window
+//!   ranges, and key-range and prefix scans with a cursor.
+//! - [`freshness`]: every view answer reads one RocksDB snapshot and reports the
+//!   checkpoint (offsets and watermark) that snapshot holds.
+//! - [`params`]: query-string parameters, each mistake a 400 that names it.
 //! - [`status`]: `/status` and `/healthz`.
 //! - [`metrics`]: `/metrics`, in the Prometheus text format.
 //! - [`topology`]: `/topology`, as text, Graphviz DOT or JSON.
 
 pub mod error;
+pub mod freshness;
 pub mod metrics;
 pub mod params;
 pub mod status;

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use sluice_state::KeyRange;
+
 use super::error::ApiError;
 use crate::time::parse_timestamp;
 
@@ -46,6 +48,35 @@ impl Params {
                 ))),
             },
         }
+    }
+
+    /// The half-open time range `[from, to)`, unbounded where a side is absent.
+    pub fn time_range(&self) -> Result<(i64, i64), ApiError> {
+        let from = self.time("from", i64::MIN)?;
+        let to = self.time("to", i64::MAX)?;
+        if from >= to {
+            return Err(ApiError::BadRequest("`from` must be before `to`".into()));
+        }
+        Ok((from, to))
+    }
+
+    /// The keys a scan visits: `[key_from, key_to)`, `prefix` and the cursor `after`.
+    pub fn key_range(&self) -> Result<KeyRange<'_>, ApiError> {
+        let bytes = |name: &str| self.text(name).map(str::as_bytes);
+        let range = KeyRange {
+            from: bytes("key_from"),
+            to: bytes("key_to"),
+            prefix: bytes("prefix"),
+            after: bytes("after"),
+        };
+        if let (Some(from), Some(to)) = (range.from, range.to)
+            && from >= to
+        {
+            return Err(ApiError::BadRequest(
+                "`key_from` must sort before `key_to`".into(),
+            ));
+        }
+        Ok(range)
     }
 
     /// A plain string parameter.

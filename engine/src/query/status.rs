@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::QueryState;
+use crate::checkpoint::Checkpoint;
 use crate::status::EngineStatus;
 use crate::time::format_millis;
 
@@ -39,7 +40,7 @@ pub async fn status(State(state): State<QueryState>) -> Json<Value> {
     Json(json!({
         "partitions": partitions,
         "watermark": watermark_json(status),
-        "checkpoint": checkpoint_json(status),
+        "checkpoint": checkpoint_json(checkpoint.as_ref()),
         "processed": EngineStatus::count(&status.processed),
         "emitted": EngineStatus::count(&status.emitted),
         "late": EngineStatus::count(&status.late),
@@ -100,8 +101,8 @@ pub(crate) fn watermark_json(status: &EngineStatus) -> Value {
 
 /// The last checkpoint, which is what the views reflect: its id, commit time, watermark and
 /// source offsets; null before the first one.
-pub(crate) fn checkpoint_json(status: &EngineStatus) -> Value {
-    let Some(checkpoint) = status.checkpoint() else {
+pub(crate) fn checkpoint_json(checkpoint: Option<&Checkpoint>) -> Value {
+    let Some(checkpoint) = checkpoint else {
         return Value::Null;
     };
     let offsets: Vec<Value> = checkpoint
@@ -124,9 +125,9 @@ pub(crate) fn checkpoint_json(status: &EngineStatus) -> Value {
     })
 }
 
-/// The watermark the views reflect: the last checkpoint's, or null before the first one.
-pub(crate) fn view_watermark_json(status: &EngineStatus) -> Value {
-    match status.checkpoint() {
+/// The watermark the views reflect: the checkpoint's, or null before the first one.
+pub(crate) fn view_watermark_json(checkpoint: Option<&Checkpoint>) -> Value {
+    match checkpoint {
         Some(checkpoint) => json!(format_millis(checkpoint.watermark as i64)),
         None => Value::Null,
     }

@@ -1,4 +1,4 @@
-//! View handlers: list the views, scan one, or read one key.
+//! View handlers: list the views, scan one, or read one key, each from one snapshot.
 
 use std::collections::HashMap;
 
@@ -9,8 +9,8 @@ use sluice_state::WindowEntry;
 
 use super::QueryState;
 use super::error::ApiError;
+use super::freshness::Reading;
 use super::params::Params;
-use super::status::{checkpoint_json, view_watermark_json};
 use crate::plan::ViewSpec;
 use crate::time::format_millis;
 
@@ -26,15 +26,12 @@ pub async fn get_key(
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let spec = find_view(&state, &view)?;
+    let reading = Reading::take(&state.db)?;
     if spec.is_windowed() {
         let params = Params::new(raw, &["from", "to"])?;
-        let from = params.time("from", i64::MIN)?;
-        let to = params.time("to", i64::MAX)?;
-        if from >= to {
-            return Err(ApiError::BadRequest("`from` must be before `to`".into()));
-        }
-        let windows = state
-            .db
+        let (from, to) = params.time_range()?;
+        let windows = reading
+            .state
             .window_store(&view)?
             .windows(key.as_bytes(), from, to)?;
         if windows.is_empty() {
@@ -46,72 +43,73 @@ pub async fn get_key(
             .iter()
             .map(window_json)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Json(json!({
-            "view": view,
-            "key": key,
-            "windows": windows,
-            "watermark": view_watermark_json(&state.status),
-            "checkpoint": checkpoint_json(&state.status),
-        })))
+        Ok(reading.answer(json!({ "view": view, "key": key, "windows": windows })))
     } else {
         Params::new(raw, &[])?;
-        let value = state.db.table_store(&view)?.get(key.as_bytes())?;
+        let value = reading.state.table_store(&view)?.get(key.as_bytes())?;
         let Some(value) = value else {
             return Err(ApiError::NotFound(format!(
                 "view {view} has no key `{key}`"
             )));
         };
-        Ok(Json(json!({
-            "view": view,
-            "key": key,
-            "value": parse_json(&value)?,
-            "watermark": view_watermark_json(&state.status),
-            "checkpoint": checkpoint_json(&state.status),
-        })))
+        Ok(reading.answer(json!({ "view": view, "key": key, "value": parse_json(&value)? })))
     }
 }
 
-/// `GET /views/{view}`: keys in order, `limit` at a time, continuing `after` a key.
+/// `GET /views/{view}`: keys in order, `limit` at a time, continuing `after` a key; only
+/// those in `[key_from, key_to)` and starting with `prefix`, when given. For a window view,
+/// `from`/`to` keep the windows of a time range, across keys.
 pub async fn scan_view(
     State(state): State<QueryState>,
     Path(view): Path<String>,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    const KEY_PARAMS: [&str; 5] = ["limit", "after", "prefix", "key_from", "key_to"];
     let spec = find_view(&state, &view)?;
-    let params = Params::new(raw, &["limit", "after"])?;
-    let limit = params.limit()?;
-    let after = params.text("after").map(str::as_bytes);
-    let mut entries = Vec::new();
-    let mut last_key = None;
-    if spec.is_windowed() {
-        for (key, windows) in state.db.window_store(&view)?.scan(after, limit)? {
-            let key = String::from_utf8_lossy(&key).into_owned();
-            let windows = windows
-                .iter()
-                .map(window_json)
-                .collect::<Result<Vec<_>, _>>()?;
-            last_key = Some(key.clone());
-            entries.push(json!({ "key": key, "windows": windows }));
-        }
+    let params = if spec.is_windowed() {
+        Params::new(raw, &[&KEY_PARAMS[..], &["from", "to"]].concat())?
     } else {
-        for (key, value) in state.db.table_store(&view)?.scan(after, limit)? {
-            let key = String::from_utf8_lossy(&key).into_owned();
-            last_key = Some(key.clone());
-            entries.push(json!({ "key": key, "value": parse_json(&value)? }));
-        }
-    }
-    let next = if entries.len() == limit {
-        last_key
+        Params::new(raw, &KEY_PARAMS)?
+    };
+    let limit = params.limit()?;
+    let range = params.key_range()?;
+    let reading = Reading::take(&state.db)?;
+    let (entries, more) = if spec.is_windowed() {
+        let (from, to) = params.time_range()?;
+        let page = reading
+            .state
+            .window_store(&view)?
+            .scan(&range, from, to, limit)?;
+        let entries = page
+            .entries
+            .iter()
+            .map(|(key, windows)| {
+                let windows = windows
+                    .iter()
+                    .map(window_json)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(json!({ "key": String::from_utf8_lossy(key), "windows": windows }))
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        (entries, page.more)
+    } else {
+        let page = reading.state.table_store(&view)?.scan(&range, limit)?;
+        let entries = page
+            .entries
+            .iter()
+            .map(|(key, value)| {
+                Ok(json!({ "key": String::from_utf8_lossy(key), "value": parse_json(value)? }))
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        (entries, page.more)
+    };
+    // The cursor for the next page, only when there is one.
+    let next = if more {
+        entries.last().map(|entry| entry["key"].clone())
     } else {
         None
     };
-    Ok(Json(json!({
-        "view": view,
-        "entries": entries,
-        "next": next,
-        "watermark": view_watermark_json(&state.status),
-        "checkpoint": checkpoint_json(&state.status),
-    })))
+    Ok(reading.answer(json!({ "view": view, "entries": entries, "next": next })))
 }
 
 fn find_view<'a>(state: &'a QueryState, view: &str) -> Result<&'a ViewSpec, ApiError> {

@@ -54,6 +54,11 @@ impl OperatorState {
         self.env.checkpointer.stopped_watermark()
     }
 
+    /// The engine's live status.
+    pub(crate) fn status(&self) -> &crate::status::EngineStatus {
+        &self.env.status
+    }
+
     /// The state database.
     pub(crate) fn db(&self) -> &StateDb {
         &self.env.db

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use sluice_state::{WindowEntry, WindowStore, WriteBatch};
 
+use super::clock::Closed;
 use super::sorted::Sorted;
 use super::{Keeper, Produced, TimedChange, late_record};
 use crate::epoch::Time;
@@ -181,7 +182,13 @@ impl<W: WindowKind<T, A>, T: Data, A: Data> Keeper<T, A> for Keyed<W, T, A> {
         }
     }
 
-    fn close(&mut self, watermark: i64, closing: Time, changes: &mut Vec<TimedChange<A>>) {
+    fn close(
+        &mut self,
+        watermark: i64,
+        closing: Time,
+        changes: &mut Vec<TimedChange<A>>,
+        closes: &mut Vec<Closed>,
+    ) {
         self.closed_up_to = self.closed_up_to.max(watermark);
         while let Some((at, name)) = self.wakeups.first().cloned() {
             if at > watermark {
@@ -192,11 +199,21 @@ impl<W: WindowKind<T, A>, T: Data, A: Data> Keeper<T, A> for Keyed<W, T, A> {
                 continue;
             };
             slot.wakeup = None;
+            let before = changes.len();
             if self
                 .kind
                 .close(&name, &mut slot.state, watermark, closing, changes)
             {
                 self.dirty_keys.insert(name.clone());
+            }
+            // The windows closed here could close once the watermark reached `at` (a later
+            // close point of the same key would have woken it separately, unless the
+            // watermark jumped past both at once).
+            for (time, record) in &changes[before..] {
+                let change = &record.value;
+                if change.is_final && !change.correction && !change.removed {
+                    Closed::add(closes, at, time.outer, 1);
+                }
             }
             self.reschedule(&name);
         }

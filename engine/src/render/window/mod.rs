@@ -18,6 +18,7 @@
 //!
 //! [`LatePolicy::Update`]: crate::window::LatePolicy::Update
 
+mod clock;
 mod fixed;
 mod keyed;
 mod session;
@@ -33,6 +34,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{OutputBuilder, OutputBuilderSession};
 use timely::dataflow::operators::{Capability, CapabilitySet};
 
+use clock::{Closed, WatermarkClock};
 use keyed::Keyed;
 
 use super::state::{CheckpointGate, OperatorState};
@@ -119,8 +121,15 @@ pub(super) trait Keeper<T, A> {
     /// Folds a batch of records, all of time `time`.
     fn apply(&mut self, records: Vec<Vec<Record<T>>>, time: Time, produced: &mut Produced<A>);
     /// Closes every window that closes by `watermark`, emitting final values at or after
-    /// `closing`, and forgets closed windows past their allowed lateness.
-    fn close(&mut self, watermark: i64, closing: Time, changes: &mut Vec<TimedChange<A>>);
+    /// `closing`, and forgets closed windows past their allowed lateness. Each window
+    /// closed is counted in `closes`, by close point and epoch.
+    fn close(
+        &mut self,
+        watermark: i64,
+        closing: Time,
+        changes: &mut Vec<TimedChange<A>>,
+        closes: &mut Vec<Closed>,
+    );
     /// Writes what changed since the last checkpoint.
     fn write(&self, store: &WindowStore<'_>, batch: &mut WriteBatch) -> Result<(), String>;
     /// Forgets what was written: the checkpoint took it.
@@ -191,6 +200,8 @@ where
             held.insert(capability);
         }
         let mut gate: CheckpointGate<HeldBack<T>> = CheckpointGate::new(state.as_ref());
+        let mut clock = WatermarkClock::default();
+        let mut closes = Vec::new();
 
         move |frontiers| {
             let mut changes_handle = changes_output.activate();
@@ -259,9 +270,15 @@ where
                 }
                 let stopped = state.as_ref().and_then(OperatorState::stopped_watermark);
                 if let (Some(stopped), Some(closing)) = (stopped, oldest(&held)) {
+                    let stopped = as_event_time(stopped);
+                    clock.saw(stopped, std::time::Instant::now());
                     let mut finals = Vec::new();
-                    keeper.close(as_event_time(stopped), *closing.time(), &mut finals);
+                    keeper.close(stopped, *closing.time(), &mut finals, &mut closes);
                     give_in_time_order(&mut changes_handle, closing, finals);
+                    if let Some(state) = &state {
+                        clock.report(&closes, stopped, state.status());
+                    }
+                    closes.clear();
                 }
                 hand_in(&mut keeper, &mut gate);
                 held = CapabilitySet::new();
@@ -279,13 +296,23 @@ where
             let Some(watermark) = watermark_of(&frontier[..]) else {
                 return;
             };
-            let watermark = gate
-                .held_back_watermark()
-                .map_or(watermark, |held_back| held_back.min(watermark));
+            // The frontier's watermark, not the held-back one: a close delayed by a
+            // checkpoint in flight is latency too.
+            clock.saw(as_event_time(watermark), std::time::Instant::now());
+            let watermark = as_event_time(
+                gate.held_back_watermark()
+                    .map_or(watermark, |held_back| held_back.min(watermark)),
+            );
             if let Some(closing) = oldest(&held) {
                 let mut finals = Vec::new();
-                keeper.close(as_event_time(watermark), *closing.time(), &mut finals);
+                keeper.close(watermark, *closing.time(), &mut finals, &mut closes);
                 give_in_time_order(&mut changes_handle, closing, finals);
+                if let Some(state) = &state
+                    && !closes.is_empty()
+                {
+                    clock.report(&closes, watermark, state.status());
+                }
+                closes.clear();
             }
         }
     });

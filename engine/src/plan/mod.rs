@@ -64,7 +64,7 @@ impl SourcePlan {
 }
 
 /// The kind of a materialized view.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ViewKind {
     /// Tumbling windows of `size_ms` per key.
@@ -125,7 +125,7 @@ impl ViewKind {
 }
 
 /// A materialized view: a RocksDB store served over HTTP.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ViewSpec {
     /// The name in URLs and the store's column family.
     pub name: String,
@@ -135,7 +135,7 @@ pub struct ViewSpec {
 
     /// What the key is, e.g. `item_id`.
     pub key: String,
-    /// The JSON shape of a value: field names with their JSON types.
+    /// The JSON shape of a value: field names with their JSON types, or one JSON type.
     pub value: serde_json::Value,
 }
 

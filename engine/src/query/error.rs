@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+
+use super::answers::ErrorBody;
 
 /// An error answer.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +33,10 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let body = json!({ "error": self.to_string(), "status": status.as_u16() });
+        let body = ErrorBody {
+            error: self.to_string(),
+            status: status.as_u16(),
+        };
         (status, Json(body)).into_response()
     }
 }

@@ -1,12 +1,10 @@
 //! Consistent answers: each reads one RocksDB snapshot, and says which checkpoint that
 //! snapshot holds, so the freshness it reports is exactly that of the values it returns.
 
-use axum::Json;
-use serde_json::Value;
 use sluice_state::{ReadView, StateDb};
 
+use super::answers::Freshness;
 use super::error::ApiError;
-use super::status::{checkpoint_json, view_watermark_json};
 use crate::checkpoint::Checkpoint;
 use crate::checkpoint::restore::read_checkpoint;
 
@@ -28,18 +26,8 @@ impl<'db> Reading<'db> {
         Ok(Reading { state, checkpoint })
     }
 
-    /// `body` (a JSON object) with the watermark and checkpoint the snapshot reflects.
-    pub(crate) fn answer(&self, mut body: Value) -> Json<Value> {
-        if let Some(fields) = body.as_object_mut() {
-            fields.insert(
-                "watermark".into(),
-                view_watermark_json(self.checkpoint.as_ref()),
-            );
-            fields.insert(
-                "checkpoint".into(),
-                checkpoint_json(self.checkpoint.as_ref()),
-            );
-        }
-        Json(body)
+    /// The watermark and checkpoint the snapshot reflects.
+    pub(crate) fn freshness(&self) -> Freshness {
+        Freshness::of(self.checkpoint.as_ref())
     }
 }

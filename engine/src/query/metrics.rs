@@ -125,6 +125,13 @@ fn wall_clock_millis() -> i64 {
 }
 
 /// Every metric of the engine, as one scrape.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "engine",
+    responses((status = 200, description = "OpenMetrics 1.0 text, which Prometheus scrapes",
+        body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"))
+)]
 pub async fn metrics(State(state): State<QueryState>) -> Result<Response, ApiError> {
     let registry = registry(&state);
     let mut text = String::new();

@@ -9,7 +9,11 @@
 //! - [`status`]: `/status` and `/healthz`.
 //! - [`metrics`]: `/metrics`, in the Prometheus text format.
 //! - [`topology`]: `/topology`, as text, Graphviz DOT or JSON.
+//! - [`answers`]: every JSON answer as a type, which is also its OpenAPI schema.
+//! - `/openapi.json` is generated from the handlers' `#[utoipa::path]` annotations as they
+//!   are routed, so the document lists exactly the routes the router serves.
 
+pub mod answers;
 pub mod error;
 pub mod freshness;
 pub mod metrics;
@@ -18,11 +22,13 @@ pub mod status;
 pub mod topology;
 pub mod views;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use axum::Router;
-use axum::routing::get;
+use axum::{Json, Router};
 use sluice_state::StateDb;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::plan::Plan;
 use crate::status::EngineStatus;
@@ -50,18 +56,59 @@ impl QueryState {
     }
 }
 
+/// The document's title, version and tags.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sluice query API",
+        description = "The materialized views of a Sluice topology, its progress and its metrics."
+    ),
+    tags(
+        (name = "views", description = "Materialized views: lookups, window ranges and scans"),
+        (name = "engine", description = "Progress, health, metrics and the topology"),
+    )
+)]
+struct ApiDoc;
+
+/// The routes and the OpenAPI document that describes them, built together.
+fn routes() -> (Router<QueryState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(views::list_views))
+        .routes(routes!(views::scan_view))
+        .routes(routes!(views::get_key))
+        .routes(routes!(status::status))
+        .routes(routes!(status::healthz))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(topology::topology))
+        .routes(routes!(openapi_json))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3 document of the API, as `/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
+/// This document: every route with its parameters, answers and errors.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "engine",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object))
+)]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    Json(DOCUMENT.get_or_init(openapi).clone())
+}
+
 /// The whole API as a router, testable in process with `tower::ServiceExt::oneshot`.
 pub fn router(state: QueryState) -> Router {
-    Router::new()
-        .route("/views", get(views::list_views))
-        .route("/views/{view}", get(views::scan_view))
-        .route("/views/{view}/{key}", get(views::get_key))
-        .route("/status", get(status::status))
-        .route("/healthz", get(status::healthz))
-        .route("/metrics", get(metrics::metrics))
-        .route("/topology", get(topology::topology))
+    routes()
+        .0
         .fallback(|| async {
-            ApiError::NotFound("no such route; try GET /views or GET /status".into())
+            ApiError::NotFound(
+                "no such route; try GET /views, GET /status or GET /openapi.json".into(),
+            )
         })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -3,132 +3,118 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
 
 use super::QueryState;
-use crate::checkpoint::Checkpoint;
+use super::answers::{
+    CheckpointInfo, Health, LateCount, PartitionStatus, StateBytes, StatusAnswer, Transactions,
+};
 use crate::status::EngineStatus;
 use crate::time::format_millis;
 
-/// Per-partition progress and lag, the watermark, and the late and dead-letter counts.
-pub async fn status(State(state): State<QueryState>) -> Json<Value> {
+/// Per-partition progress and lag, the watermark, the last checkpoint, and the late and
+/// dead-letter counts. A caller can wait here until the lag reaches 0.
+#[utoipa::path(
+    get,
+    path = "/status",
+    tag = "engine",
+    responses((status = 200, description = "The engine's live progress", body = StatusAnswer))
+)]
+pub async fn status(State(state): State<QueryState>) -> Json<StatusAnswer> {
     let status = &state.status;
     let checkpoint = status.checkpoint();
-    let partitions: Vec<Value> = status
+    let partitions = status
         .partitions()
         .into_iter()
         .map(|(topic, partition, progress)| {
-            let lag = if progress.high_watermark < 0 {
-                Value::Null
-            } else {
-                json!((progress.high_watermark - progress.offset).max(0))
-            };
-            let checkpointed = checkpoint
+            let lag = (progress.high_watermark >= 0)
+                .then(|| (progress.high_watermark - progress.offset).max(0));
+            let checkpointed_offset = checkpoint
                 .as_ref()
                 .and_then(|checkpoint| checkpoint.position(&topic, partition))
                 .map_or(0, |position| position.offset);
-            json!({
-                "topic": topic,
-                "partition": partition,
-                "offset": progress.offset,
-                "checkpointed_offset": checkpointed,
-                "high_watermark": progress.high_watermark,
-                "lag": lag,
-            })
+            PartitionStatus {
+                topic,
+                partition,
+                offset: progress.offset,
+                checkpointed_offset,
+                high_watermark: progress.high_watermark,
+                lag,
+            }
         })
         .collect();
-    Json(json!({
-        "partitions": partitions,
-        "watermark": watermark_json(status),
-        "checkpoint": checkpoint_json(checkpoint.as_ref()),
-        "processed": EngineStatus::count(&status.processed),
-        "emitted": EngineStatus::count(&status.emitted),
-        "late": EngineStatus::count(&status.late),
-        "late_by": status
+    Json(StatusAnswer {
+        partitions,
+        watermark: status.watermark().map(format_millis),
+        checkpoint: checkpoint.as_ref().map(CheckpointInfo::of),
+        processed: EngineStatus::count(&status.processed),
+        emitted: EngineStatus::count(&status.emitted),
+        late: EngineStatus::count(&status.late),
+        late_by: status
             .late_by()
             .into_iter()
-            .map(|((view, topic, partition), count)| {
-                json!({"view": view, "topic": topic, "partition": partition, "count": count})
+            .map(|((view, topic, partition), count)| LateCount {
+                view,
+                topic,
+                partition,
+                count,
             })
-            .collect::<Vec<_>>(),
-        "dlq": EngineStatus::count(&status.dead_lettered),
-        "delivery_failures": EngineStatus::count(&status.delivery_failures),
-        "suppressed": EngineStatus::count(&status.suppressed),
-        "transactions": {
-            "committed": EngineStatus::count(&status.transactions_committed),
-            "aborted": EngineStatus::count(&status.transactions_aborted),
-            "resent": EngineStatus::count(&status.outbox_resent),
+            .collect(),
+        dlq: EngineStatus::count(&status.dead_lettered),
+        delivery_failures: EngineStatus::count(&status.delivery_failures),
+        suppressed: EngineStatus::count(&status.suppressed),
+        transactions: Transactions {
+            committed: EngineStatus::count(&status.transactions_committed),
+            aborted: EngineStatus::count(&status.transactions_aborted),
+            resent: EngineStatus::count(&status.outbox_resent),
         },
-        "state_bytes": state_bytes(&state),
-        "error": status.fatal(),
-    }))
-}
-
-/// RocksDB's estimate of the size of every store (views and operator state), in bytes.
-fn state_bytes(state: &QueryState) -> Value {
-    let mut stores: Vec<String> = state.plan.stores();
-    stores.push(sluice_state::db::META_STORE.to_string());
-    let mut per_store = serde_json::Map::new();
-    let mut total = 0;
-    for store in stores {
-        // A store that cannot be measured is left out rather than failing the status.
-        if let Ok(size) = state.db.store_size(&store) {
-            total += size;
-            per_store.insert(store, json!(size));
-        }
-    }
-    json!({ "total": total, "stores": per_store })
-}
-
-/// 200 while the engine runs, 503 once a fatal error stopped it.
-pub async fn healthz(State(state): State<QueryState>) -> (StatusCode, Json<Value>) {
-    match state.status.fatal() {
-        None => (StatusCode::OK, Json(json!({ "status": "ok" }))),
-        Some(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "failed", "error": error })),
-        ),
-    }
-}
-
-/// The watermark as RFC 3339, or null before the first one.
-pub(crate) fn watermark_json(status: &EngineStatus) -> Value {
-    match status.watermark() {
-        Some(millis) => json!(format_millis(millis)),
-        None => Value::Null,
-    }
-}
-
-/// The last checkpoint, which is what the views reflect: its id, commit time, watermark and
-/// source offsets; null before the first one.
-pub(crate) fn checkpoint_json(checkpoint: Option<&Checkpoint>) -> Value {
-    let Some(checkpoint) = checkpoint else {
-        return Value::Null;
-    };
-    let offsets: Vec<Value> = checkpoint
-        .positions
-        .iter()
-        .map(|position| {
-            json!({
-                "topic": position.topic,
-                "partition": position.partition,
-                "offset": position.offset,
-            })
-        })
-        .collect();
-    json!({
-        "id": checkpoint.id,
-        "committed_at": format_millis(checkpoint.committed_at),
-        "watermark": format_millis(checkpoint.watermark as i64),
-        "duration_ms": checkpoint.duration_ms,
-        "offsets": offsets,
+        state_bytes: state_bytes(&state),
+        error: status.fatal(),
     })
 }
 
-/// The watermark the views reflect: the checkpoint's, or null before the first one.
-pub(crate) fn view_watermark_json(checkpoint: Option<&Checkpoint>) -> Value {
-    match checkpoint {
-        Some(checkpoint) => json!(format_millis(checkpoint.watermark as i64)),
-        None => Value::Null,
+/// RocksDB's estimate of the size of every store (views and operator state), in bytes.
+fn state_bytes(state: &QueryState) -> StateBytes {
+    let mut stores: Vec<String> = state.plan.stores();
+    stores.push(sluice_state::db::META_STORE.to_string());
+    let mut sizes = StateBytes {
+        total: 0,
+        stores: Default::default(),
+    };
+    for store in stores {
+        // A store that cannot be measured is left out rather than failing the status.
+        if let Ok(size) = state.db.store_size(&store) {
+            sizes.total += size;
+            sizes.stores.insert(store, size);
+        }
+    }
+    sizes
+}
+
+/// 200 while the engine runs, 503 once a fatal error stopped it.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "engine",
+    responses(
+        (status = 200, description = "The engine runs", body = Health),
+        (status = 503, description = "A fatal error stopped the engine", body = Health),
+    )
+)]
+pub async fn healthz(State(state): State<QueryState>) -> (StatusCode, Json<Health>) {
+    match state.status.fatal() {
+        None => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok".into(),
+                error: None,
+            }),
+        ),
+        Some(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "failed".into(),
+                error: Some(error),
+            }),
+        ),
     }
 }

@@ -513,3 +513,71 @@ async fn the_topology_is_served_as_describe_prints_it() {
     let (status, _) = get(&state, "/topology?fromat=dot").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_it_serves() {
+    let (_dir, state) = fixture();
+    let (status, document) = get(&state, "/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = document["paths"].as_object().unwrap();
+    let mut listed: Vec<&str> = paths.keys().map(String::as_str).collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "/healthz",
+            "/metrics",
+            "/openapi.json",
+            "/status",
+            "/topology",
+            "/views",
+            "/views/{view}",
+            "/views/{view}/{key}"
+        ]
+    );
+    // Every documented route answers (the fallback would say "no such route"), with a
+    // status the document lists for it.
+    for (path, item) in paths {
+        let uri = path.replace("{view}", "counts").replace("{key}", "all");
+        let response = router(state.clone())
+            .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let code = response.status().as_u16().to_string();
+        assert!(
+            item["get"]["responses"].get(&code).is_some(),
+            "{path}: {code}"
+        );
+        assert_ne!(code, "404", "{path}");
+    }
+    // The schemas carry the fields the answers have.
+    let schemas = &document["components"]["schemas"];
+    for (schema, fields) in [
+        ("Window", vec!["start", "end", "value", "final"]),
+        ("Freshness", vec!["watermark", "checkpoint"]),
+        ("ErrorBody", vec!["error", "status"]),
+    ] {
+        let required: Vec<&str> = schemas[schema]["required"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema}: {}", schemas[schema]))
+            .iter()
+            .map(|field| field.as_str().unwrap())
+            .collect();
+        for field in fields {
+            assert!(required.contains(&field), "{schema} lacks {field}");
+        }
+    }
+    let scan = &paths["/views/{view}"]["get"]["parameters"];
+    let names: Vec<&str> = scan
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|parameter| parameter["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "view", "limit", "after", "prefix", "key_from", "key_to", "from", "to",
+    ] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+}

@@ -13,6 +13,20 @@ use super::{ApiError, QueryState};
 use crate::plan::{describe, to_dot};
 
 /// The topology in the `format` asked for: `text` (the default), `dot` or `json`.
+#[utoipa::path(
+    get,
+    path = "/topology",
+    tag = "engine",
+    params(("format" = Option<String>, Query, description = "`text` (the default), `dot` or `json`")),
+    responses(
+        (status = 200, description = "The topology, as `shop describe` prints it", content(
+            (String = "text/plain"),
+            (String = "text/vnd.graphviz"),
+            (Object = "application/json"),
+        )),
+        (status = 400, description = "An unknown format or parameter", body = super::answers::ErrorBody),
+    )
+)]
 pub async fn topology(
     State(state): State<QueryState>,
     Query(raw): Query<HashMap<String, String>>,

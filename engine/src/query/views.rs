@@ -4,27 +4,57 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sluice_state::WindowEntry;
 
 use super::QueryState;
+use super::answers::{
+    ErrorBody, KeyAnswer, KeyValue, KeyWindows, Page, PageEntry, ViewList, Window,
+};
 use super::error::ApiError;
 use super::freshness::Reading;
 use super::params::Params;
 use crate::plan::ViewSpec;
 use crate::time::format_millis;
 
-/// `GET /views`: every view with its kind, key and value shape.
-pub async fn list_views(State(state): State<QueryState>) -> Json<Value> {
-    Json(json!({ "views": state.plan.views }))
+/// Every view with its kind, key and value shape.
+#[utoipa::path(
+    get,
+    path = "/views",
+    tag = "views",
+    responses((status = 200, description = "The views", body = ViewList))
+)]
+pub async fn list_views(State(state): State<QueryState>) -> Json<ViewList> {
+    Json(ViewList {
+        views: state.plan.views.clone(),
+    })
 }
 
-/// `GET /views/{view}/{key}`: a table value, or a key's windows narrowed by `from`/`to`.
+/// A table view's value of a key, or a window view's windows of a key narrowed by
+/// `from`/`to`.
+#[utoipa::path(
+    get,
+    path = "/views/{view}/{key}",
+    tag = "views",
+    params(
+        ("view" = String, Path, description = "The view's name"),
+        ("key" = String, Path, description = "The key"),
+        ("from" = Option<String>, Query,
+            description = "Window views: only windows ending after this time (RFC 3339 or epoch ms)"),
+        ("to" = Option<String>, Query,
+            description = "Window views: only windows starting before this time (RFC 3339 or epoch ms)"),
+    ),
+    responses(
+        (status = 200, description = "The key's windows or value, and the checkpoint they reflect", body = KeyAnswer),
+        (status = 400, description = "A bad or unknown parameter", body = ErrorBody),
+        (status = 404, description = "No such view, or no such key", body = ErrorBody),
+    )
+)]
 pub async fn get_key(
     State(state): State<QueryState>,
     Path((view, key)): Path<(String, String)>,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyAnswer>, ApiError> {
     let spec = find_view(&state, &view)?;
     let reading = Reading::take(&state.db)?;
     if spec.is_windowed() {
@@ -39,11 +69,12 @@ pub async fn get_key(
                 "view {view} has no windows for key `{key}` in that range"
             )));
         }
-        let windows = windows
-            .iter()
-            .map(window_json)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(reading.answer(json!({ "view": view, "key": key, "windows": windows })))
+        Ok(Json(KeyAnswer::Windows(KeyWindows {
+            view,
+            key,
+            windows: windows.iter().map(window).collect::<Result<_, _>>()?,
+            freshness: reading.freshness(),
+        })))
     } else {
         Params::new(raw, &[])?;
         let value = reading.state.table_store(&view)?.get(key.as_bytes())?;
@@ -52,18 +83,46 @@ pub async fn get_key(
                 "view {view} has no key `{key}`"
             )));
         };
-        Ok(reading.answer(json!({ "view": view, "key": key, "value": parse_json(&value)? })))
+        Ok(Json(KeyAnswer::Value(KeyValue {
+            view,
+            key,
+            value: parse_json(&value)?,
+            freshness: reading.freshness(),
+        })))
     }
 }
 
-/// `GET /views/{view}`: keys in order, `limit` at a time, continuing `after` a key; only
-/// those in `[key_from, key_to)` and starting with `prefix`, when given. For a window view,
+/// Keys in order, `limit` at a time, continuing `after` a key; only those in
+/// `[key_from, key_to)` and starting with `prefix`, when given. For a window view,
 /// `from`/`to` keep the windows of a time range, across keys.
+#[utoipa::path(
+    get,
+    path = "/views/{view}",
+    tag = "views",
+    params(
+        ("view" = String, Path, description = "The view's name"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000,
+            description = "Keys per page, 1 to 1000 (default 100)"),
+        ("after" = Option<String>, Query, description = "Continue after this key: the last page's `next`"),
+        ("prefix" = Option<String>, Query, description = "Only keys that start with this"),
+        ("key_from" = Option<String>, Query, description = "Only keys from this one, inclusive"),
+        ("key_to" = Option<String>, Query, description = "Only keys before this one, exclusive"),
+        ("from" = Option<String>, Query,
+            description = "Window views only: windows ending after this time (RFC 3339 or epoch ms)"),
+        ("to" = Option<String>, Query,
+            description = "Window views only: windows starting before this time (RFC 3339 or epoch ms)"),
+    ),
+    responses(
+        (status = 200, description = "One page of keys, and the checkpoint it reflects", body = Page),
+        (status = 400, description = "A bad or unknown parameter", body = ErrorBody),
+        (status = 404, description = "No such view", body = ErrorBody),
+    )
+)]
 pub async fn scan_view(
     State(state): State<QueryState>,
     Path(view): Path<String>,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page>, ApiError> {
     const KEY_PARAMS: [&str; 5] = ["limit", "after", "prefix", "key_from", "key_to"];
     let spec = find_view(&state, &view)?;
     let params = if spec.is_windowed() {
@@ -84,11 +143,10 @@ pub async fn scan_view(
             .entries
             .iter()
             .map(|(key, windows)| {
-                let windows = windows
-                    .iter()
-                    .map(window_json)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(json!({ "key": String::from_utf8_lossy(key), "windows": windows }))
+                Ok(PageEntry::Windows {
+                    key: String::from_utf8_lossy(key).into_owned(),
+                    windows: windows.iter().map(window).collect::<Result<_, _>>()?,
+                })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         (entries, page.more)
@@ -98,21 +156,27 @@ pub async fn scan_view(
             .entries
             .iter()
             .map(|(key, value)| {
-                Ok(json!({ "key": String::from_utf8_lossy(key), "value": parse_json(value)? }))
+                Ok(PageEntry::Value {
+                    key: String::from_utf8_lossy(key).into_owned(),
+                    value: parse_json(value)?,
+                })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
         (entries, page.more)
     };
     // The cursor for the next page, only when there is one.
-    let next = if more {
-        entries.last().map(|entry| entry["key"].clone())
-    } else {
-        None
-    };
-    Ok(reading.answer(json!({ "view": view, "entries": entries, "next": next })))
+    let next = entries.last().filter(|_| more).map(|entry| match entry {
+        PageEntry::Windows { key, .. } | PageEntry::Value { key, .. } => key.clone(),
+    });
+    Ok(Json(Page {
+        view,
+        entries,
+        next,
+        freshness: reading.freshness(),
+    }))
 }
 
-fn find_view<'a>(state: &'a QueryState, view: &str) -> Result<&'a ViewSpec, ApiError> {
+pub(crate) fn find_view<'a>(state: &'a QueryState, view: &str) -> Result<&'a ViewSpec, ApiError> {
     state.plan.view(view).ok_or_else(|| {
         let known: Vec<&str> = state
             .plan
@@ -127,16 +191,16 @@ fn find_view<'a>(state: &'a QueryState, view: &str) -> Result<&'a ViewSpec, ApiE
     })
 }
 
-fn window_json(entry: &WindowEntry) -> Result<Value, ApiError> {
-    Ok(json!({
-        "start": format_millis(entry.start),
-        "end": format_millis(entry.end),
-        "value": parse_json(&entry.value_json)?,
-        "final": entry.is_final,
-    }))
+pub(crate) fn window(entry: &WindowEntry) -> Result<Window, ApiError> {
+    Ok(Window {
+        start: format_millis(entry.start),
+        end: format_millis(entry.end),
+        value: parse_json(&entry.value_json)?,
+        is_final: entry.is_final,
+    })
 }
 
-fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|error| ApiError::Internal(format!("stored value is not JSON: {error}")))
 }

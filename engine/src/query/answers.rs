@@ -1,0 +1,248 @@
+//! The API's JSON answers as types: what the handlers return is what `/openapi.json`
+//! describes, because both come from these definitions.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::checkpoint::Checkpoint;
+use crate::plan::ViewSpec;
+use crate::time::format_millis;
+
+/// `GET /views`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ViewList {
+    /// Every view of the topology.
+    pub views: Vec<ViewSpec>,
+}
+
+/// How fresh an answer is: the checkpoint its values are the results of.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Freshness {
+    /// The watermark the values reflect (RFC 3339), or null before the first checkpoint.
+    #[schema(required = true)]
+    pub watermark: Option<String>,
+    /// The checkpoint the values are the results of, or null before the first one.
+    #[schema(required = true)]
+    pub checkpoint: Option<CheckpointInfo>,
+}
+
+/// A committed checkpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckpointInfo {
+    /// Counts the checkpoints of this state directory, from 1.
+    pub id: u64,
+    /// When it committed (RFC 3339).
+    pub committed_at: String,
+    /// The least partition watermark it holds (RFC 3339).
+    pub watermark: String,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
+    /// Every source partition's next offset: each record before it is in the checkpoint.
+    pub offsets: Vec<SourceOffset>,
+}
+
+/// Where a source partition stood.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourceOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl CheckpointInfo {
+    /// The answer's form of a checkpoint.
+    pub fn of(checkpoint: &Checkpoint) -> Self {
+        CheckpointInfo {
+            id: checkpoint.id,
+            committed_at: format_millis(checkpoint.committed_at),
+            watermark: format_millis(checkpoint.watermark as i64),
+            duration_ms: checkpoint.duration_ms,
+            offsets: checkpoint
+                .positions
+                .iter()
+                .map(|position| SourceOffset {
+                    topic: position.topic.clone(),
+                    partition: position.partition,
+                    offset: position.offset,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Freshness {
+    /// The freshness of values read with `checkpoint`.
+    pub fn of(checkpoint: Option<&Checkpoint>) -> Self {
+        Freshness {
+            watermark: checkpoint.map(|checkpoint| format_millis(checkpoint.watermark as i64)),
+            checkpoint: checkpoint.map(CheckpointInfo::of),
+        }
+    }
+}
+
+/// One window of a key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Window {
+    /// The window's start (RFC 3339), inclusive.
+    pub start: String,
+    /// The window's end (RFC 3339), exclusive.
+    pub end: String,
+    /// The aggregate, as the view's value shape says.
+    pub value: Value,
+    /// Whether the watermark has passed the window: the value will not change again
+    /// (unless an allowed-lateness correction comes).
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+/// `GET /views/{view}/{key}`: a key's windows or its value.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum KeyAnswer {
+    /// A window view's windows of the key.
+    Windows(KeyWindows),
+    /// A table view's value of the key.
+    Value(KeyValue),
+}
+
+/// A window view's windows of one key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyWindows {
+    pub view: String,
+    pub key: String,
+    /// Ordered by start.
+    pub windows: Vec<Window>,
+    #[serde(flatten)]
+    pub freshness: Freshness,
+}
+
+/// A table view's value of one key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyValue {
+    pub view: String,
+    pub key: String,
+    pub value: Value,
+    #[serde(flatten)]
+    pub freshness: Freshness,
+}
+
+/// `GET /views/{view}`: one page of keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page {
+    pub view: String,
+    /// In key order.
+    pub entries: Vec<PageEntry>,
+    /// The key to pass as `after` for the next page, or null on the last page.
+    #[schema(required = true)]
+    pub next: Option<String>,
+    #[serde(flatten)]
+    pub freshness: Freshness,
+}
+
+/// A key of a page, with its windows (a window view) or its value (a table view).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PageEntry {
+    /// A window view's key.
+    Windows { key: String, windows: Vec<Window> },
+    /// A table view's key.
+    Value { key: String, value: Value },
+}
+
+/// `GET /status`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusAnswer {
+    /// Every source partition, in `(topic, partition)` order.
+    pub partitions: Vec<PartitionStatus>,
+    /// The dataflow's live watermark (RFC 3339), or null before it is known.
+    #[schema(required = true)]
+    pub watermark: Option<String>,
+    /// The last committed checkpoint, which the views reflect.
+    #[schema(required = true)]
+    pub checkpoint: Option<CheckpointInfo>,
+    /// Records read and decoded.
+    pub processed: u64,
+    /// Records handed to the producer.
+    pub emitted: u64,
+    /// Records too late for their windows.
+    pub late: u64,
+    /// Late records per aggregation and source partition.
+    pub late_by: Vec<LateCount>,
+    /// Records sent to a dead-letter topic.
+    pub dlq: u64,
+    /// Output records the broker refused.
+    pub delivery_failures: u64,
+    /// Window updates held back by `emit_final` on a table.
+    pub suppressed: u64,
+    /// Output transactions (exactly-once output only).
+    pub transactions: Transactions,
+    /// RocksDB's estimate of each store's size.
+    pub state_bytes: StateBytes,
+    /// The error that stopped the engine, if one did.
+    #[schema(required = true)]
+    pub error: Option<String>,
+}
+
+/// A source partition's progress.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartitionStatus {
+    pub topic: String,
+    pub partition: i32,
+    /// The next offset the engine will read.
+    pub offset: i64,
+    /// The offset the last checkpoint holds.
+    pub checkpointed_offset: i64,
+    /// The broker's high watermark as last fetched, or -1 before the first fetch.
+    pub high_watermark: i64,
+    /// Records between the offset and the high watermark, or null before the first fetch.
+    #[schema(required = true)]
+    pub lag: Option<i64>,
+}
+
+/// Late records of one aggregation and partition.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LateCount {
+    /// The aggregation, as `describe` names it.
+    pub view: String,
+    pub topic: String,
+    pub partition: i32,
+    pub count: u64,
+}
+
+/// Output transaction counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Transactions {
+    pub committed: u64,
+    pub aborted: u64,
+    /// Transactions written again from the outbox after a restart.
+    pub resent: u64,
+}
+
+/// State size in bytes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StateBytes {
+    pub total: u64,
+    pub stores: BTreeMap<String, u64>,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `failed` once a fatal error stopped the engine.
+    pub status: String,
+    /// The fatal error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, and what to do instead.
+    pub error: String,
+    /// The HTTP status code.
+    pub status: u16,
+}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing Sluice needs on a fresh Debian machine that has the
-# Rust toolchain: libclang-dev (bindgen, for RocksDB) and, with --tansu, the Tansu broker
-# the end-to-end tests run against. Safe to run again: it skips what is already there.
+# Rust toolchain: libclang-dev (bindgen, for RocksDB) and, with --test (or its old name
+# --tansu), what the tests use besides: the Tansu broker of the end-to-end tests, and
+# schemathesis (PyPI, in its own virtualenv) for the API contract test. Safe to run again:
+# it skips what is already there.
 set -euo pipefail
 
 as_root() {
@@ -14,7 +16,26 @@ if ! dpkg -s libclang-dev >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev
 fi
 
-if [ "${1:-}" = "--tansu" ] && ! command -v tansu >/dev/null 2>&1; then
+if [ "${1:-}" != "--test" ] && [ "${1:-}" != "--tansu" ]; then
+  exit 0
+fi
+
+if ! command -v tansu >/dev/null 2>&1; then
   echo "setup: installing the Tansu broker for the end-to-end tests (about 9 minutes on 2 cores)"
   cargo install tansu --locked --features dynostore,libsql
+fi
+
+SCHEMATHESIS_VERSION=4.32.5
+TOOLS="$HOME/.cache/sluice-tools"
+if ! "$TOOLS/schemathesis/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -c "import ensurepip, venv" 2>/dev/null; then
+    echo "setup: installing python3-venv (for schemathesis)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv
+  fi
+  echo "setup: installing schemathesis $SCHEMATHESIS_VERSION for the API contract test"
+  rm -rf "$TOOLS/schemathesis"
+  mkdir -p "$TOOLS"
+  python3 -m venv "$TOOLS/schemathesis"
+  "$TOOLS/schemathesis/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
 fi

@@ -11,6 +11,16 @@ use crate::checkpoint::Checkpoint;
 use crate::plan::ViewSpec;
 use crate::time::format_millis;
 
+/// A time in a query parameter: RFC 3339, or milliseconds since the epoch.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // A parameter's schema: handlers parse the text with `time::parse_timestamp`.
+pub enum Timestamp {
+    #[schema(format = DateTime)]
+    Rfc3339(String),
+    EpochMillis(i64),
+}
+
 /// `GET /views`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ViewList {

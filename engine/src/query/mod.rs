@@ -22,11 +22,14 @@ pub mod status;
 pub mod topology;
 pub mod views;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
+use axum::extract::State;
 use axum::{Json, Router};
 use sluice_state::StateDb;
 use utoipa::OpenApi;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -42,16 +45,20 @@ pub struct QueryState {
     pub(crate) db: Arc<StateDb>,
     pub(crate) status: Arc<EngineStatus>,
     pub(crate) http: metrics::HttpMetrics,
+    /// The OpenAPI document of this topology's API.
+    pub(crate) openapi: Arc<utoipa::openapi::OpenApi>,
 }
 
 impl QueryState {
     /// State for the handlers.
     pub fn new(plan: Arc<Plan>, db: Arc<StateDb>, status: Arc<EngineStatus>) -> Self {
+        let openapi = Arc::new(document_for(&plan));
         QueryState {
             plan,
             db,
             status,
             http: metrics::HttpMetrics::default(),
+            openapi,
         }
     }
 }
@@ -63,6 +70,7 @@ impl QueryState {
         title = "Sluice query API",
         description = "The materialized views of a Sluice topology, its progress and its metrics."
     ),
+    components(schemas(answers::Timestamp, topology::TopologyFormat)),
     tags(
         (name = "views", description = "Materialized views: lookups, window ranges and scans"),
         (name = "engine", description = "Progress, health, metrics and the topology"),
@@ -84,9 +92,36 @@ fn routes() -> (Router<QueryState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The OpenAPI 3 document of the API, as `/openapi.json` serves it.
+/// The OpenAPI 3 document of the API, for any topology.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().1
+}
+
+/// The document as `/openapi.json` serves it for `plan`: the `view` parameter lists the
+/// topology's views, so that clients and contract tests know the names that exist.
+fn document_for(plan: &Plan) -> utoipa::openapi::OpenApi {
+    let mut document = openapi();
+    let names: Vec<String> = plan.views.iter().map(|view| view.name.clone()).collect();
+    if names.is_empty() {
+        return document;
+    }
+    let view_names: RefOr<Schema> = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names))
+        .into();
+    let parameters = document
+        .paths
+        .paths
+        .values_mut()
+        .filter_map(|item| item.get.as_mut())
+        .filter_map(|operation| operation.parameters.as_mut())
+        .flatten();
+    for parameter in parameters {
+        if parameter.name == "view" {
+            parameter.schema = Some(view_names.clone());
+        }
+    }
+    document
 }
 
 /// This document: every route with its parameters, answers and errors.
@@ -96,9 +131,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     tag = "engine",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object))
 )]
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
-    Json(DOCUMENT.get_or_init(openapi).clone())
+async fn openapi_json(State(state): State<QueryState>) -> Json<utoipa::openapi::OpenApi> {
+    Json(state.openapi.as_ref().clone())
 }
 
 /// The whole API as a router, testable in process with `tower::ServiceExt::oneshot`.

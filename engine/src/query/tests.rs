@@ -569,6 +569,11 @@ async fn the_openapi_document_describes_every_route_it_serves() {
         }
     }
     let scan = &paths["/views/{view}"]["get"]["parameters"];
+    // The `view` parameter names this topology's views.
+    assert_eq!(
+        scan[0]["schema"]["enum"],
+        json!(["counts", "totals", "demand", "catalog"])
+    );
     let names: Vec<&str> = scan
         .as_array()
         .unwrap()

@@ -9,7 +9,7 @@ use sluice_state::WindowEntry;
 
 use super::QueryState;
 use super::answers::{
-    ErrorBody, KeyAnswer, KeyValue, KeyWindows, Page, PageEntry, ViewList, Window,
+    ErrorBody, KeyAnswer, KeyValue, KeyWindows, Page, PageEntry, Timestamp, ViewList, Window,
 };
 use super::error::ApiError;
 use super::freshness::Reading;
@@ -39,9 +39,9 @@ pub async fn list_views(State(state): State<QueryState>) -> Json<ViewList> {
     params(
         ("view" = String, Path, description = "The view's name"),
         ("key" = String, Path, description = "The key"),
-        ("from" = Option<String>, Query,
+        ("from" = Option<Timestamp>, Query,
             description = "Window views: only windows ending after this time (RFC 3339 or epoch ms)"),
-        ("to" = Option<String>, Query,
+        ("to" = Option<Timestamp>, Query,
             description = "Window views: only windows starting before this time (RFC 3339 or epoch ms)"),
     ),
     responses(
@@ -107,9 +107,9 @@ pub async fn get_key(
         ("prefix" = Option<String>, Query, description = "Only keys that start with this"),
         ("key_from" = Option<String>, Query, description = "Only keys from this one, inclusive"),
         ("key_to" = Option<String>, Query, description = "Only keys before this one, exclusive"),
-        ("from" = Option<String>, Query,
+        ("from" = Option<Timestamp>, Query,
             description = "Window views only: windows ending after this time (RFC 3339 or epoch ms)"),
-        ("to" = Option<String>, Query,
+        ("to" = Option<Timestamp>, Query,
             description = "Window views only: windows starting before this time (RFC 3339 or epoch ms)"),
     ),
     responses(

@@ -18,7 +18,8 @@
 //!   [`TopologyTestDriver`](testkit::TopologyTestDriver) steps one through a test.
 //! - [`query`]: the axum HTTP API.
 //! - [`status`]: live progress shared by workers and the API; [`window_latency`] times
-//!   each window from its close point to the checkpoint that makes it visible.
+//!   each window from its close point to the checkpoint that makes it visible; [`feed`]
+//!   publishes each checkpoint's view changes to the live streams as it commits.
 //! - [`time`], [`window`], [`watermark`]: event time, window assignment, partition clocks.
 //! - [`app`]: the command line (`run`, `replay`, `produce`, `demo`, `bench`, `describe`,
 //!   `dedupe`) a topology binary gets by calling [`app::main`].
@@ -28,6 +29,7 @@ pub mod checkpoint;
 pub mod dsl;
 pub mod epoch;
 pub mod error;
+pub mod feed;
 pub mod kafka;
 pub mod output;
 pub mod plan;

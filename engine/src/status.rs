@@ -8,6 +8,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
+use crate::feed::ChangeFeed;
 use crate::window_latency::WindowCloseLatency;
 
 /// Progress of one source partition.
@@ -54,6 +55,8 @@ pub struct EngineStatus {
     pub checkpoint_seconds: CheckpointDurations,
     /// Wall time from each window's close point to the commit that makes it visible.
     pub window_close: WindowCloseLatency,
+    /// View changes, published to live streams as their checkpoint commits.
+    pub changes: ChangeFeed,
     /// Records handed to the producer, per output topic.
     records_out: Mutex<BTreeMap<String, u64>>,
 }
@@ -198,6 +201,7 @@ impl EngineStatus {
     pub fn checkpoint_committed(&self, checkpoint: Checkpoint) {
         self.window_close
             .committed(&checkpoint, std::time::Instant::now());
+        self.changes.publish(&checkpoint);
         self.checkpoint_seconds
             .0
             .observe(checkpoint.duration_ms as f64 / 1_000.0);

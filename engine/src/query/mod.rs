@@ -3,6 +3,8 @@
 //! - [`error`]: [`ApiError`], which answers 400, 404 and 500 as JSON with a clear message.
 //! - [`views`]: `/views`, `/views/{view}` and `/views/{view}/{key}`: lookups, window
 //!   ranges, and key-range and prefix scans with a cursor.
+//! - [`stream`]: `/views/{view}/stream` and `/views/{view}/{key}/stream`, live updates as
+//!   Server-Sent Events from the change feed.
 //! - [`freshness`]: every view answer reads one RocksDB snapshot and reports the
 //!   checkpoint (offsets and watermark) that snapshot holds.
 //! - [`params`]: query-string parameters, each mistake a 400 that names it.
@@ -19,6 +21,7 @@ pub mod freshness;
 pub mod metrics;
 pub mod params;
 pub mod status;
+pub mod stream;
 pub mod topology;
 pub mod views;
 
@@ -84,6 +87,8 @@ fn routes() -> (Router<QueryState>, utoipa::openapi::OpenApi) {
         .routes(routes!(views::list_views))
         .routes(routes!(views::scan_view))
         .routes(routes!(views::get_key))
+        .routes(routes!(stream::view_stream))
+        .routes(routes!(stream::key_stream))
         .routes(routes!(status::status))
         .routes(routes!(status::healthz))
         .routes(routes!(metrics::metrics))
@@ -151,5 +156,7 @@ pub fn router(state: QueryState) -> Router {
         .with_state(state)
 }
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;

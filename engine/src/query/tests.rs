@@ -13,7 +13,7 @@ use crate::checkpoint::{Checkpoint, SourcePosition};
 use crate::plan::{Plan, ViewKind, ViewSpec};
 use crate::status::EngineStatus;
 
-const MINUTE: i64 = 60_000;
+pub(super) const MINUTE: i64 = 60_000;
 
 /// The windows of the `demand` view: `(item, start)`.
 const DEMAND: [(&str, i64); 5] = [
@@ -26,7 +26,7 @@ const DEMAND: [(&str, i64); 5] = [
 /// The keys of the `catalog` view.
 const CATALOG: [&str; 5] = ["burger", "burrito", "fries", "juice", "tea"];
 
-fn fixture() -> (tempfile::TempDir, QueryState) {
+pub(super) fn fixture() -> (tempfile::TempDir, QueryState) {
     let dir = tempfile::tempdir().unwrap();
     let db = StateDb::open(dir.path(), ["counts", "totals", "demand", "catalog"]).unwrap();
     let windows = db.window_store("counts").unwrap();
@@ -116,7 +116,7 @@ fn fixture() -> (tempfile::TempDir, QueryState) {
     (dir, state)
 }
 
-async fn get(state: &QueryState, uri: &str) -> (StatusCode, Value) {
+pub(super) async fn get(state: &QueryState, uri: &str) -> (StatusCode, Value) {
     let response = router(state.clone())
         .oneshot(Request::get(uri).body(Body::empty()).unwrap())
         .await
@@ -533,7 +533,9 @@ async fn the_openapi_document_describes_every_route_it_serves() {
             "/topology",
             "/views",
             "/views/{view}",
-            "/views/{view}/{key}"
+            "/views/{view}/stream",
+            "/views/{view}/{key}",
+            "/views/{view}/{key}/stream"
         ]
     );
     // Every documented route answers (the fallback would say "no such route"), with a

@@ -4,6 +4,8 @@
 //!
 //! Between checkpoints a view operator keeps the latest change of each window or key; at a
 //! checkpoint it writes them, and deletes the final windows whose retention has passed.
+//! It also stages those changes in the [change feed](crate::feed), which publishes them to
+//! live streams when the checkpoint commits.
 
 use std::collections::BTreeSet;
 
@@ -20,6 +22,7 @@ use super::state::{CheckpointGate, OperatorState};
 use super::table::{TableChange, TableUpdates};
 use super::window::WindowChange;
 use crate::epoch::{Time, watermark_of};
+use crate::feed::{Change, ViewChange};
 use crate::record::{Data, Record, worker_of};
 
 /// Keeps window changes in the window store `state.store`, deleting final windows
@@ -75,7 +78,12 @@ pub(crate) fn materialize_windows<A: Data>(
             .unwrap_or(i64::MAX)
             .saturating_sub(retention_ms);
         let handed_in = gate.try_hand_in(Some(&state), owed, &frontier[..], |db, batch| {
-            write_windows(db, &state.store, &pending, &expiring, expire_before, batch)
+            write_windows(db, &state.store, &pending, &expiring, expire_before, batch)?;
+            if let Some(request) = owed {
+                let changes = window_changes(&state.store, &pending);
+                state.status().changes.stage(request.epoch, changes);
+            }
+            Ok(())
         });
         if handed_in {
             for ((key, start), entry) in pending.drain() {
@@ -94,6 +102,30 @@ pub(crate) fn materialize_windows<A: Data>(
             }
         }
     });
+}
+
+/// The changes of `pending` as the live streams publish them. (Final windows deleted for
+/// retention are not changes of the view's content, and are not in the feed.)
+fn window_changes(
+    view: &str,
+    pending: &HashMap<(String, i64), Option<WindowEntry>>,
+) -> Vec<ViewChange> {
+    pending
+        .iter()
+        .map(|((key, start), entry)| ViewChange {
+            view: view.to_string(),
+            key: key.clone(),
+            change: match entry {
+                Some(entry) => Change::Window {
+                    start: entry.start,
+                    end: entry.end,
+                    is_final: entry.is_final,
+                    value_json: entry.value_json.clone(),
+                },
+                None => Change::WindowRemoved { start: *start },
+            },
+        })
+        .collect()
 }
 
 /// Puts the windows changed since the last checkpoint and deletes the final windows, kept
@@ -167,15 +199,28 @@ pub(crate) fn materialize_table<B: Data>(updates: TableUpdates<'_, B>, state: Op
                 let store = db
                     .table_store(&state.store)
                     .map_err(|error| error.to_string())?;
+                let mut changes = Vec::with_capacity(pending.len());
                 for (key, value) in &pending {
-                    match value {
+                    let change = match value {
                         Some(value) => {
                             let json =
                                 serde_json::to_vec(value).map_err(|error| error.to_string())?;
                             store.put_into(batch, key.as_bytes(), &json);
+                            Change::Value { value_json: json }
                         }
-                        None => store.delete_into(batch, key.as_bytes()),
-                    }
+                        None => {
+                            store.delete_into(batch, key.as_bytes());
+                            Change::Deleted
+                        }
+                    };
+                    changes.push(ViewChange {
+                        view: state.store.clone(),
+                        key: key.clone(),
+                        change,
+                    });
+                }
+                if let Some(request) = owed {
+                    state.status().changes.stage(request.epoch, changes);
                 }
                 Ok(())
             });

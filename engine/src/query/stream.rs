@@ -1,0 +1,308 @@
+//! Live updates as Server-Sent Events, like ksqlDB push queries: `GET
+//! /views/{view}/{key}/stream` and `GET /views/{view}/stream`.
+//!
+//! A stream starts with the current state, read from one snapshot, then sends every change
+//! of each checkpoint that commits after that snapshot, in commit order:
+//! - `snapshot`: a key's current windows or value (a key stream), or `entry` events, one
+//!   per key, then `ready` (a view stream). Everything a client held before is replaced.
+//! - `change`: a window's new value, a removed window, a table value or a deletion.
+//!
+//! Each event's `id` is the checkpoint it reflects. The server holds at most the change
+//! feed's bounded buffer for a subscriber; one that falls further behind (a slow client) is
+//! sent the current state again instead of the changes it missed. A client that goes away
+//! drops its stream, and nothing is kept for it.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream};
+use serde_json::{Value, json};
+use sluice_state::KeyRange;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::QueryState;
+use super::answers::{ErrorBody, Freshness, PageEntry};
+use super::error::ApiError;
+use super::freshness::Reading;
+use super::views::{find_view, parse_json, window};
+use crate::feed::{Change, Committed, ViewChange};
+use crate::time::format_millis;
+
+/// Keys read per page while sending a view's current state.
+const SNAPSHOT_PAGE: usize = 1000;
+
+/// What a stream follows.
+#[derive(Clone)]
+struct Subject {
+    view: String,
+    windowed: bool,
+    /// One key, or the whole view.
+    key: Option<String>,
+}
+
+impl Subject {
+    fn follows(&self, change: &ViewChange) -> bool {
+        change.view == self.view && self.key.as_ref().is_none_or(|key| *key == change.key)
+    }
+}
+
+/// A key's windows or value as they change, starting with the current ones.
+#[utoipa::path(
+    get,
+    path = "/views/{view}/{key}/stream",
+    tag = "views",
+    params(
+        ("view" = String, Path, description = "The view's name"),
+        ("key" = String, Path, description = "The key; it need not exist yet"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `snapshot`, then a `change` per committed change",
+            content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such view", body = ErrorBody),
+    )
+)]
+pub async fn key_stream(
+    State(state): State<QueryState>,
+    Path((view, key)): Path<(String, String)>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let windowed = find_view(&state, &view)?.is_windowed();
+    follow(
+        state,
+        Subject {
+            view,
+            windowed,
+            key: Some(key),
+        },
+    )
+}
+
+/// Every change of a view, starting with its current keys.
+#[utoipa::path(
+    get,
+    path = "/views/{view}/stream",
+    tag = "views",
+    params(("view" = String, Path, description = "The view's name")),
+    responses(
+        (status = 200, description = "Server-Sent Events: an `entry` per key and `ready`, then a `change` per committed change",
+            content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such view", body = ErrorBody),
+    )
+)]
+pub async fn view_stream(
+    State(state): State<QueryState>,
+    Path(view): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let windowed = find_view(&state, &view)?.is_windowed();
+    follow(
+        state,
+        Subject {
+            view,
+            windowed,
+            key: None,
+        },
+    )
+}
+
+/// The stream's state between events.
+struct Follower {
+    state: QueryState,
+    subject: Subject,
+    receiver: broadcast::Receiver<Arc<Committed>>,
+    /// Commits up to this checkpoint id are in what was sent already.
+    sent_up_to: u64,
+    queued: VecDeque<Event>,
+}
+
+fn follow(
+    state: QueryState,
+    subject: Subject,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // Subscribed before the snapshot is read, so no commit falls between the two; commits
+    // the snapshot already holds are skipped by id.
+    let receiver = state.status.changes.subscribe();
+    let mut follower = Follower {
+        state,
+        subject,
+        receiver,
+        sent_up_to: 0,
+        queued: VecDeque::new(),
+    };
+    follower.queue_current_state()?;
+    let events = stream::unfold(follower, |mut follower| async move {
+        loop {
+            if let Some(event) = follower.queued.pop_front() {
+                return Some((Ok(event), follower));
+            }
+            match follower.receiver.recv().await {
+                Ok(committed) => follower.queue_changes(&committed),
+                Err(RecvError::Lagged(_)) => {
+                    // The buffer moved on without this client: the current state replaces
+                    // the changes it missed.
+                    if follower.queue_current_state().is_err() {
+                        return None;
+                    }
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+impl Follower {
+    /// Queues the subject's state as of a new snapshot.
+    fn queue_current_state(&mut self) -> Result<(), ApiError> {
+        let reading = Reading::take(&self.state.db)?;
+        let freshness = reading.freshness();
+        let id = freshness
+            .checkpoint
+            .as_ref()
+            .map_or(0, |checkpoint| checkpoint.id);
+        self.sent_up_to = id;
+        let view = &self.subject.view;
+        match &self.subject.key {
+            Some(key) => {
+                let current = if self.subject.windowed {
+                    let windows = reading.state.window_store(view)?.windows(
+                        key.as_bytes(),
+                        i64::MIN,
+                        i64::MAX,
+                    )?;
+                    let windows: Vec<_> = windows.iter().map(window).collect::<Result<_, _>>()?;
+                    json!({ "view": view, "key": key, "windows": windows })
+                } else {
+                    let value = reading.state.table_store(view)?.get(key.as_bytes())?;
+                    let value = value.map(|json| parse_json(&json)).transpose()?;
+                    json!({ "view": view, "key": key, "value": value })
+                };
+                self.queued
+                    .push_back(event("snapshot", id, with_freshness(current, &freshness)));
+            }
+            None => {
+                let mut after: Option<Vec<u8>> = None;
+                loop {
+                    let range = KeyRange {
+                        after: after.as_deref(),
+                        ..KeyRange::default()
+                    };
+                    let (entries, more) = if self.subject.windowed {
+                        let page = reading.state.window_store(view)?.scan(
+                            &range,
+                            i64::MIN,
+                            i64::MAX,
+                            SNAPSHOT_PAGE,
+                        )?;
+                        let entries = page
+                            .entries
+                            .into_iter()
+                            .map(|(key, windows)| {
+                                Ok(PageEntry::Windows {
+                                    key: String::from_utf8_lossy(&key).into_owned(),
+                                    windows: windows
+                                        .iter()
+                                        .map(window)
+                                        .collect::<Result<_, _>>()?,
+                                })
+                            })
+                            .collect::<Result<Vec<_>, ApiError>>()?;
+                        (entries, page.more)
+                    } else {
+                        let page = reading
+                            .state
+                            .table_store(view)?
+                            .scan(&range, SNAPSHOT_PAGE)?;
+                        let entries = page
+                            .entries
+                            .into_iter()
+                            .map(|(key, value)| {
+                                Ok(PageEntry::Value {
+                                    key: String::from_utf8_lossy(&key).into_owned(),
+                                    value: parse_json(&value)?,
+                                })
+                            })
+                            .collect::<Result<Vec<_>, ApiError>>()?;
+                        (entries, page.more)
+                    };
+                    for entry in &entries {
+                        let mut data = serde_json::to_value(entry)
+                            .map_err(|error| ApiError::Internal(error.to_string()))?;
+                        data["view"] = json!(view);
+                        self.queued.push_back(event("entry", id, data));
+                    }
+                    after = match entries.last() {
+                        Some(PageEntry::Windows { key, .. } | PageEntry::Value { key, .. })
+                            if more =>
+                        {
+                            Some(key.as_bytes().to_vec())
+                        }
+                        _ => break,
+                    };
+                }
+                self.queued.push_back(event(
+                    "ready",
+                    id,
+                    with_freshness(json!({ "view": view }), &freshness),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues the changes of a commit that the subject follows.
+    fn queue_changes(&mut self, committed: &Committed) {
+        let checkpoint = &committed.checkpoint;
+        if checkpoint.id <= self.sent_up_to {
+            return;
+        }
+        self.sent_up_to = checkpoint.id;
+        let watermark = format_millis(checkpoint.watermark as i64);
+        for change in committed.changes.iter().filter(|c| self.subject.follows(c)) {
+            let mut data = json!({ "view": change.view, "key": change.key });
+            match &change.change {
+                Change::Window {
+                    start,
+                    end,
+                    is_final,
+                    value_json,
+                } => {
+                    data["window"] = json!({
+                        "start": format_millis(*start),
+                        "end": format_millis(*end),
+                        "value": serde_json::from_slice::<Value>(value_json).unwrap_or(Value::Null),
+                        "final": is_final,
+                    });
+                }
+                Change::WindowRemoved { start } => {
+                    data["removed"] = json!({ "start": format_millis(*start) });
+                }
+                Change::Value { value_json } => {
+                    data["value"] =
+                        serde_json::from_slice::<Value>(value_json).unwrap_or(Value::Null);
+                }
+                Change::Deleted => data["deleted"] = json!(true),
+            }
+            data["checkpoint"] = json!(checkpoint.id);
+            data["watermark"] = json!(watermark);
+            self.queued.push_back(event("change", checkpoint.id, data));
+        }
+    }
+}
+
+fn with_freshness(mut data: Value, freshness: &Freshness) -> Value {
+    if let (Some(fields), Ok(Value::Object(fresh))) =
+        (data.as_object_mut(), serde_json::to_value(freshness))
+    {
+        fields.extend(fresh);
+    }
+    data
+}
+
+fn event(name: &str, checkpoint: u64, data: Value) -> Event {
+    Event::default()
+        .event(name)
+        .id(checkpoint.to_string())
+        .data(data.to_string())
+}

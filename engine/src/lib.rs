@@ -12,7 +12,8 @@
 //! - [`checkpoint`]: atomic checkpoints of offsets and state, and their restore;
 //!   [`replay`] reprocesses the input into fresh state without doubling the output.
 //! - [`kafka`]: client settings, topic set-up, the output producer, the watermark monitor.
-//! - [`output`]: where output records go (Kafka, or memory).
+//! - [`output`]: where output records go (Kafka, or memory); [`monitoring`]: the processing
+//!   reports published to `monitoring-events`.
 //! - [`runtime`]: starts and stops an engine: state, workers, HTTP; [`testkit`] runs a
 //!   topology to completion over in-memory input, without a broker, and its
 //!   [`TopologyTestDriver`](testkit::TopologyTestDriver) steps one through a test.
@@ -31,6 +32,7 @@ pub mod epoch;
 pub mod error;
 pub mod feed;
 pub mod kafka;
+pub mod monitoring;
 pub mod output;
 pub mod plan;
 pub mod query;

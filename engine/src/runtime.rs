@@ -21,6 +21,7 @@ use crate::dsl::{Topology, TopologyFn};
 use crate::epoch::{Time, watermark_of};
 use crate::error::EngineError;
 use crate::kafka::admin::{ensure_topics, offsets_at_time, partition_counts};
+use crate::kafka::event_producer::KafkaEventProducer;
 use crate::kafka::monitor::spawn_watermark_monitor;
 use crate::kafka::{KafkaSettings, OutputProducer, TransactionalOutput};
 use crate::output::OutputSink;
@@ -141,6 +142,9 @@ pub fn plan_of(topology: &TopologyFn) -> Plan {
         })
     })
 }
+
+/// How long `POST /events` waits for the broker's acknowledgement before answering 503.
+pub const EVENT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A started engine.
 pub struct RunningEngine {
@@ -347,7 +351,11 @@ pub async fn start(
                 addr: addr.to_string(),
                 source,
             })?;
-            let app = router(QueryState::new(Arc::clone(&plan), db, Arc::clone(&status)));
+            let publisher = KafkaEventProducer::new(&config.kafka, EVENT_PUBLISH_TIMEOUT)?;
+            let app = router(
+                QueryState::new(Arc::clone(&plan), db, Arc::clone(&status))
+                    .with_publisher(Arc::new(publisher)),
+            );
             let (stop, stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(async move {
                 let serving = axum::serve(listener, app).with_graceful_shutdown(async {

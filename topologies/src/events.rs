@@ -18,6 +18,14 @@ pub enum OrderEvent {
 }
 
 impl OrderEvent {
+    /// The order it is about, which keys the topic's records.
+    pub fn order_id(&self) -> &str {
+        match self {
+            OrderEvent::OrderPlaced(order) => &order.order_id,
+            OrderEvent::OrderCancelled(cancel) => &cancel.order_id,
+        }
+    }
+
     /// When the event happened.
     pub fn timestamp(&self) -> EventTime {
         match self {

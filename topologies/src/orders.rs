@@ -32,6 +32,7 @@ pub fn orders(topology: &mut Topology<'_>) {
     let events = topology.source(
         Source::<OrderEvent>::topic(ORDER_EVENTS)
             .event_time(|event| event.timestamp().millis())
+            .record_key(|event| event.order_id().to_string())
             .grace(GRACE),
     );
 

@@ -5,13 +5,13 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::{Value, json};
 use sluice::app::Application;
-use sluice::kafka::KafkaSettings;
-use sluice::runtime::{EngineConfig, start};
+use sluice::runtime::start;
 use sluice_topologies::Shop;
+
+mod common;
 
 const BASE: i64 = 1_705_314_600_000; // 2024-01-15T10:30:00Z, a minute boundary
 const ORDERS: u64 = 5;
@@ -81,19 +81,12 @@ fn order(index: u64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_receive_each_update_in_order() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
+    let cluster = common::mock_cluster_with_shop_topics(2);
     let brokers = cluster.bootstrap_servers();
-    for topic in sluice::runtime::plan_of(&Shop.topology()).topics() {
-        cluster.create_topic(&topic, 2, 1).expect("topic");
-    }
     let state = tempfile::tempdir().expect("state dir");
-    let mut settings = KafkaSettings::new(&brokers);
-    settings.partitions = 2;
-    let mut config = EngineConfig::new(settings, state.path());
-    config.http_addr = Some("127.0.0.1:0".parse().expect("addr"));
+    let mut config = common::shop_config(&brokers, 2, state.path());
     config.workers = 2;
     config.tick_ms = 100;
-    config.create_topics = false;
     config.checkpoint_interval = Duration::from_millis(100);
     let engine = start(config, Shop.topology()).await.expect("engine starts");
     let base = format!("http://{}", engine.http_addr().expect("http"));

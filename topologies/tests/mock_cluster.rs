@@ -10,13 +10,13 @@ use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::{Value, json};
 use sluice::app::Application;
-use sluice::kafka::KafkaSettings;
-use sluice::runtime::{EngineConfig, start};
+use sluice::runtime::start;
 use sluice_topologies::Shop;
+
+mod common;
 
 const BASE: i64 = 1_705_314_600_000; // 2024-01-15T10:30:00Z, a minute boundary
 const GRACE_MS: i64 = 5_000;
@@ -225,12 +225,8 @@ fn read_topic(brokers: &str, topic: &str, want: usize) -> Vec<ReadRecord> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_view_matches_an_independent_computation() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
+    let cluster = common::mock_cluster_with_shop_topics(2);
     let brokers = cluster.bootstrap_servers();
-    // The mock cluster does not answer CreateTopics, so the topics are made here.
-    for topic in sluice::runtime::plan_of(&Shop.topology()).topics() {
-        cluster.create_topic(&topic, 2, 1).expect("topic");
-    }
 
     let (orders, records) = script();
     let producer: BaseProducer = ClientConfig::new()
@@ -250,13 +246,9 @@ async fn every_view_matches_an_independent_computation() {
     producer.flush(Duration::from_secs(10)).expect("flush");
 
     let state = tempfile::tempdir().expect("state dir");
-    let mut settings = KafkaSettings::new(&brokers);
-    settings.partitions = 2;
-    let mut config = EngineConfig::new(settings, state.path());
-    config.http_addr = Some("127.0.0.1:0".parse().expect("addr"));
+    let mut config = common::shop_config(&brokers, 2, state.path());
     config.workers = 2;
     config.tick_ms = TICK_MS;
-    config.create_topics = false;
     let engine = start(config, Shop.topology()).await.expect("engine starts");
     let base = format!("http://{}", engine.http_addr().expect("http"));
     let client = reqwest::Client::new();

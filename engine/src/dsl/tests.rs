@@ -63,7 +63,13 @@ fn the_plan_lists_operators_views_and_topics() {
     assert_eq!(plan.views[1].value, serde_json::json!("number"));
     assert_eq!(
         plan.topics(),
-        vec!["clicks", "clicks.dlq", "clicks.late", "pages"]
+        vec![
+            "clicks",
+            "clicks.dlq",
+            "clicks.late",
+            "monitoring-events",
+            "pages"
+        ]
     );
 }
 

@@ -10,9 +10,9 @@ use timely::dataflow::operators::probe::Handle as ProbeHandle;
 
 use super::stream::Stream;
 use crate::epoch::Time;
-use crate::plan::{EventTimeKind, Plan, SourcePlan};
+use crate::plan::{CheckedEvent, EventTimeKind, EventType, Plan, SourcePlan};
 use crate::record::Data;
-use crate::render::source::{EventTimeExtractor, SourceConfig, kafka_source};
+use crate::render::source::{EventTimeExtractor, SourceConfig, decode_payload, kafka_source};
 use crate::runtime::RunEnv;
 
 /// A topology definition: called once per worker to build that worker's dataflow, and once
@@ -60,6 +60,8 @@ impl<'scope> Topology<'scope> {
         let (index, node) = {
             let mut plan = self.context.plan.borrow_mut();
             let index = plan.sources.len() as u32;
+            plan.event_types
+                .insert(source.topic.clone(), source.event_type());
             plan.sources.push(SourcePlan {
                 topic: source.topic.clone(),
                 event_time: match source.event_time {
@@ -106,7 +108,11 @@ pub struct Source<T> {
     grace: Duration,
     idle_timeout: Duration,
     wall_clock_advance: bool,
+    record_key: Option<RecordKey<T>>,
 }
+
+/// The key producers give a topic's records.
+type RecordKey<T> = Arc<dyn Fn(&T) -> String + Send + Sync>;
 
 impl<T: Data> Source<T> {
     /// Reads `topic`, with event time from the Kafka record timestamp until
@@ -118,20 +124,54 @@ impl<T: Data> Source<T> {
             grace: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(10),
             wall_clock_advance: false,
+            record_key: None,
         }
     }
 
+    /// The key the topic's records carry, from the event, as its producers set it: the
+    /// HTTP event producer (`POST /events/{topic}`) keys the events it publishes with it.
+    pub fn record_key(mut self, key: impl Fn(&T) -> String + Send + Sync + 'static) -> Self {
+        self.record_key = Some(Arc::new(key));
+        self
+    }
+
+    /// How the topic's records are checked by producers outside the dataflow: decoded as
+    /// the source decodes them, with the event time the source reads.
+    fn event_type(&self) -> EventType {
+        let event_time = match &self.event_time {
+            EventTimeExtractor::Payload(extract) => Some(Arc::clone(extract)),
+            EventTimeExtractor::RecordTimestamp => None,
+        };
+        let record_key = self.record_key.clone();
+        EventType::new(std::any::type_name::<T>(), move |payload| {
+            let event: T = decode_payload(payload)?;
+            let event_time = match &event_time {
+                Some(extract) => Some(
+                    extract(&event).ok_or_else(|| "record has no valid event time".to_string())?,
+                ),
+                None => None,
+            };
+            Ok(CheckedEvent {
+                key: record_key.as_ref().map(|key| key(&event)),
+                event_time,
+            })
+        })
+    }
+
     /// Takes event time (epoch milliseconds) from the payload.
-    pub fn event_time(mut self, extract: impl Fn(&T) -> i64 + 'static) -> Self {
-        self.event_time = EventTimeExtractor::Payload(Box::new(move |value| Some(extract(value))));
+    pub fn event_time(mut self, extract: impl Fn(&T) -> i64 + Send + Sync + 'static) -> Self {
+        self.event_time = EventTimeExtractor::Payload(Arc::new(move |value| Some(extract(value))));
         self
     }
 
     /// Takes event time (epoch milliseconds) from the payload where it has one: a record for
     /// which `extract` gives `None` (a missing or unparsable time) goes to the dead-letter
     /// topic with the reason, like a record that cannot be decoded.
-    pub fn try_event_time(mut self, extract: impl Fn(&T) -> Option<i64> + 'static) -> Self {
-        self.event_time = EventTimeExtractor::Payload(Box::new(extract));
+    pub fn try_event_time(
+        mut self,
+        extract: impl Fn(&T) -> Option<i64> + Send + Sync + 'static,
+    ) -> Self {
+        self.event_time = EventTimeExtractor::Payload(Arc::new(extract));
         self
     }
 

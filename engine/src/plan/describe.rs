@@ -103,7 +103,10 @@ mod tests {
         assert!(text.contains("[0] in (event time from Payload, grace 5000 ms"));
         assert!(text.contains("#1 count <- #0"));
         assert!(text.contains("counts (tumbling 60000 ms, key all)"));
-        assert_eq!(plan.topics(), vec!["in", "in.dlq", "in.late"]);
+        assert_eq!(
+            plan.topics(),
+            vec!["in", "in.dlq", "in.late", "monitoring-events"]
+        );
         let dot = to_dot(&plan);
         assert!(dot.contains("n0 -> n1;"));
         assert!(dot.contains("n1 [label=\"count\"];"));

@@ -5,12 +5,14 @@
 //! and to learn which topics and stores a topology needs before it starts.
 
 mod describe;
+pub mod event_types;
 
 use serde::Serialize;
 
 use crate::window::WindowSpec;
 
 pub use describe::{describe, to_dot};
+pub use event_types::{CheckedEvent, EventType, EventTypes};
 
 /// Identifies a node of the plan.
 pub type NodeId = usize;
@@ -159,6 +161,9 @@ pub struct Plan {
     pub sink_topics: Vec<String>,
     /// Operator state stores (open windows, summaries), checkpointed beside the views.
     pub state_stores: Vec<String>,
+    /// How each source topic decodes its records, for producers outside the dataflow.
+    #[serde(skip)]
+    pub event_types: EventTypes,
 }
 
 impl Plan {
@@ -182,6 +187,8 @@ impl Plan {
             topics.push(source.late_topic());
         }
         topics.extend(self.sink_topics.iter().cloned());
+        // Every engine reports on it, whatever its topology.
+        topics.push(crate::monitoring::MONITORING_TOPIC.to_string());
         topics.sort();
         topics.dedup();
         topics

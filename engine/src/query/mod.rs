@@ -8,6 +8,7 @@
 //! - [`freshness`]: every view answer reads one RocksDB snapshot and reports the
 //!   checkpoint (offsets and watermark) that snapshot holds.
 //! - [`params`]: query-string parameters, each mistake a 400 that names it.
+//! - [`events`]: `POST /events/{topic}`, the event producer API.
 //! - [`status`]: `/status` and `/healthz`.
 //! - [`metrics`]: `/metrics`, in the Prometheus text format.
 //! - [`topology`]: `/topology`, as text, Graphviz DOT or JSON.
@@ -17,6 +18,7 @@
 
 pub mod answers;
 pub mod error;
+pub mod events;
 pub mod freshness;
 pub mod metrics;
 pub mod params;
@@ -36,6 +38,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::kafka::event_producer::EventPublisher;
 use crate::plan::Plan;
 use crate::status::EngineStatus;
 
@@ -50,6 +53,8 @@ pub struct QueryState {
     pub(crate) http: metrics::HttpMetrics,
     /// The OpenAPI document of this topology's API.
     pub(crate) openapi: Arc<utoipa::openapi::OpenApi>,
+    /// Publishes `POST /events`; absent when the engine runs without a broker.
+    pub(crate) publisher: Option<Arc<dyn EventPublisher>>,
 }
 
 impl QueryState {
@@ -62,7 +67,14 @@ impl QueryState {
             status,
             http: metrics::HttpMetrics::default(),
             openapi,
+            publisher: None,
         }
+    }
+
+    /// Serves `POST /events` through `publisher`.
+    pub fn with_publisher(mut self, publisher: Arc<dyn EventPublisher>) -> Self {
+        self.publisher = Some(publisher);
+        self
     }
 }
 
@@ -76,6 +88,7 @@ impl QueryState {
     components(schemas(answers::Timestamp, topology::TopologyFormat)),
     tags(
         (name = "views", description = "Materialized views: lookups, window ranges and scans"),
+        (name = "events", description = "The event producer API"),
         (name = "engine", description = "Progress, health, metrics and the topology"),
     )
 )]
@@ -89,6 +102,7 @@ fn routes() -> (Router<QueryState>, utoipa::openapi::OpenApi) {
         .routes(routes!(views::get_key))
         .routes(routes!(stream::view_stream))
         .routes(routes!(stream::key_stream))
+        .routes(routes!(events::publish_event))
         .routes(routes!(status::status))
         .routes(routes!(status::healthz))
         .routes(routes!(metrics::metrics))
@@ -102,28 +116,38 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().1
 }
 
-/// The document as `/openapi.json` serves it for `plan`: the `view` parameter lists the
-/// topology's views, so that clients and contract tests know the names that exist.
+/// The document as `/openapi.json` serves it for `plan`: the `view` and `topic` parameters
+/// list the topology's views and source topics, so that clients and contract tests know
+/// the names that exist.
 fn document_for(plan: &Plan) -> utoipa::openapi::OpenApi {
     let mut document = openapi();
-    let names: Vec<String> = plan.views.iter().map(|view| view.name.clone()).collect();
-    if names.is_empty() {
-        return document;
-    }
-    let view_names: RefOr<Schema> = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(names))
-        .into();
+    let views: Vec<String> = plan.views.iter().map(|view| view.name.clone()).collect();
+    let topics: Vec<String> = plan.event_types.topics().map(str::to_string).collect();
+    let one_of = |names: Vec<String>| -> Option<RefOr<Schema>> {
+        (!names.is_empty()).then(|| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names))
+                .into()
+        })
+    };
+    let (views, topics) = (one_of(views), one_of(topics));
     let parameters = document
         .paths
         .paths
         .values_mut()
-        .filter_map(|item| item.get.as_mut())
+        .flat_map(|item| [item.get.as_mut(), item.post.as_mut()])
+        .flatten()
         .filter_map(|operation| operation.parameters.as_mut())
         .flatten();
     for parameter in parameters {
-        if parameter.name == "view" {
-            parameter.schema = Some(view_names.clone());
+        let names = match parameter.name.as_str() {
+            "view" => &views,
+            "topic" => &topics,
+            _ => continue,
+        };
+        if let Some(names) = names {
+            parameter.schema = Some(names.clone());
         }
     }
     document
@@ -156,6 +180,8 @@ pub fn router(state: QueryState) -> Router {
         .with_state(state)
 }
 
+#[cfg(test)]
+mod events_tests;
 #[cfg(test)]
 mod stream_tests;
 #[cfg(test)]

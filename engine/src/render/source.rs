@@ -45,7 +45,9 @@ pub(crate) enum EventTimeExtractor<T> {
 }
 
 /// Reads event time from a decoded payload.
-pub(crate) type PayloadTime<T> = Box<dyn Fn(&T) -> Option<i64>>;
+/// Shared with the topic's [`EventType`](crate::plan::EventType), which checks events
+/// produced over HTTP the same way.
+pub(crate) type PayloadTime<T> = std::sync::Arc<dyn Fn(&T) -> Option<i64> + Send + Sync>;
 
 /// Everything the source operator needs to know about its topic.
 pub(crate) struct SourceConfig<T> {
@@ -501,14 +503,18 @@ pub(crate) fn commit_to_group(consumer: &BaseConsumer, topic: &str, offsets: &[(
     }
 }
 
+/// Decodes a record's JSON payload, or says why it cannot be read.
+pub(crate) fn decode_payload<T: Data>(payload: &[u8]) -> Result<T, String> {
+    // sonic-rs rather than serde_json: the same serde types, decoded with SIMD; reading
+    // JSON was the largest share of a worker's time in the end-to-end benchmark.
+    sonic_rs::from_slice(payload).map_err(|error| format!("cannot decode record: {error}"))
+}
+
 fn decode<T: Data>(config: &SourceConfig<T>, raw: &RawRecord<'_>) -> Result<(T, i64), String> {
     let payload = raw
         .payload
         .ok_or_else(|| "record has no value".to_string())?;
-    // sonic-rs rather than serde_json: the same serde types, decoded with SIMD; reading
-    // JSON was the largest share of a worker's time in the end-to-end benchmark.
-    let value: T =
-        sonic_rs::from_slice(payload).map_err(|error| format!("cannot decode record: {error}"))?;
+    let value: T = decode_payload(payload)?;
     let event_time = match &config.event_time {
         EventTimeExtractor::Payload(extract) => {
             extract(&value).ok_or_else(|| "record has no valid event time".to_string())?
@@ -561,7 +567,7 @@ mod tests {
             grace_ms: 0,
             idle_timeout: Duration::from_secs(1),
             wall_clock_advance: false,
-            event_time: EventTimeExtractor::Payload(Box::new(|click: &Click| {
+            event_time: EventTimeExtractor::Payload(std::sync::Arc::new(|click: &Click| {
                 (click.at >= 0).then_some(click.at)
             })),
         }

@@ -1,12 +1,43 @@
-//! Shared by the in-process engine tests: HTTP polling with a deadline against a running
-//! engine, and reading checkpoint progress from `/status`.
+//! Shared by the in-process engine tests: the shop on rdkafka's in-process mock cluster,
+//! HTTP polling with a deadline against a running engine, and reading checkpoint progress
+//! from `/status`.
 
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use serde_json::Value;
-use sluice::runtime::RunningEngine;
+use sluice::app::Application;
+use sluice::kafka::KafkaSettings;
+use sluice::runtime::{EngineConfig, RunningEngine};
+use sluice_topologies::Shop;
+
+/// rdkafka's in-process MOCK cluster (a development broker, for fast tests only) with every
+/// topic of the shop, `partitions` each. It does not answer CreateTopics, so the topics are
+/// made here.
+pub fn mock_cluster_with_shop_topics(
+    partitions: i32,
+) -> MockCluster<'static, DefaultProducerContext> {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    for topic in sluice::runtime::plan_of(&Shop.topology()).topics() {
+        cluster.create_topic(&topic, partitions, 1).expect("topic");
+    }
+    cluster
+}
+
+/// The settings of a shop engine on `brokers`: HTTP on a free port, and no topic creation
+/// (the mock cluster cannot).
+pub fn shop_config(brokers: &str, partitions: i32, state_dir: &Path) -> EngineConfig {
+    let mut settings = KafkaSettings::new(brokers);
+    settings.partitions = partitions;
+    let mut config = EngineConfig::new(settings, state_dir);
+    config.http_addr = Some("127.0.0.1:0".parse().expect("addr"));
+    config.create_topics = false;
+    config
+}
 
 /// The JSON answer of `path` on the engine's HTTP API (`Null` if there is none yet).
 pub async fn get(engine: &RunningEngine, path: &str) -> Value {

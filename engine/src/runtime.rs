@@ -21,9 +21,10 @@ use crate::dsl::{Topology, TopologyFn};
 use crate::epoch::{Time, watermark_of};
 use crate::error::EngineError;
 use crate::kafka::admin::{ensure_topics, offsets_at_time, partition_counts};
-use crate::kafka::event_producer::KafkaEventProducer;
+use crate::kafka::event_producer::{EventPublisher, KafkaEventProducer};
 use crate::kafka::monitor::spawn_watermark_monitor;
 use crate::kafka::{KafkaSettings, OutputProducer, TransactionalOutput};
+use crate::monitoring::{Reporter, report_until_shutdown};
 use crate::output::OutputSink;
 use crate::plan::{Plan, describe};
 use crate::query::{QueryState, router};
@@ -61,6 +62,10 @@ pub struct EngineConfig {
     /// Output through a transaction per checkpoint (see `kafka::transactional`) instead
     /// of at least once.
     pub exactly_once: bool,
+    /// The name processing reports give the engine, e.g. the topology binary's.
+    pub component: String,
+    /// How often to publish processing reports to `monitoring-events`.
+    pub report_interval: Duration,
 }
 
 impl EngineConfig {
@@ -77,6 +82,8 @@ impl EngineConfig {
             broker_timeout: Duration::from_secs(60),
             create_topics: true,
             checkpoint_interval: Duration::from_secs(1),
+            component: "sluice".into(),
+            report_interval: Duration::from_secs(10),
             replay: None,
             exactly_once: false,
         }
@@ -153,6 +160,8 @@ pub struct RunningEngine {
     env: Arc<RunEnv>,
     workers: Option<timely::communication::WorkerGuards<()>>,
     monitor: Option<JoinHandle<()>>,
+    /// Publishes processing reports; its last report follows the workers' last records.
+    reporter: Option<tokio::task::JoinHandle<()>>,
     http_addr: Option<SocketAddr>,
     http_stop: Option<oneshot::Sender<()>>,
     http_task: Option<tokio::task::JoinHandle<()>>,
@@ -339,6 +348,20 @@ pub async fn start(
 
     let workers = spawn_workers(workers, Arc::clone(&env), topology)?;
 
+    // One producer for the HTTP event API and the processing reports: both wait for the
+    // broker's acknowledgement of each event.
+    let publisher: Arc<dyn EventPublisher> = Arc::new(KafkaEventProducer::new(
+        &config.kafka,
+        EVENT_PUBLISH_TIMEOUT,
+    )?);
+    let reporter = tokio::spawn(report_until_shutdown(
+        Reporter::new(&config.component, chrono::Utc::now().timestamp_millis()),
+        Arc::clone(&status),
+        Arc::clone(&publisher),
+        config.report_interval,
+        Arc::clone(&shutdown),
+    ));
+
     let (http_addr, http_stop, http_task) = match config.http_addr {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -351,10 +374,9 @@ pub async fn start(
                 addr: addr.to_string(),
                 source,
             })?;
-            let publisher = KafkaEventProducer::new(&config.kafka, EVENT_PUBLISH_TIMEOUT)?;
             let app = router(
                 QueryState::new(Arc::clone(&plan), db, Arc::clone(&status))
-                    .with_publisher(Arc::new(publisher)),
+                    .with_publisher(publisher),
             );
             let (stop, stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(async move {
@@ -377,6 +399,7 @@ pub async fn start(
         env,
         workers: Some(workers),
         monitor: Some(monitor),
+        reporter: Some(reporter),
         http_addr,
         http_stop,
         http_task,
@@ -489,6 +512,9 @@ impl RunningEngine {
         if let Some(monitor) = self.monitor.take() {
             monitor.thread().unpark();
             let _ = monitor.join();
+        }
+        if let Some(reporter) = self.reporter.take() {
+            let _ = reporter.await;
         }
         let output = Arc::clone(&self.env.output);
         let flushed = tokio::task::spawn_blocking(move || output.flush(Duration::from_secs(10)))

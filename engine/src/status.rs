@@ -20,6 +20,10 @@ pub struct PartitionProgress {
     pub high_watermark: i64,
     /// Records read from the partition and decoded by this run.
     pub records_in: u64,
+    /// Output records this run derived from the partition's records.
+    pub emitted: u64,
+    /// The partition's records this run sent to the dead-letter topic.
+    pub failed: u64,
 }
 
 /// Counters and progress that workers update and readers sample without blocking ingestion.
@@ -109,9 +113,8 @@ impl EngineStatus {
             partitions
                 .entry((topic.to_string(), partition))
                 .or_insert(PartitionProgress {
-                    offset: 0,
                     high_watermark: -1,
-                    records_in: 0,
+                    ..PartitionProgress::default()
                 });
         });
     }
@@ -130,6 +133,24 @@ impl EngineStatus {
         self.with_partitions(|partitions| {
             if let Some(progress) = partitions.get_mut(&(topic.to_string(), partition)) {
                 progress.records_in += records;
+            }
+        });
+    }
+
+    /// Counts `records` output records derived from records of `topic`/`partition`.
+    pub fn count_emitted_from(&self, topic: &str, partition: i32, records: u64) {
+        self.with_partitions(|partitions| {
+            if let Some(progress) = partitions.get_mut(&(topic.to_string(), partition)) {
+                progress.emitted += records;
+            }
+        });
+    }
+
+    /// Counts a record of `topic`/`partition` that went to the dead-letter topic.
+    pub fn count_failed(&self, topic: &str, partition: i32) {
+        self.with_partitions(|partitions| {
+            if let Some(progress) = partitions.get_mut(&(topic.to_string(), partition)) {
+                progress.failed += 1;
             }
         });
     }

@@ -5,11 +5,14 @@
 //! - [`events`]: the contract's event shapes, as serde types.
 //! - [`orders`]: the orders topology: orders per minute, failure rate, order totals, item
 //!   demand, and one inventory event per order line.
+//! - [`monitoring`]: the monitoring topology: processing reports as throughput and health
+//!   views per component.
 //! - [`generator`]: the deterministic order generator behind `shop produce`.
 //! - [`Shop`]: the [`Application`] the `shop` binary runs.
 
 pub mod events;
 pub mod generator;
+pub mod monitoring;
 pub mod orders;
 pub mod topics;
 

@@ -1,7 +1,8 @@
 //! `POST /events/{topic}` end to end, on rdkafka's in-process mock cluster (a development
 //! broker, used here for speed): posted orders are published keyed by order id, flow
-//! through the topology into the views, and are reported on `monitoring-events`; a bad
-//! event publishes nothing; a broker that cannot be reached is an "unavailable" error.
+//! through the topology into the views, and are reported on `monitoring-events`, by the
+//! HTTP producer and by the engine's own processing reports; a bad event publishes
+//! nothing; a broker that cannot be reached is an "unavailable" error.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -43,8 +44,11 @@ async fn post(client: &reqwest::Client, url: &str, body: String) -> (u16, Value)
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// Every record of `topic` as `(partition, offset, key, payload)`, read until `want` came.
-fn read(brokers: &str, topic: &str, want: usize) -> Vec<(i32, i64, Option<String>, Value)> {
+/// A record read back: partition, offset, key and payload.
+type Read = (i32, i64, Option<String>, Value);
+
+/// Reads `topic` from the start until `done` holds for what was read, or the deadline.
+fn read_until(brokers: &str, topic: &str, done: impl Fn(&[Read]) -> bool) -> Vec<Read> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("read-{topic}"))
@@ -54,7 +58,11 @@ fn read(brokers: &str, topic: &str, want: usize) -> Vec<(i32, i64, Option<String
     consumer.subscribe(&[topic]).expect("subscribe");
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut found = Vec::new();
-    while found.len() < want && Instant::now() < deadline {
+    while !done(&found) {
+        assert!(
+            Instant::now() < deadline,
+            "{topic} never had what was expected: {found:?}"
+        );
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
             found.push((
                 message.partition(),
@@ -66,16 +74,42 @@ fn read(brokers: &str, topic: &str, want: usize) -> Vec<(i32, i64, Option<String
             ));
         }
     }
-    // And nothing else: the partitions' high watermarks count every record written.
-    let written: i64 = (0..2)
-        .map(|partition| {
-            consumer
-                .fetch_watermarks(topic, partition, Duration::from_secs(5))
-                .map_or(0, |(low, high)| high - low)
-        })
-        .sum();
-    assert_eq!(written, found.len() as i64, "{topic}");
     found
+}
+
+/// How many records `topic` holds: its partitions' high watermarks, which count every
+/// acknowledged record.
+fn written(brokers: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("consumer");
+    (0..2)
+        .map(|partition| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(5))
+                .expect("watermarks");
+            high - low
+        })
+        .sum()
+}
+
+/// The processing reports of `component` among `records`.
+fn reports_of(records: &[Read], component: &str) -> Vec<ProcessingReport> {
+    records
+        .iter()
+        .filter(|(_, _, key, _)| key.as_deref() == Some(component))
+        .map(|(_, _, _, payload)| serde_json::from_value(payload.clone()).expect("a report"))
+        .collect()
+}
+
+/// The sum of a figure over reports about `topic`.
+fn total(reports: &[ProcessingReport], topic: &str, figure: fn(&ProcessingReport) -> u64) -> u64 {
+    reports
+        .iter()
+        .filter(|r| r.topic == topic)
+        .map(figure)
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,6 +119,8 @@ async fn posted_events_are_published_processed_and_reported() {
     let state = tempfile::tempdir().expect("state dir");
     let mut config = common::shop_config(&brokers, 2, state.path());
     config.checkpoint_interval = Duration::from_millis(100);
+    config.component = "shop".into();
+    config.report_interval = Duration::from_millis(200);
     let engine = start(config, Shop.topology()).await.expect("engine starts");
     let base = format!("http://{}", engine.http_addr().expect("http"));
     let client = reqwest::Client::new();
@@ -101,8 +137,12 @@ async fn posted_events_are_published_processed_and_reported() {
     assert_eq!(status, 400, "{answer}");
 
     // Exactly the three orders are on the topic, keyed by order id, where the answers said.
-    let records = read(&brokers, "order-events", 3);
-    assert_eq!(records.len(), 3);
+    let records = read_until(&brokers, "order-events", |read| read.len() >= 3);
+    assert_eq!(
+        written(&brokers, "order-events"),
+        3,
+        "the bad event was not written"
+    );
     for (partition, offset, key, payload) in &records {
         let key = key.clone().expect("a key");
         let answer = &answers[&key];
@@ -132,30 +172,36 @@ async fn posted_events_are_published_processed_and_reported() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Each was reported by the HTTP producer.
-    let reports = read(&brokers, MONITORING_TOPIC, 3);
-    let mut reported: Vec<(String, i32, u64)> = reports
+    // Each was reported by the HTTP producer, and the engine reports what it did with
+    // them: three orders read, three inventory events (one line each) out, none failed.
+    let records = read_until(&brokers, MONITORING_TOPIC, |read| {
+        let engine = reports_of(read, "shop");
+        reports_of(read, "http-producer").len() >= 3
+            && total(&engine, "order-events", |r| r.processed) >= 3
+            && total(&engine, "order-events", |r| r.emitted) >= 3
+    });
+    let posted = reports_of(&records, "http-producer");
+    let mut reported: Vec<(String, i32)> = posted
         .iter()
-        .map(|(_, _, key, payload)| {
-            assert_eq!(key.as_deref(), Some("http-producer"));
-            let report: ProcessingReport = serde_json::from_value(payload.clone()).expect("report");
+        .map(|report| {
             assert_eq!((report.processed, report.emitted, report.failed), (1, 1, 0));
-            (report.topic, report.partition, report.processed)
+            (report.topic.clone(), report.partition)
         })
         .collect();
     reported.sort();
-    let mut expected: Vec<(String, i32, u64)> = answers
+    let mut expected: Vec<(String, i32)> = answers
         .values()
         .map(|answer| {
-            (
-                "order-events".to_string(),
-                answer["partition"].as_i64().unwrap_or(-1) as i32,
-                1,
-            )
+            let partition = answer["partition"].as_i64().unwrap_or(-1) as i32;
+            ("order-events".to_string(), partition)
         })
         .collect();
     expected.sort();
     assert_eq!(reported, expected);
+    let engine_reports = reports_of(&records, "shop");
+    assert_eq!(total(&engine_reports, "order-events", |r| r.processed), 3);
+    assert_eq!(total(&engine_reports, "order-events", |r| r.emitted), 3);
+    assert_eq!(total(&engine_reports, "order-events", |r| r.failed), 0);
 
     engine.shutdown();
     engine.join().await.expect("clean shutdown");

@@ -81,6 +81,7 @@ pub(crate) async fn bench(
     let mut config = EngineConfig::new(settings, &state_dir);
     config.broker_timeout = args.kafka.broker_timeout();
     args.engine.apply(&mut config);
+    config.component = application.name().to_string();
     let workers = config.workers;
     let cpu_before = cpu_seconds().unwrap_or(0.0);
     let started = Instant::now();

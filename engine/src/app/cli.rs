@@ -148,10 +148,14 @@ pub(crate) struct EngineArgs {
     /// crashes. Needs a broker with transactions (Apache Kafka; not Tansu 0.6).
     #[arg(long)]
     pub exactly_once: bool,
+    /// How often to publish processing reports to `monitoring-events`, in milliseconds.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub report_interval_ms: u64,
 }
 
 impl EngineArgs {
     pub(crate) fn apply(&self, config: &mut EngineConfig) {
+        config.report_interval = Duration::from_millis(self.report_interval_ms);
         if let Some(workers) = self.workers {
             config.workers = usize::from(workers);
         }
@@ -370,6 +374,7 @@ async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow
             config.http_addr = Some(args.http);
             config.broker_timeout = args.kafka.broker_timeout();
             args.engine.apply(&mut config);
+            config.component = application.name().to_string();
             let engine = start(config, application.topology()).await?;
             if let Some(addr) = engine.http_addr() {
                 println!(

@@ -48,6 +48,7 @@ pub(crate) async fn demo(application: Arc<dyn Application>, args: DemoArgs) -> a
     config.create_topics = false;
     config.http_addr = Some(args.http);
     args.engine.apply(&mut config);
+    config.component = application.name().to_string();
     let engine = start(config, application.topology()).await?;
 
     // Generated events carry the current time, so windows open and close as a user watches.

@@ -42,6 +42,7 @@ pub(crate) async fn replay(
     config.broker_timeout = args.kafka.broker_timeout();
     config.replay = Some(ReplayOptions { from, output });
     args.engine.apply(&mut config);
+    config.component = application.name().to_string();
     let engine = start(config, application.topology()).await?;
     if let Some(addr) = engine.http_addr() {
         println!(

@@ -69,6 +69,9 @@ pub(crate) fn to_topic<T: Data>(
         move |(input, frontier)| {
             let owed = gate.owed(Some(&state));
             let mut emitted = 0;
+            // Per source partition, for the processing reports: counted here, added to the
+            // shared status once per activation.
+            let mut emitted_from: Vec<((u32, i32), u64)> = Vec::new();
             input.for_each(|stamp, records| {
                 let epoch = stamp_time(stamp.stamp()).map_or(0, |time| time.outer);
                 for record in records.drain(..) {
@@ -89,12 +92,23 @@ pub(crate) fn to_topic<T: Data>(
                         epoch,
                     });
                     emitted += 1;
+                    let from = (record.origin.source, record.origin.partition);
+                    match emitted_from.iter_mut().find(|(seen, _)| *seen == from) {
+                        Some((_, count)) => *count += 1,
+                        None => emitted_from.push((from, 1)),
+                    }
                 }
             });
             // Once per activation: the counters are shared by every worker.
             EngineStatus::add(&env.status.emitted, emitted);
             if emitted > 0 {
                 env.status.count_out(&topic, emitted);
+            }
+            for ((source, partition), count) in emitted_from {
+                if let Some(source_topic) = source_topics.get(source as usize) {
+                    env.status
+                        .count_emitted_from(source_topic, partition, count);
+                }
             }
             hand_in_sent(&mut gate, &state, owed, &frontier.frontier()[..]);
         },

@@ -548,6 +548,7 @@ fn dead_letter(
         epoch,
     });
     EngineStatus::add(&env.status.dead_lettered, 1);
+    env.status.count_failed(topic, raw.partition);
 }
 
 #[cfg(test)]

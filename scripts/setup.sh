@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing Sluice needs on a fresh Debian machine that has the
 # Rust toolchain: libclang-dev (bindgen, for RocksDB) and, with --test (or its old name
-# --tansu), what the tests use besides: the Tansu broker of the end-to-end tests, and
-# schemathesis (PyPI, in its own virtualenv) for the API contract test. Safe to run again:
+# --tansu), what the tests use besides: the Tansu broker of the end-to-end tests,
+# schemathesis (PyPI, in its own virtualenv) for the API contract test, and Debian's
+# Chromium with playwright-core (npm) for the dashboard's browser test. Safe to run again:
 # it skips what is already there.
 set -euo pipefail
 
@@ -38,4 +39,21 @@ if ! "$TOOLS/schemathesis/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS
   mkdir -p "$TOOLS"
   python3 -m venv "$TOOLS/schemathesis"
   "$TOOLS/schemathesis/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]} for the dashboard's browser test"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+PLAYWRIGHT_VERSION=1.64.1
+if ! grep -qs "\"version\": \"$PLAYWRIGHT_VERSION\"" "$TOOLS/browser/node_modules/playwright-core/package.json"; then
+  echo "setup: installing playwright-core $PLAYWRIGHT_VERSION (it drives Debian's Chromium; no browser download)"
+  mkdir -p "$TOOLS/browser"
+  npm install --prefix "$TOOLS/browser" --no-audit --no-fund --silent "playwright-core@$PLAYWRIGHT_VERSION"
 fi

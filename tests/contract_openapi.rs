@@ -8,7 +8,7 @@ mod harness;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use harness::{ShopProcess, free_port, get_json, shop_binary, wait_for};
+use harness::{ShopProcess, free_port, get_json, wait_for};
 
 /// The checks: everything about what the server answers. (Schemathesis's checks that
 /// expect every generated input to be accepted or refused are not here: a random key of a
@@ -52,19 +52,7 @@ fn schemathesis_finds_no_contract_break_in_the_running_api() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let state_dir = dir.path().join("state");
-    let mut shop = ShopProcess::spawn(
-        &shop_binary(),
-        &[
-            "demo".to_string(),
-            "--http".into(),
-            format!("127.0.0.1:{port}"),
-            "--rate".into(),
-            "300".into(),
-            "--state-dir".into(),
-            state_dir.display().to_string(),
-        ],
-    );
+    let mut shop = ShopProcess::demo(port, 300, &dir.path().join("state"));
     // Data in the views first, so that lookups reach the stores rather than only 404s.
     wait_for(&mut shop, &base, "/views/orders_per_minute/all", |body| {
         body["windows"].as_array().is_some_and(|w| !w.is_empty())

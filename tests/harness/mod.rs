@@ -197,6 +197,23 @@ impl ShopProcess {
         ShopProcess { child }
     }
 
+    /// Starts `shop demo` (rdkafka's in-process MOCK cluster, fed by the generator at `rate`
+    /// events per second) with its HTTP API on `port` and its state in `state_dir`.
+    pub fn demo(port: u16, rate: u32, state_dir: &Path) -> Self {
+        ShopProcess::spawn(
+            &shop_binary(),
+            &[
+                "demo".to_string(),
+                "--http".into(),
+                format!("127.0.0.1:{port}"),
+                "--rate".into(),
+                rate.to_string(),
+                "--state-dir".into(),
+                state_dir.display().to_string(),
+            ],
+        )
+    }
+
     /// Fails the test if the process has exited.
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {

@@ -73,7 +73,7 @@ pub(crate) async fn demo(application: Arc<dyn Application>, args: DemoArgs) -> a
 
     if let Some(addr) = engine.http_addr() {
         println!(
-            "Open http://{addr}/views to browse the views (status: http://{addr}/status). Ctrl-C stops."
+            "Open http://{addr}/ for the live dashboard (the API: http://{addr}/openapi.json). Ctrl-C stops."
         );
     }
     let outcome = run_until_stopped(engine).await;

@@ -210,6 +210,12 @@ pub struct PartitionStatus {
     /// Records between the offset and the high watermark, or null before the first fetch.
     #[schema(required = true)]
     pub lag: Option<i64>,
+    /// Records this run read and decoded from the partition.
+    pub processed: u64,
+    /// Output records this run derived from them.
+    pub emitted: u64,
+    /// Records of the partition this run dead-lettered.
+    pub failed: u64,
 }
 
 /// Late records of one aggregation and partition.

@@ -1,5 +1,6 @@
 //! The HTTP query API (axum): views, status and health, all JSON.
 //!
+//! - [`dashboard`]: `/`, the live dashboard, and its scripts.
 //! - [`error`]: [`ApiError`], which answers 400, 404 and 500 as JSON with a clear message.
 //! - [`views`]: `/views`, `/views/{view}` and `/views/{view}/{key}`: lookups, window
 //!   ranges, and key-range and prefix scans with a cursor.
@@ -17,6 +18,7 @@
 //!   are routed, so the document lists exactly the routes the router serves.
 
 pub mod answers;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod freshness;
@@ -89,6 +91,7 @@ impl QueryState {
     tags(
         (name = "views", description = "Materialized views: lookups, window ranges and scans"),
         (name = "events", description = "The event producer API"),
+        (name = "dashboard", description = "The dashboard page and its scripts"),
         (name = "engine", description = "Progress, health, metrics and the topology"),
     )
 )]
@@ -108,6 +111,9 @@ fn routes() -> (Router<QueryState>, utoipa::openapi::OpenApi) {
         .routes(routes!(metrics::metrics))
         .routes(routes!(topology::topology))
         .routes(routes!(openapi_json))
+        .routes(routes!(dashboard::page))
+        .routes(routes!(dashboard::script))
+        .routes(routes!(dashboard::chart_js))
         .split_for_parts()
 }
 

@@ -39,6 +39,9 @@ pub async fn status(State(state): State<QueryState>) -> Json<StatusAnswer> {
                 checkpointed_offset,
                 high_watermark: progress.high_watermark,
                 lag,
+                processed: progress.records_in,
+                emitted: progress.emitted,
+                failed: progress.failed,
             }
         })
         .collect();

@@ -384,7 +384,7 @@ async fn status_reports_lag_and_health() {
     assert_eq!(
         body["partitions"],
         json!([{"topic": "orders", "partition": 0, "offset": 7, "checkpointed_offset": 6,
-                "high_watermark": 10, "lag": 3}])
+                "high_watermark": 10, "lag": 3, "processed": 0, "emitted": 0, "failed": 0}])
     );
     assert_eq!(body["watermark"], "1970-01-01T00:03:00.000Z");
     assert_eq!(body["checkpoint"]["watermark"], "1970-01-01T00:02:00.000Z");
@@ -526,6 +526,9 @@ async fn the_openapi_document_describes_every_route_it_serves() {
     assert_eq!(
         listed,
         [
+            "/",
+            "/assets/chart.umd.min.js",
+            "/assets/dashboard.js",
             "/events/{topic}",
             "/healthz",
             "/metrics",

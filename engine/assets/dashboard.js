@@ -1,0 +1,258 @@
+// The Sluice dashboard: every view of the topology, kept live by the query API's
+// Server-Sent Events, and the engine's progress from /status.
+//
+// Window views become charts (a line over time for a view with one key, such as `all`;
+// bars of the latest window per key otherwise), table views become tables. What the page
+// shows is kept in `window.sluiceDashboard`, so that a browser test can compare it with
+// what the API answers.
+"use strict";
+
+const MAX_WINDOWS = 30;
+const MAX_KEYS = 12;
+const STATUS_EVERY_MS = 1000;
+
+const dashboard = { views: {}, charts: {}, status: null };
+window.sluiceDashboard = dashboard;
+
+function element(tag, attributes = {}, text) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// The numeric fields of a value: the value itself when it is a number.
+function numbers(value) {
+  if (typeof value === "number") return { value };
+  const found = {};
+  if (value && typeof value === "object") {
+    for (const [field, inner] of Object.entries(value)) {
+      if (typeof inner === "number") found[field] = inner;
+    }
+  }
+  return found;
+}
+
+function formatted(value) {
+  if (typeof value === "number") return Number.isInteger(value) ? String(value) : value.toFixed(2);
+  if (value === null || value === undefined) return "";
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+function panel(spec, title) {
+  const section = element("section", { id: `view-${spec.name}`, "data-view": spec.name });
+  const heading = element("h2", {}, spec.name + " ");
+  heading.append(element("small", {}, title));
+  section.append(heading);
+  document.getElementById("panels").append(section);
+  return section;
+}
+
+// A window view: key -> start -> {end, value, final}.
+function followWindows(spec) {
+  const section = panel(spec, `${spec.kind} windows by ${spec.key}`);
+  const holder = element("div", { class: "chart" });
+  const canvas = element("canvas", { "data-chart": spec.name });
+  holder.append(canvas);
+  section.append(holder);
+  const keys = new Map();
+  const view = { spec, keys };
+  dashboard.views[spec.name] = view;
+  let chart = null;
+  // A chart of `type`, made again when the type changes (one key became several).
+  const chartOf = (type) => {
+    if (chart?.config.type !== type) {
+      chart?.destroy();
+      chart = new Chart(canvas, {
+        type,
+        data: { labels: [], datasets: [] },
+        options: { animation: false, responsive: true, maintainAspectRatio: false,
+          scales: {
+            y: { beginAtZero: true },
+            // Percentages (fields named `..._pct`) on their own axis, beside the counts.
+            percent: { position: "right", beginAtZero: true, suggestedMax: 100,
+              display: "auto", grid: { drawOnChartArea: false } },
+          } },
+      });
+      dashboard.charts[spec.name] = chart;
+    }
+    return chart;
+  };
+
+  const put = (key, window) => {
+    if (!keys.has(key)) keys.set(key, new Map());
+    keys.get(key).set(window.start, window);
+  };
+  const redraw = () => {
+    if (keys.size <= 1) {
+      // One key: each numeric field over the latest windows.
+      const [windows] = keys.values();
+      const starts = windows ? [...windows.keys()].sort().slice(-MAX_WINDOWS) : [];
+      const fields = new Set();
+      for (const start of starts) Object.keys(numbers(windows.get(start).value)).forEach((f) => fields.add(f));
+      const chart = chartOf("line");
+      chart.data.labels = starts.map((start) => start.slice(11, 16));
+      chart.data.datasets = [...fields].map((field) => ({
+        label: field,
+        yAxisID: field.endsWith("_pct") ? "percent" : "y",
+        data: starts.map((start) => numbers(windows.get(start).value)[field] ?? null),
+        starts,
+      }));
+      chart.update("none");
+    } else {
+      // Many keys: the first numeric field of each key's latest window.
+      const latest = [...keys.entries()].map(([key, windows]) => {
+        const start = [...windows.keys()].sort().pop();
+        const value = numbers(windows.get(start).value);
+        const [field] = Object.keys(value);
+        return { key, start, field, amount: field === undefined ? 0 : value[field] };
+      });
+      latest.sort((a, b) => b.amount - a.amount || a.key.localeCompare(b.key));
+      const shown = latest.slice(0, MAX_KEYS);
+      const chart = chartOf("bar");
+      chart.data.labels = shown.map((entry) => entry.key);
+      chart.data.datasets = [{
+        label: `${shown[0]?.field ?? "value"} in the latest window`,
+        data: shown.map((entry) => entry.amount),
+        starts: shown.map((entry) => entry.start),
+      }];
+      chart.update("none");
+    }
+  };
+  follow(spec, (event) => {
+    if (event.windows) event.windows.forEach((window) => put(event.key, window));
+    if (event.window) put(event.key, event.window);
+    if (event.removed) keys.get(event.key)?.delete(event.removed.start);
+  }, redraw);
+}
+
+// A table view: key -> value, shown as rows of its fields.
+function followTable(spec) {
+  const section = panel(spec, `table by ${spec.key}`);
+  const table = element("table", { "data-table": spec.name });
+  section.append(table);
+  const rows = new Map();
+  dashboard.views[spec.name] = { spec, rows };
+  const redraw = () => {
+    const fields = new Set();
+    for (const value of rows.values()) {
+      if (value && typeof value === "object") Object.keys(value).forEach((f) => fields.add(f));
+    }
+    const columns = fields.size ? [...fields] : ["value"];
+    const keys = [...rows.keys()].sort();
+    const cell = (key, column) => {
+      const value = rows.get(key);
+      const shown = fields.size ? value?.[column] : value;
+      const attributes = { "data-key": key, "data-field": column };
+      if (column === "state") attributes.class = `state-${shown}`;
+      return element("td", attributes, formatted(shown));
+    };
+    table.replaceChildren();
+    if (keys.length === 1) {
+      // One key (a summary such as `all`): a row per field reads better than one wide row.
+      for (const column of columns) {
+        const row = element("tr");
+        row.append(element("th", {}, column), cell(keys[0], column));
+        table.append(row);
+      }
+      return;
+    }
+    const head = element("tr");
+    head.append(element("th", {}, spec.key));
+    columns.forEach((column) => head.append(element("th", {}, column)));
+    table.append(head);
+    for (const key of keys) {
+      const row = element("tr", { "data-key": key });
+      row.append(element("td", {}, key));
+      columns.forEach((column) => row.append(cell(key, column)));
+      table.append(row);
+    }
+  };
+  follow(spec, (event) => {
+    if (event.deleted) rows.delete(event.key);
+    else if ("value" in event) rows.set(event.key, event.value);
+  }, redraw);
+}
+
+// Subscribes to a view's stream: `entry` events make up the current state, `ready` ends
+// it, and each `change` follows. A fresh `entry`..`ready` run (after falling behind)
+// replaces everything.
+function follow(spec, apply, redraw) {
+  const source = new EventSource(`/views/${encodeURIComponent(spec.name)}/stream`);
+  let resetting = true;
+  const view = dashboard.views[spec.name];
+  const clear = () => { view.keys?.clear(); view.rows?.clear(); };
+  source.addEventListener("entry", (message) => {
+    if (!resetting) { clear(); resetting = true; }
+    apply(JSON.parse(message.data));
+  });
+  source.addEventListener("ready", (message) => {
+    resetting = false;
+    view.checkpoint = JSON.parse(message.data).checkpoint?.id ?? 0;
+    redraw();
+  });
+  source.addEventListener("change", (message) => {
+    const change = JSON.parse(message.data);
+    apply(change);
+    view.checkpoint = change.checkpoint;
+    redraw();
+  });
+}
+
+function counter(label, value) {
+  const box = element("div", { class: "counter", "data-counter": label });
+  box.append(element("b", {}, formatted(value)), element("span", {}, label));
+  return box;
+}
+
+async function refreshStatus() {
+  try {
+    const status = await (await fetch("/status")).json();
+    dashboard.status = status;
+    const lateBy = {};
+    for (const late of status.late_by) {
+      const key = `${late.topic}/${late.partition}`;
+      lateBy[key] = (lateBy[key] ?? 0) + late.count;
+    }
+    document.getElementById("counters").replaceChildren(
+      counter("processed", status.processed),
+      counter("emitted", status.emitted),
+      counter("late", status.late),
+      counter("dlq", status.dlq),
+      counter("checkpoint", status.checkpoint?.id ?? "none"),
+    );
+    const rows = status.partitions.map((partition) => {
+      const row = element("tr", { "data-partition": `${partition.topic}/${partition.partition}` });
+      row.append(
+        element("td", {}, partition.topic),
+        element("td", {}, String(partition.partition)),
+        element("td", {}, String(partition.offset)),
+        element("td", { "data-field": "lag" }, partition.lag === null ? "?" : String(partition.lag)),
+        element("td", {}, String(partition.processed)),
+        element("td", {}, String(partition.emitted)),
+        element("td", {}, String(partition.failed)),
+        element("td", {}, String(lateBy[`${partition.topic}/${partition.partition}`] ?? 0)),
+      );
+      return row;
+    });
+    document.getElementById("partition-rows").replaceChildren(...rows);
+    document.getElementById("freshness").textContent =
+      `watermark ${status.watermark ?? "not yet"} · checkpoint ${status.checkpoint?.id ?? "none"}` +
+      (status.error ? ` · STOPPED: ${status.error}` : "");
+  } catch (error) {
+    document.getElementById("freshness").textContent = `cannot reach the engine: ${error}`;
+  }
+  setTimeout(refreshStatus, STATUS_EVERY_MS);
+}
+
+async function start() {
+  const { views } = await (await fetch("/views")).json();
+  for (const spec of views) {
+    if (spec.kind === "table") followTable(spec);
+    else followWindows(spec);
+  }
+  refreshStatus();
+}
+
+start();

@@ -51,7 +51,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
-PLAYWRIGHT_VERSION=1.64.1
+PLAYWRIGHT_VERSION=1.61.1
 if ! grep -qs "\"version\": \"$PLAYWRIGHT_VERSION\"" "$TOOLS/browser/node_modules/playwright-core/package.json"; then
   echo "setup: installing playwright-core $PLAYWRIGHT_VERSION (it drives Debian's Chromium; no browser download)"
   mkdir -p "$TOOLS/browser"

@@ -64,7 +64,8 @@ pub struct Committed {
 /// Staged changes and the channel that publishes them.
 #[derive(Debug)]
 pub struct ChangeFeed {
-    /// `(epoch of the checkpoint they belong to, changes)`, in staging order.
+    /// `(epoch of the checkpoint request they were handed in to, changes)`, in staging
+    /// order.
     staged: Mutex<Vec<(u64, Vec<ViewChange>)>>,
     sender: broadcast::Sender<Arc<Committed>>,
 }
@@ -79,7 +80,7 @@ impl Default for ChangeFeed {
 }
 
 impl ChangeFeed {
-    /// Stages the changes a view operator handed in to the checkpoint of `epoch`.
+    /// Stages the changes a view operator handed in to the checkpoint request of `epoch`.
     pub fn stage(&self, epoch: u64, changes: Vec<ViewChange>) {
         if changes.is_empty() {
             return;
@@ -96,7 +97,9 @@ impl ChangeFeed {
             let mut staged = self.staged.lock().unwrap_or_else(PoisonError::into_inner);
             let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *staged)
                 .into_iter()
-                .partition(|(epoch, _)| checkpoint.is_final || *epoch < checkpoint.epoch);
+                // A checkpoint carries the epoch of its request: what was handed in to it, and
+                // to any earlier request, is in it.
+                .partition(|(epoch, _)| checkpoint.is_final || *epoch <= checkpoint.epoch);
             *staged = kept;
             taken.into_iter().flat_map(|(_, changes)| changes).collect()
         };
@@ -150,8 +153,9 @@ mod tests {
         let feed = ChangeFeed::default();
         let mut receiver = feed.subscribe();
         feed.stage(3, vec![value("v", "b", "1"), value("v", "a", "1")]);
-        feed.stage(3, vec![value("v", "b", "2")]);
-        feed.stage(4, vec![value("v", "c", "1")]);
+        feed.stage(4, vec![value("v", "b", "2")]);
+        feed.stage(5, vec![value("v", "c", "1")]);
+        // The checkpoint of request 4 holds what was handed in to requests 3 and 4.
         feed.publish(&checkpoint(7, 4));
         let committed = receiver.try_recv().unwrap();
         assert_eq!(committed.checkpoint.id, 7);
@@ -163,7 +167,7 @@ mod tests {
                 value("v", "b", "2")
             ]
         );
-        // Nothing staged for epoch 5's checkpoint besides epoch 4: one more commit.
+        // Then the next one.
         feed.publish(&checkpoint(8, 5));
         assert_eq!(
             receiver.try_recv().unwrap().changes,

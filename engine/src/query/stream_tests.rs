@@ -120,7 +120,8 @@ fn commit(status: &EngineStatus, db: &sluice_state::StateDb, id: u64, changes: V
         &serde_json::to_vec(&checkpoint).unwrap(),
     );
     db.write(batch).unwrap();
-    status.changes.stage(id, changes);
+    // Handed in to the checkpoint's own request, as the view operators do.
+    status.changes.stage(checkpoint.epoch, changes);
     status.checkpoint_committed(checkpoint);
 }
 

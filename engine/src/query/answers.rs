@@ -162,6 +162,15 @@ pub enum PageEntry {
     Value { key: String, value: Value },
 }
 
+impl PageEntry {
+    /// The entry's key.
+    pub fn key(&self) -> &str {
+        match self {
+            PageEntry::Windows { key, .. } | PageEntry::Value { key, .. } => key,
+        }
+    }
+}
+
 /// `GET /status`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatusAnswer {

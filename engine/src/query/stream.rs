@@ -24,10 +24,10 @@ use sluice_state::KeyRange;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::QueryState;
-use super::answers::{ErrorBody, Freshness, PageEntry};
+use super::answers::{ErrorBody, Freshness};
 use super::error::ApiError;
 use super::freshness::Reading;
-use super::views::{find_view, parse_json, window};
+use super::views::{find_view, parse_json, read_page, window};
 use crate::feed::{Change, Committed, ViewChange};
 use crate::time::format_millis;
 
@@ -68,15 +68,7 @@ pub async fn key_stream(
     State(state): State<QueryState>,
     Path((view, key)): Path<(String, String)>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let windowed = find_view(&state, &view)?.is_windowed();
-    follow(
-        state,
-        Subject {
-            view,
-            windowed,
-            key: Some(key),
-        },
-    )
+    follow_subject(state, view, Some(key))
 }
 
 /// Every change of a view, starting with its current keys.
@@ -95,13 +87,22 @@ pub async fn view_stream(
     State(state): State<QueryState>,
     Path(view): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    follow_subject(state, view, None)
+}
+
+/// Follows `key` of `view`, or all of it, once the view is known to exist.
+fn follow_subject(
+    state: QueryState,
+    view: String,
+    key: Option<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let windowed = find_view(&state, &view)?.is_windowed();
     follow(
         state,
         Subject {
             view,
             windowed,
-            key: None,
+            key,
         },
     )
 }
@@ -188,44 +189,8 @@ impl Follower {
                         after: after.as_deref(),
                         ..KeyRange::default()
                     };
-                    let (entries, more) = if self.subject.windowed {
-                        let page = reading.state.window_store(view)?.scan(
-                            &range,
-                            i64::MIN,
-                            i64::MAX,
-                            SNAPSHOT_PAGE,
-                        )?;
-                        let entries = page
-                            .entries
-                            .into_iter()
-                            .map(|(key, windows)| {
-                                Ok(PageEntry::Windows {
-                                    key: String::from_utf8_lossy(&key).into_owned(),
-                                    windows: windows
-                                        .iter()
-                                        .map(window)
-                                        .collect::<Result<_, _>>()?,
-                                })
-                            })
-                            .collect::<Result<Vec<_>, ApiError>>()?;
-                        (entries, page.more)
-                    } else {
-                        let page = reading
-                            .state
-                            .table_store(view)?
-                            .scan(&range, SNAPSHOT_PAGE)?;
-                        let entries = page
-                            .entries
-                            .into_iter()
-                            .map(|(key, value)| {
-                                Ok(PageEntry::Value {
-                                    key: String::from_utf8_lossy(&key).into_owned(),
-                                    value: parse_json(&value)?,
-                                })
-                            })
-                            .collect::<Result<Vec<_>, ApiError>>()?;
-                        (entries, page.more)
-                    };
+                    let times = self.subject.windowed.then_some((i64::MIN, i64::MAX));
+                    let (entries, more) = read_page(&reading, view, &range, times, SNAPSHOT_PAGE)?;
                     for entry in &entries {
                         let mut data = serde_json::to_value(entry)
                             .map_err(|error| ApiError::Internal(error.to_string()))?;
@@ -233,11 +198,7 @@ impl Follower {
                         self.queued.push_back(event("entry", id, data));
                     }
                     after = match entries.last() {
-                        Some(PageEntry::Windows { key, .. } | PageEntry::Value { key, .. })
-                            if more =>
-                        {
-                            Some(key.as_bytes().to_vec())
-                        }
+                        Some(entry) if more => Some(entry.key().as_bytes().to_vec()),
                         _ => break,
                     };
                 }

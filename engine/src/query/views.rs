@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde_json::Value;
-use sluice_state::WindowEntry;
+use sluice_state::{KeyRange, WindowEntry};
 
 use super::QueryState;
 use super::answers::{
@@ -133,47 +133,68 @@ pub async fn scan_view(
     let limit = params.limit()?;
     let range = params.key_range()?;
     let reading = Reading::take(&state.db)?;
-    let (entries, more) = if spec.is_windowed() {
-        let (from, to) = params.time_range()?;
-        let page = reading
-            .state
-            .window_store(&view)?
-            .scan(&range, from, to, limit)?;
-        let entries = page
-            .entries
-            .iter()
-            .map(|(key, windows)| {
-                Ok(PageEntry::Windows {
-                    key: String::from_utf8_lossy(key).into_owned(),
-                    windows: windows.iter().map(window).collect::<Result<_, _>>()?,
-                })
-            })
-            .collect::<Result<Vec<_>, ApiError>>()?;
-        (entries, page.more)
+    let times = if spec.is_windowed() {
+        Some(params.time_range()?)
     } else {
-        let page = reading.state.table_store(&view)?.scan(&range, limit)?;
-        let entries = page
-            .entries
-            .iter()
-            .map(|(key, value)| {
-                Ok(PageEntry::Value {
-                    key: String::from_utf8_lossy(key).into_owned(),
-                    value: parse_json(value)?,
-                })
-            })
-            .collect::<Result<Vec<_>, ApiError>>()?;
-        (entries, page.more)
+        None
     };
+    let (entries, more) = read_page(&reading, &view, &range, times, limit)?;
     // The cursor for the next page, only when there is one.
-    let next = entries.last().filter(|_| more).map(|entry| match entry {
-        PageEntry::Windows { key, .. } | PageEntry::Value { key, .. } => key.clone(),
-    });
+    let next = entries
+        .last()
+        .filter(|_| more)
+        .map(|entry| entry.key().to_string());
     Ok(Json(Page {
         view,
         entries,
         next,
         freshness: reading.freshness(),
     }))
+}
+
+/// Up to `limit` keys of `range` in `view`, and whether more follow: with their windows
+/// overlapping `times` for a window view (`Some`), with their values for a table (`None`).
+pub(crate) fn read_page(
+    reading: &Reading<'_>,
+    view: &str,
+    range: &KeyRange<'_>,
+    times: Option<(i64, i64)>,
+    limit: usize,
+) -> Result<(Vec<PageEntry>, bool), ApiError> {
+    let key_of = |key: &[u8]| String::from_utf8_lossy(key).into_owned();
+    match times {
+        Some((from, to)) => {
+            let page = reading
+                .state
+                .window_store(view)?
+                .scan(range, from, to, limit)?;
+            let entries = page
+                .entries
+                .iter()
+                .map(|(key, windows)| {
+                    Ok(PageEntry::Windows {
+                        key: key_of(key),
+                        windows: windows.iter().map(window).collect::<Result<_, _>>()?,
+                    })
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            Ok((entries, page.more))
+        }
+        None => {
+            let page = reading.state.table_store(view)?.scan(range, limit)?;
+            let entries = page
+                .entries
+                .iter()
+                .map(|(key, value)| {
+                    Ok(PageEntry::Value {
+                        key: key_of(key),
+                        value: parse_json(value)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            Ok((entries, page.more))
+        }
+    }
 }
 
 pub(crate) fn find_view<'a>(state: &'a QueryState, view: &str) -> Result<&'a ViewSpec, ApiError> {

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use harness::orders::{add_sentinels, assert_views, expected, produce_orders};
 use harness::{
-    DEADLINE, ShopPlace, ShopProcess, Tansu, checkpointed, free_port, shop_binary, wait_for,
+    DEADLINE, ShopPlace, ShopProcess, Tansu, checkpointed, free_port, order_partitions,
+    orders_processed, shop_binary, wait_for,
 };
 use serde_json::Value;
 use sluice::kafka::KafkaSettings;
@@ -31,15 +32,10 @@ const KILLS: usize = 5;
 
 /// How far the run has read: the sum of its partitions' next offsets.
 fn read_position(status: &Value) -> i64 {
-    status["partitions"]
-        .as_array()
-        .map(|partitions| {
-            partitions
-                .iter()
-                .map(|partition| partition["offset"].as_i64().unwrap_or(0))
-                .sum()
-        })
-        .unwrap_or(0)
+    order_partitions(status)
+        .iter()
+        .map(|partition| partition["offset"].as_i64().unwrap_or(0))
+        .sum()
 }
 
 /// A small deterministic generator for the kill points (xorshift64*).
@@ -110,12 +106,12 @@ fn five_kills_lose_nothing_and_the_dedupe_helper_reads_exactly_once() {
         let status = wait_for(&mut run, &base, "/status", |status| {
             checkpointed(status) >= target as i64 && status["processed"].as_u64().is_some()
         });
-        let read_before = status["processed"].as_u64().unwrap_or(0);
+        let read_before = orders_processed(&status);
         let more = kill_points.next(5_000);
         let deadline = Instant::now() + DEADLINE;
         loop {
             let (_, status) = harness::get_json(&base, "/status");
-            let processed = status["processed"].as_u64().unwrap_or(0);
+            let processed = orders_processed(&status);
             if processed >= read_before + more
                 || read_position(&status) >= EVENTS as i64
                 || Instant::now() >= deadline

@@ -15,7 +15,8 @@ use harness::orders::{
     add_sentinels, all_views, assert_views, expected, produce_orders, wait_for_views,
 };
 use harness::{
-    ShopPlace, ShopProcess, Tansu, checkpointed, free_port, get_json, shop_binary, wait_for,
+    ShopPlace, ShopProcess, Tansu, checkpointed, free_port, get_json, orders_processed,
+    shop_binary, wait_for,
 };
 use serde_json::Value;
 
@@ -66,7 +67,7 @@ fn a_killed_run_recovers_exactly_and_a_replay_reproduces_every_view() {
     let status = wait_for(&mut second, &base, "/status", |status| {
         checkpointed(status) == EVENTS as i64
     });
-    let reread = status["processed"].as_i64().unwrap_or(i64::MAX);
+    let reread = orders_processed(&status) as i64;
     assert!(
         reread <= EVENTS as i64 - seen_before_kill,
         "the restart read {reread} records, but {seen_before_kill} of {EVENTS} were checkpointed"

@@ -1,14 +1,16 @@
 //! End to end against a real Kafka-protocol broker: Tansu with SQLite storage on a free
 //! loopback port. `shop produce` publishes 10,000 orders, `shop run` runs as its own
-//! process, and every view is checked over HTTP against an independent computation from the
-//! same deterministic generator. Ctrl-C must then stop `shop run` cleanly.
+//! process, and every orders view is checked over HTTP against an independent computation
+//! from the same deterministic generator. The monitoring topology in the same dataflow reads
+//! the shop's own processing reports back from Tansu. Ctrl-C must then stop `shop run`
+//! cleanly.
 
 mod harness;
 
 use harness::orders::{add_sentinels, assert_views, distinct_ids, expected, produce_orders};
 use harness::{
-    ShopProcess, Tansu, free_port, get_json, get_text, metric_sum, read_topic, shop_binary,
-    wait_for,
+    ShopProcess, Tansu, free_port, get_json, get_text, metric_sum, order_partitions,
+    orders_processed, read_topic, shop_binary, wait_for,
 };
 use serde_json::json;
 
@@ -38,6 +40,8 @@ fn shop_on_tansu_matches_an_independent_computation() {
             "2",
             "--partitions",
             "4",
+            "--report-interval-ms",
+            "200",
         ],
     );
     let base = format!("http://127.0.0.1:{http_port}");
@@ -45,17 +49,17 @@ fn shop_on_tansu_matches_an_independent_computation() {
     // Lag 0 on every partition, and every event read (Tansu's high watermark can read low,
     // so the processed count is what proves the input was consumed).
     wait_for(&mut run, &base, "/status", |status| {
-        let partitions = status["partitions"].as_array().cloned().unwrap_or_default();
+        let partitions = order_partitions(status);
         partitions.len() == 4
             && partitions.iter().all(|p| p["lag"] == json!(0))
-            && status["processed"] == json!(EVENTS)
+            && orders_processed(status) == EVENTS
     });
     let mut want = expected(EVENTS, SEED);
     add_sentinels(&brokers, &mut want);
     assert_views(&mut run, &base, &want);
 
     let views = get_json(&base, "/views").1;
-    assert_eq!(views["views"].as_array().map(Vec::len), Some(4));
+    assert_eq!(views["views"].as_array().map(Vec::len), Some(6), "{views}");
     let (code, missing) = get_json(&base, "/views/nope/x");
     assert_eq!(code, 404, "{missing}");
 
@@ -64,12 +68,13 @@ fn shop_on_tansu_matches_an_independent_computation() {
     assert_eq!(distinct_ids(&inventory).len(), want.lines);
 
     // The metrics count what was read and written.
-    let processed = get_json(&base, "/status").1["processed"].as_f64();
+    // (Orders only: processing reports keep arriving on monitoring-events.)
+    let processed = orders_processed(&get_json(&base, "/status").1);
     let (code, metrics) = get_text(&base, "/metrics");
     assert_eq!(code, 200, "{metrics}");
     assert_eq!(
-        Some(metric_sum(&metrics, "sluice_records_in_total")),
-        processed,
+        metric_sum(&metrics, "sluice_records_in_total{topic=\"order-events\""),
+        processed as f64,
         "{metrics}"
     );
     assert_eq!(
@@ -81,7 +86,7 @@ fn shop_on_tansu_matches_an_independent_computation() {
         "{metrics}"
     );
     assert_eq!(
-        metric_sum(&metrics, "sluice_consumer_lag"),
+        metric_sum(&metrics, "sluice_consumer_lag{topic=\"order-events\""),
         0.0,
         "{metrics}"
     );
@@ -91,6 +96,15 @@ fn shop_on_tansu_matches_an_independent_computation() {
         metric_sum(&metrics, "sluice_window_close_latency_seconds_count") >= 1.0,
         "{metrics}"
     );
+
+    // The shop reads its own processing reports from Tansu: its health view shows exactly
+    // the inventory events it emitted for the orders, and no failure.
+    let health = wait_for(&mut run, &base, "/views/component_health/shop", |body| {
+        body["value"]["emitted"] == json!(want.lines)
+            && body["value"]["processed"].as_u64() >= Some(EVENTS)
+    });
+    assert_eq!(health["value"]["failed"], json!(0), "{health}");
+    assert!(health["value"]["last_seen"].is_string(), "{health}");
 
     run.interrupt_and_wait();
 }

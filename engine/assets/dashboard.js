@@ -229,6 +229,7 @@ async function refreshStatus() {
         element("td", {}, String(partition.partition)),
         element("td", {}, String(partition.offset)),
         element("td", { "data-field": "lag" }, partition.lag === null ? "?" : String(partition.lag)),
+        element("td", {}, partition.watermark ?? "no records"),
         element("td", {}, String(partition.processed)),
         element("td", {}, String(partition.emitted)),
         element("td", {}, String(partition.failed)),

@@ -38,10 +38,20 @@ pub fn stamp_time(stamp: &Stamp<Time>) -> Option<Time> {
         .copied()
 }
 
-/// The watermark below which no record can still arrive, or `None` when nothing can
-/// arrive any more (the sources stopped).
+/// The watermark part of a time that holds only its epoch: a source with nothing to read
+/// holds one, so that what is downstream of it takes part in every checkpoint, up to the
+/// final one, without holding any watermark back.
+pub const NO_WATERMARK: u64 = u64::MAX;
+
+/// The watermark below which no record can still arrive, or `None` when no partition
+/// holds one: nothing can arrive any more (the sources stopped), or only times that hold
+/// an epoch are left ([`NO_WATERMARK`]).
 pub fn watermark_of(frontier: &[Time]) -> Option<u64> {
-    frontier.iter().map(|time| time.inner).min()
+    frontier
+        .iter()
+        .map(|time| time.inner)
+        .filter(|&watermark| watermark != NO_WATERMARK)
+        .min()
 }
 
 /// Whether every record of the epochs before `epoch` has arrived.
@@ -57,6 +67,8 @@ mod tests {
     fn the_watermark_is_the_least_over_the_frontier() {
         assert_eq!(watermark_of(&[at(3, 500), at(2, 900)]), Some(500));
         assert_eq!(watermark_of(&[]), None);
+        assert_eq!(watermark_of(&[at(4, NO_WATERMARK), at(3, 700)]), Some(700));
+        assert_eq!(watermark_of(&[at(4, NO_WATERMARK)]), None);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use crate::checkpoint::restore::restore;
 use crate::checkpoint::{Checkpoint, Checkpointer, fingerprint};
 use crate::dsl::{Topology, TopologyFn};
-use crate::epoch::{Time, watermark_of};
+use crate::epoch::Time;
 use crate::error::EngineError;
 use crate::kafka::admin::{ensure_topics, offsets_at_time, partition_counts};
 use crate::kafka::event_producer::{EventPublisher, KafkaEventProducer};
@@ -144,7 +144,7 @@ pub fn plan_of(topology: &TopologyFn) -> Plan {
             outer.scoped::<Time, _, _>("topology", |scope| {
                 let mut builder = Topology::new(scope, None);
                 topology(&mut builder);
-                builder.finish().0
+                builder.finish()
             })
         })
     })
@@ -431,25 +431,19 @@ pub(crate) fn spawn_workers(
         let index = worker.index();
         // Root timestamps must be totally ordered; the topology runs in a child scope with
         // the (epoch, watermark) product time.
-        let probe = worker.dataflow::<u64, _, _>(|outer| {
+        worker.dataflow::<u64, _, _>(|outer| {
             outer.scoped::<Time, _, _>("topology", |scope| {
                 let mut builder = Topology::new(scope, Some(Arc::clone(&env)));
                 topology(&mut builder);
-                builder.finish().1
             })
         });
         env.checkpointer.worker_ready();
-        // Until the dataflow is gone, not only until the views' probe is done: view and
-        // sink operators still hand in the final checkpoint after the probe completes.
+        // Until the dataflow is gone: view and sink operators still hand in the final
+        // checkpoint after their input is complete.
         while worker.has_dataflows() {
             worker.step_or_park(Some(Duration::from_millis(20)));
             if index == 0 {
                 env.checkpointer.maybe_begin();
-                probe.with_frontier(|frontier| {
-                    if let Some(watermark) = watermark_of(&frontier[..]) {
-                        env.status.set_watermark(watermark as i64);
-                    }
-                });
             }
         }
     })

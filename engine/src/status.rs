@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde::Serialize;
@@ -24,14 +24,15 @@ pub struct PartitionProgress {
     pub emitted: u64,
     /// The partition's records this run sent to the dead-letter topic.
     pub failed: u64,
+    /// The partition's watermark (its greatest event time minus the grace), once it has
+    /// read a record, in epoch milliseconds.
+    pub watermark: Option<u64>,
 }
 
 /// Counters and progress that workers update and readers sample without blocking ingestion.
 #[derive(Debug, Default)]
 pub struct EngineStatus {
     partitions: Mutex<BTreeMap<(String, i32), PartitionProgress>>,
-    /// The dataflow's output frontier in epoch milliseconds, or -1 before it is known.
-    watermark: AtomicI64,
     /// Records read from sources and decoded.
     pub processed: AtomicU64,
     /// Records that arrived after their window closed.
@@ -80,7 +81,6 @@ impl EngineStatus {
     /// A status with no progress yet.
     pub fn new() -> Self {
         EngineStatus {
-            watermark: AtomicI64::new(-1),
             ..Default::default()
         }
     }
@@ -207,15 +207,27 @@ impl EngineStatus {
         snapshot
     }
 
-    /// Sets the dataflow watermark.
-    pub fn set_watermark(&self, millis: i64) {
-        self.watermark.store(millis, Ordering::Relaxed);
+    /// Records where a partition's watermark stands: `None` until it has read a record.
+    pub fn set_partition_watermark(&self, topic: &str, partition: i32, watermark: Option<u64>) {
+        self.with_partitions(|partitions| {
+            if let Some(progress) = partitions.get_mut(&(topic.to_string(), partition)) {
+                progress.watermark = watermark;
+            }
+        });
     }
 
-    /// The dataflow watermark, if known.
+    /// The least watermark over the partitions that have read a record, as checkpoints
+    /// take it: a partition or topic that never had a record holds nothing back. `None`
+    /// before any partition has read one.
     pub fn watermark(&self) -> Option<i64> {
-        let millis = self.watermark.load(Ordering::Relaxed);
-        (millis >= 0).then_some(millis)
+        let mut least = None;
+        self.with_partitions(|partitions| {
+            least = partitions
+                .values()
+                .filter_map(|progress| progress.watermark)
+                .min();
+        });
+        least.map(|watermark| i64::try_from(watermark).unwrap_or(i64::MAX))
     }
 
     /// Records a checkpoint this run committed, and how long it took.

@@ -279,24 +279,51 @@ pub fn get_text(base: &str, path: &str) -> (u16, String) {
     })
 }
 
-/// The sum of the samples of metric `name` (every label set) in Prometheus text.
+/// The sum of the samples of metric `name` in Prometheus text: of every label set, or of
+/// those that begin with the labels `name` gives (`sluice_consumer_lag{topic="t"`).
 pub fn metric_sum(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|line| {
             line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+                .is_some_and(|rest| rest.starts_with(['{', ' ', ',']) || rest.starts_with("} "))
         })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
 
-/// The sum of the offsets of the last checkpoint in a `/status` answer.
+/// The `order-events` partitions of a `/status` answer.
+pub fn order_partitions(status: &Value) -> Vec<Value> {
+    status["partitions"]
+        .as_array()
+        .map(|partitions| {
+            partitions
+                .iter()
+                .filter(|partition| partition["topic"] == "order-events")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The orders this run has read, by a `/status` answer (its `processed` also counts the
+/// processing reports the shop reads).
+pub fn orders_processed(status: &Value) -> u64 {
+    order_partitions(status)
+        .iter()
+        .map(|partition| partition["processed"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// The sum of the offsets of the last checkpoint in a `/status` answer, over the input
+/// topics: how many input records it holds. (`monitoring-events` is left out: it grows by
+/// itself, with every processing report.)
 pub fn checkpointed(status: &Value) -> i64 {
     status["checkpoint"]["offsets"]
         .as_array()
         .map(|offsets| {
             offsets
                 .iter()
+                .filter(|offset| offset["topic"] != "monitoring-events")
                 .map(|offset| offset["offset"].as_i64().unwrap_or(0))
                 .sum()
         })

@@ -8,7 +8,8 @@
 //! - [`monitoring`]: the monitoring topology: processing reports as throughput and health
 //!   views per component.
 //! - [`generator`]: the deterministic order generator behind `shop produce`.
-//! - [`Shop`]: the [`Application`] the `shop` binary runs.
+//! - [`shop`]: all of them in one dataflow; [`Shop`]: the [`Application`] the `shop`
+//!   binary runs.
 
 pub mod events;
 pub mod generator;
@@ -19,9 +20,16 @@ pub mod topics;
 use std::sync::Arc;
 
 use sluice::app::{Application, EventGenerator, GeneratorOptions};
-use sluice::dsl::TopologyFn;
+use sluice::dsl::{Topology, TopologyFn};
 
-/// The shop: its topology and its order generator.
+/// Every topology of the shop, in one dataflow: orders and their analytics, and the
+/// monitoring of every engine's processing reports (its own included).
+pub fn shop(topology: &mut Topology<'_>) {
+    orders::orders(topology);
+    monitoring::monitoring(topology);
+}
+
+/// The shop: its topologies and its order generator.
 pub struct Shop;
 
 impl Application for Shop {
@@ -30,7 +38,7 @@ impl Application for Shop {
     }
 
     fn topology(&self) -> TopologyFn {
-        Arc::new(orders::orders)
+        Arc::new(shop)
     }
 
     fn input_topic(&self) -> &'static str {

@@ -8,21 +8,66 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use sluice::app::{Application, GeneratorOptions};
+use sluice::monitoring::{MONITORING_TOPIC, ProcessingReport};
+use sluice::plan::Plan;
 use sluice::testkit::{
     MemoryInput, resume_to_completion, resume_with_checkpoints, run_to_completion,
 };
 use sluice_state::StateDb;
 use sluice_topologies::Shop;
 use sluice_topologies::generator::generated_input;
+use sluice_topologies::topics::ORDER_EVENTS;
 
+const START_MS: i64 = 1_705_314_600_000;
+const INTERVAL_MS: i64 = 100;
+
+/// `events` generated orders on `partitions` partitions, and beside them on
+/// `monitoring-events` the processing reports of [`reports`].
 fn generated(events: usize, partitions: u64) -> sluice::testkit::MemoryInput {
     let options = GeneratorOptions {
         seed: 3,
         failure_rate: 0.05,
-        start_ms: 1_705_314_600_000,
-        interval_ms: 100,
+        start_ms: START_MS,
+        interval_ms: INTERVAL_MS,
     };
-    generated_input(options, events, partitions)
+    let mut input = generated_input(options, events, partitions);
+    for report in reports(events) {
+        let partition = (sluice::record::key_hash(&report.component) % 2) as usize;
+        input.push(
+            MONITORING_TOPIC,
+            partition,
+            sluice::testkit::MemoryRecord {
+                key: report.component.clone().into_bytes(),
+                payload: serde_json::to_vec(&report).expect("encodes"),
+                timestamp: 0,
+                watermark_only: false,
+            },
+        );
+    }
+    input
+}
+
+/// Reports of two components every 10 s over as long as `events` orders take, but an hour
+/// before them: the two sources' watermarks are far apart, and each topology's windows
+/// must close by its own.
+fn reports(events: usize) -> Vec<ProcessingReport> {
+    let span = events as i64 * INTERVAL_MS;
+    let first_end = START_MS - 3_600_000 + 10_000;
+    (0..span / 10_000)
+        .flat_map(|n| {
+            let end = first_end + n * 10_000;
+            ["shop", "http-producer"].map(|component| {
+                let processed = (n as u64 * 7 + component.len() as u64) % 50;
+                ProcessingReport::new(
+                    component,
+                    "order-events",
+                    0,
+                    (end - 10_000, end),
+                    (processed, processed * 2, processed % 3),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Orders 100 ms apart whose timestamps are pushed back by up to 9 s: with a grace of 5 s,
@@ -79,12 +124,7 @@ fn no_result_depends_on_the_tick() {
             .collect();
         late.sort();
         let inventory = run.output.records("inventory-events").len();
-        results.push((
-            tick_ms,
-            dump(&run.state, &run.plan.stores()),
-            late,
-            inventory,
-        ));
+        results.push((tick_ms, dump(&run.state, &run.plan), late, inventory));
     }
     let (_, views, late, inventory) = &results[0];
     assert!(!late.is_empty(), "the input has late records");
@@ -106,14 +146,9 @@ fn no_result_depends_on_the_tick() {
 fn order_totals_agree_with_the_windows_for_any_worker_count() {
     for workers in [1, 2, 3] {
         let dir = tempfile::tempdir().expect("state dir");
-        let run = run_to_completion(
-            Shop.topology(),
-            generated(10_000, 4),
-            dir.path(),
-            workers,
-            100,
-        )
-        .expect("run");
+        let input = generated(10_000, 4);
+        let run = run_to_completion(Shop.topology(), input.clone(), dir.path(), workers, 100)
+            .expect("run");
         let windows = run
             .state
             .window_store("orders_per_minute")
@@ -173,18 +208,68 @@ fn order_totals_agree_with_the_windows_for_any_worker_count() {
         );
         // Every window that closed was timed to the checkpoint that made it visible: as
         // many as the window views hold final windows (none is past its retention yet).
-        let finals: usize = ["orders_per_minute", "failure_rate", "item_demand"]
-            .iter()
-            .map(|view| {
-                let mut finals = 0;
-                run.state
-                    .window_store(view)
+        // Each topology's windows closed by its own source's watermark where the input ran
+        // out, however far behind the other source was.
+        for (view, topic) in [
+            ("orders_per_minute", ORDER_EVENTS),
+            ("component_throughput", MONITORING_TOPIC),
+        ] {
+            let closed_by = stopped_watermark(&input, topic);
+            let mut windows = 0;
+            run.state
+                .window_store(view)
+                .expect("view")
+                .for_each(|key, window| {
+                    windows += 1;
+                    assert_eq!(
+                        window.is_final,
+                        window.end <= closed_by,
+                        "{view} {key:?} [{}, {}) with {topic} stopped at {closed_by}",
+                        window.start,
+                        window.end
+                    );
+                })
+                .expect("read");
+            assert!(windows > 1, "{view} with {workers} workers");
+        }
+        // The monitoring topology summed every report of each component.
+        for component in ["shop", "http-producer"] {
+            let health: Value = serde_json::from_slice(
+                &run.state
+                    .table_store("component_health")
                     .expect("view")
-                    .for_each(|_, window| finals += usize::from(window.is_final))
-                    .expect("read");
-                finals
-            })
-            .sum();
+                    .get(component.as_bytes())
+                    .expect("read")
+                    .expect("a value"),
+            )
+            .expect("json");
+            let of_component = || {
+                reports(10_000)
+                    .into_iter()
+                    .filter(move |report| report.component == component)
+            };
+            let processed: u64 = of_component().map(|report| report.processed).sum();
+            let failed: u64 = of_component().map(|report| report.failed).sum();
+            assert_eq!(health["processed"], processed, "{component}: {health}");
+            assert_eq!(health["failed"], failed, "{component}: {health}");
+        }
+        let finals: usize = [
+            "orders_per_minute",
+            "failure_rate",
+            "item_demand",
+            "component_throughput",
+        ]
+        .iter()
+        .map(|view| {
+            let mut finals = 0;
+            run.state
+                .window_store(view)
+                .expect("view")
+                .for_each(|_, window| finals += usize::from(window.is_final))
+                .expect("read");
+            finals
+        })
+        .sum();
         assert!(finals > 0);
         assert_eq!(
             run.status.window_close.visible(),
@@ -207,13 +292,36 @@ fn order_totals_agree_with_the_windows_for_any_worker_count() {
     }
 }
 
+/// Where the watermark of `topic` stood when the input ran out: per partition the greatest
+/// event time minus the grace of 5 s, the least over the partitions that have records.
+fn stopped_watermark(input: &MemoryInput, topic: &str) -> i64 {
+    input.topics[topic]
+        .iter()
+        .filter(|records| !records.is_empty())
+        .map(|records| {
+            let greatest = records
+                .iter()
+                .map(|record| {
+                    let event: Value = serde_json::from_slice(&record.payload).expect("json");
+                    let time = event["timestamp"].as_str().expect("a timestamp");
+                    sluice::time::parse_timestamp(time).expect("a valid timestamp")
+                })
+                .max()
+                .expect("records");
+            greatest - 5_000
+        })
+        .min()
+        .expect("partitions with records")
+}
+
 /// Every entry of every store of the topology (views and operator state), as bytes.
-fn dump(db: &StateDb, stores: &[String]) -> BTreeMap<String, Vec<String>> {
+fn dump(db: &StateDb, plan: &Plan) -> BTreeMap<String, Vec<String>> {
     let mut all = BTreeMap::new();
-    for store in stores {
+    for store in plan.stores() {
         let mut entries = Vec::new();
-        if store.starts_with("state.summarize") || store == "order_totals" {
-            db.table_store(store)
+        let is_table = plan.view(&store).is_some_and(|view| !view.is_windowed());
+        if store.starts_with("state.summarize") || is_table {
+            db.table_store(&store)
                 .expect("store")
                 .for_each(|key, value| {
                     entries.push(format!(
@@ -224,7 +332,7 @@ fn dump(db: &StateDb, stores: &[String]) -> BTreeMap<String, Vec<String>> {
                 })
                 .expect("read");
         } else {
-            db.window_store(store)
+            db.window_store(&store)
                 .expect("store")
                 .for_each(|key, window| {
                     entries.push(format!(
@@ -238,7 +346,7 @@ fn dump(db: &StateDb, stores: &[String]) -> BTreeMap<String, Vec<String>> {
                 })
                 .expect("read");
         }
-        all.insert(store.clone(), entries);
+        all.insert(store, entries);
     }
     all
 }
@@ -261,8 +369,8 @@ fn a_resumed_run_leaves_the_state_of_an_uninterrupted_run() {
     let whole_dir = tempfile::tempdir().expect("state dir");
     let whole = run_to_completion(Shop.topology(), input.clone(), whole_dir.path(), 2, 100)
         .expect("uninterrupted run");
-    let stores = whole.plan.stores();
-    let expected = dump(&whole.state, &stores);
+    let plan = whole.plan.clone();
+    let expected = dump(&whole.state, &plan);
     assert!(expected.values().all(|entries| !entries.is_empty()));
 
     // Stop after a third, then after two thirds, changing the worker count each time, so
@@ -305,7 +413,7 @@ fn a_resumed_run_leaves_the_state_of_an_uninterrupted_run() {
         "the last checkpoint holds the whole input"
     );
 
-    assert_eq!(dump(&last.state, &stores), expected);
+    assert_eq!(dump(&last.state, &plan), expected);
 }
 
 #[test]
@@ -316,7 +424,7 @@ fn frequent_checkpoints_change_no_result() {
     let plain_dir = tempfile::tempdir().expect("state dir");
     let plain =
         run_to_completion(Shop.topology(), input.clone(), plain_dir.path(), 2, 100).expect("run");
-    let stores = plain.plan.stores();
+    let plan = plain.plan.clone();
     let dir = tempfile::tempdir().expect("state dir");
     let checkpointed = resume_with_checkpoints(
         Shop.topology(),
@@ -329,10 +437,7 @@ fn frequent_checkpoints_change_no_result() {
     .expect("run with checkpoints");
     let checkpoints = checkpointed.checkpoint.as_ref().map_or(0, |c| c.id);
     assert!(checkpoints > 2, "only {checkpoints} checkpoints were taken");
-    assert_eq!(
-        dump(&checkpointed.state, &stores),
-        dump(&plain.state, &stores)
-    );
+    assert_eq!(dump(&checkpointed.state, &plan), dump(&plain.state, &plan));
 }
 
 /// Minute counts of all orders, kept as long as the default retention in one view and for

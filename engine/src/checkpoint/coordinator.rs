@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use sluice_state::{StateDb, WriteBatch};
 use tracing::{debug, error};
 
-use super::record::{Checkpoint, SourcePosition};
+use super::record::{Checkpoint, SourcePosition, least_watermark};
 use crate::kafka::outbox::OUTBOX_KEY;
 use crate::output::OutputSink;
 use crate::status::EngineStatus;
@@ -207,18 +207,20 @@ impl Checkpointer {
         self.lock().all_sources_stopped(self.workers)
     }
 
-    /// Once every source has stopped, the least watermark among all partitions where they
-    /// stopped.
-    pub fn stopped_watermark(&self) -> Option<u64> {
+    /// Once every source has stopped, the least watermark among the partitions of `topics`
+    /// where they stopped: how far the stream of an operator that reads those topics had
+    /// got. Partitions that never read a record do not count; `None` when none did.
+    pub fn stopped_watermark(&self, topics: &[String]) -> Option<u64> {
         let progress = self.lock();
         if !progress.all_sources_stopped(self.workers) {
             return None;
         }
-        progress
-            .stopped_at
-            .values()
-            .map(|position| position.watermark)
-            .min()
+        least_watermark(
+            progress
+                .stopped_at
+                .values()
+                .filter(|position| topics.contains(&position.topic)),
+        )
     }
 
     /// Opens the next epoch if the interval has passed and no checkpoint is in flight.
@@ -358,11 +360,7 @@ impl Checkpointer {
             id: progress.last_id + 1,
             epoch: flight.request.epoch,
             is_final: flight.request.is_final,
-            watermark: positions
-                .values()
-                .map(|position| position.watermark)
-                .min()
-                .unwrap_or(0),
+            watermark: least_watermark(positions.values()).unwrap_or(0),
             positions: positions.values().cloned().collect(),
             // Set when it is written.
             committed_at: 0,
@@ -539,7 +537,9 @@ mod tests {
         assert_eq!(offsets(&first), vec![(0, 10), (1, 20)]);
 
         checkpointer.retire(early, vec![position(0, 12)]);
-        assert_eq!(checkpointer.stopped_watermark(), Some(12_000));
+        assert_eq!(checkpointer.stopped_watermark(&["t".into()]), Some(12_000));
+        // Another topic's operators do not close windows by this topic's watermark.
+        assert_eq!(checkpointer.stopped_watermark(&["other".into()]), None);
         let last = checkpointer.request().expect("the final checkpoint began");
         assert!(last.is_final);
         assert!(checkpointer.contribute(window, last, Vec::new(), |_| Ok(())));

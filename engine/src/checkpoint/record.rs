@@ -31,7 +31,9 @@ pub struct Checkpoint {
     pub is_final: bool,
     /// Every source partition, in `(topic, partition)` order.
     pub positions: Vec<SourcePosition>,
-    /// The least partition watermark: what the checkpointed views reflect.
+    /// The least watermark among the partitions that have read a record (see
+    /// [`least_watermark`]); each view's answers report the same over its own sources
+    /// ([`Checkpoint::watermark_of`]).
     pub watermark: u64,
     /// Wall-clock time of the commit, epoch milliseconds.
     pub committed_at: i64,
@@ -51,6 +53,36 @@ impl Checkpoint {
             .iter()
             .find(|position| position.topic == topic && position.partition == partition)
     }
+
+    /// The watermark of what the checkpoint holds from `topics`: the least among their
+    /// partitions that have read a record, or 0 when none has.
+    pub fn watermark_of(&self, topics: &[String]) -> u64 {
+        least_watermark(
+            self.positions
+                .iter()
+                .filter(|position| topics.contains(&position.topic)),
+        )
+        .unwrap_or(0)
+    }
+}
+
+impl SourcePosition {
+    /// Whether the partition has read a record, and so has a watermark that means
+    /// something. One that has not holds nothing back: it is like an idle partition, which
+    /// follows the others, and a topic with no records (a source fed by another system that
+    /// has not started yet) must not keep every window of the topology open.
+    pub fn has_data(&self) -> bool {
+        self.max_event_time.is_some()
+    }
+}
+
+/// The least watermark among the `positions` that have read a record, if any has.
+pub fn least_watermark<'a>(positions: impl IntoIterator<Item = &'a SourcePosition>) -> Option<u64> {
+    positions
+        .into_iter()
+        .filter(|position| position.has_data())
+        .map(|position| position.watermark)
+        .min()
 }
 
 /// The fingerprint of a topology: every operator, window, grace and view of the plan,
@@ -66,6 +98,43 @@ pub fn fingerprint(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(topic: &str, partition: i32, max_event_time: Option<i64>) -> SourcePosition {
+        SourcePosition {
+            topic: topic.into(),
+            partition,
+            offset: 0,
+            max_event_time,
+            watermark: max_event_time.map_or(0, |time| time as u64 - 1_000),
+        }
+    }
+
+    #[test]
+    fn a_views_watermark_is_the_least_over_its_own_sources_partitions_with_data() {
+        let checkpoint = Checkpoint {
+            id: 1,
+            epoch: 1,
+            is_final: false,
+            positions: vec![
+                at("monitoring", 0, None),
+                at("orders", 0, Some(9_000)),
+                at("orders", 1, Some(5_000)),
+                at("orders", 2, None),
+                at("products", 0, Some(3_000)),
+            ],
+            watermark: 0,
+            committed_at: 0,
+            duration_ms: 0,
+            fingerprint: String::new(),
+        };
+        let orders = ["orders".to_string()];
+        assert_eq!(checkpoint.watermark_of(&orders), 4_000);
+        let both = ["orders".to_string(), "products".to_string()];
+        assert_eq!(checkpoint.watermark_of(&both), 2_000);
+        assert_eq!(checkpoint.watermark_of(&["monitoring".to_string()]), 0);
+        assert_eq!(least_watermark(&checkpoint.positions), Some(2_000));
+        assert_eq!(least_watermark(&checkpoint.positions[..1]), None);
+    }
 
     #[test]
     fn the_fingerprint_follows_the_plan() {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::probe::Probe;
 
 use super::topology::BuildContext;
 use super::windowed::{WindowedStream, Windowing};
@@ -167,9 +166,13 @@ impl<'scope, T: Data> Stream<'scope, T> {
                 .map(|source| source.topic.clone())
                 .collect()
         };
-        let probed = self.inner.clone().probe_with(&self.context.probe);
         if let Some(env) = &self.context.env {
-            to_topic(probed, Arc::clone(env), topic.to_string(), source_topics);
+            to_topic(
+                self.inner.clone(),
+                Arc::clone(env),
+                topic.to_string(),
+                source_topics,
+            );
         }
     }
 }

@@ -3,8 +3,6 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use timely::dataflow::operators::probe::Probe;
-
 use super::topology::BuildContext;
 use crate::plan::{NodeId, ViewKind, ViewSpec};
 use crate::record::Data;
@@ -43,17 +41,18 @@ impl<'scope, B: Data> Table<'scope, B> {
         {
             let mut plan = self.context.plan.borrow_mut();
             plan.add_node(format!("materialize {name}"), vec![self.node]);
+            let sources = plan.upstream_topics(self.node);
             plan.views.push(ViewSpec {
                 name: name.to_string(),
                 kind: ViewKind::Table,
                 key: self.key_name.clone(),
                 value: self.value_shape.clone(),
+                sources,
             });
         }
-        let probed = self.updates.clone().probe_with(&self.context.probe);
         if let Some(env) = &self.context.env {
             materialize_table(
-                probed,
+                self.updates.clone(),
                 OperatorState::new(Arc::clone(env), name.to_string()),
             );
         }

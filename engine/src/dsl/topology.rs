@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use timely::dataflow::Scope;
-use timely::dataflow::operators::probe::Handle as ProbeHandle;
 
 use super::stream::Stream;
 use crate::epoch::Time;
@@ -24,8 +23,6 @@ pub(crate) struct BuildContext {
     pub plan: RefCell<Plan>,
     /// `None` when only describing: nothing reads Kafka or writes state.
     pub env: Option<Arc<RunEnv>>,
-    /// Follows the frontier of every terminal operator: the watermark views reflect.
-    pub probe: ProbeHandle<Time>,
 }
 
 /// The builder a topology function receives.
@@ -39,7 +36,6 @@ impl<'scope> Topology<'scope> {
         let context = BuildContext {
             plan: RefCell::new(Plan::default()),
             env,
-            probe: ProbeHandle::new(),
         };
         Topology {
             scope,
@@ -47,12 +43,9 @@ impl<'scope> Topology<'scope> {
         }
     }
 
-    /// The plan recorded so far, and the probe of the terminal operators.
-    pub(crate) fn finish(self) -> (Plan, ProbeHandle<Time>) {
-        (
-            self.context.plan.borrow().clone(),
-            self.context.probe.clone(),
-        )
+    /// The plan recorded so far.
+    pub(crate) fn finish(self) -> Plan {
+        self.context.plan.borrow().clone()
     }
 
     /// A stream of the JSON records of a topic, decoded into `T`.
@@ -72,10 +65,8 @@ impl<'scope> Topology<'scope> {
                 idle_timeout_ms: source.idle_timeout.as_millis() as u64,
                 wall_clock_advance: source.wall_clock_advance,
             });
-            (
-                index,
-                plan.add_node(format!("source {}", source.topic), vec![]),
-            )
+            let node = plan.add_source_node(format!("source {}", source.topic), index as usize);
+            (index, node)
         };
         let inner = match &self.context.env {
             Some(env) => kafka_source(

@@ -8,7 +8,6 @@ use std::time::Duration;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::probe::Probe;
 
 use super::accumulators::{Average, keep_max, keep_min, merge_kept};
 pub use super::exact_sum::ExactSum;
@@ -192,7 +191,7 @@ impl<'scope, T: Data, K> WindowedStream<'scope, T, K> {
     ) -> WindowedTable<'scope, A> {
         let context = Rc::clone(&self.stream.context);
         let value_shape = shape_of(&init());
-        let (node, source_topics, store) = {
+        let (node, source_topics, upstream, store) = {
             let mut plan = context.plan.borrow_mut();
             let emit = if self.emit_updates {
                 ""
@@ -216,6 +215,7 @@ impl<'scope, T: Data, K> WindowedStream<'scope, T, K> {
                     .iter()
                     .map(|source| source.topic.clone())
                     .collect::<Vec<_>>(),
+                plan.upstream_topics(node),
                 store,
             )
         };
@@ -228,6 +228,7 @@ impl<'scope, T: Data, K> WindowedStream<'scope, T, K> {
             allowed_lateness_ms: self.late.allowed_lateness_ms(),
             emit_updates: self.emit_updates,
             view: format!("window #{node}"),
+            sources: upstream,
             init: Box::new(init),
             fold: Box::new(fold),
             merge,
@@ -371,17 +372,18 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
         {
             let mut plan = self.context.plan.borrow_mut();
             plan.add_node(format!("materialize {name}"), vec![self.node]);
+            let sources = plan.upstream_topics(self.node);
             plan.views.push(ViewSpec {
                 name: name.to_string(),
                 kind: ViewKind::of_windows(&self.windows),
                 key: self.key_name.clone(),
                 value: self.value_shape.clone(),
+                sources,
             });
         }
-        let probed = self.changes.clone().probe_with(&self.context.probe);
         if let Some(env) = &self.context.env {
             let state = OperatorState::new(Arc::clone(env), name.to_string());
-            materialize_windows(probed, state, retention);
+            materialize_windows(self.changes.clone(), state, retention);
         }
         self
     }

@@ -49,8 +49,11 @@ pub fn describe(plan: &Plan) -> String {
         let kind = view.kind.label();
         let _ = writeln!(
             out,
-            "  {} ({kind}, key {}): {}",
-            view.name, view.key, view.value
+            "  {} ({kind}, key {}, from {}): {}",
+            view.name,
+            view.key,
+            view.sources.join(", "),
+            view.value
         );
     }
     let _ = writeln!(out, "Output topics: {}", plan.sink_topics.join(", "));
@@ -91,18 +94,19 @@ mod tests {
             idle_timeout_ms: 10_000,
             wall_clock_advance: false,
         });
-        let source = plan.add_node("source in", vec![]);
+        let source = plan.add_source_node("source in", 0);
         plan.add_node("count", vec![source]);
         plan.views.push(ViewSpec {
             name: "counts".into(),
             kind: ViewKind::Tumbling { size_ms: 60_000 },
             key: "all".into(),
             value: serde_json::json!("number"),
+            sources: vec!["in".into()],
         });
         let text = describe(&plan);
         assert!(text.contains("[0] in (event time from Payload, grace 5000 ms"));
         assert!(text.contains("#1 count <- #0"));
-        assert!(text.contains("counts (tumbling 60000 ms, key all)"));
+        assert!(text.contains("counts (tumbling 60000 ms, key all, from in)"));
         assert_eq!(
             plan.topics(),
             vec!["in", "in.dlq", "in.late", "monitoring-events"]

@@ -7,6 +7,8 @@
 mod describe;
 pub mod event_types;
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use crate::window::WindowSpec;
@@ -26,6 +28,9 @@ pub struct PlanNode {
     pub label: String,
     /// The nodes it reads from.
     pub inputs: Vec<NodeId>,
+    /// For a source node, the index of its source in [`Plan::sources`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<usize>,
 }
 
 /// How a source reads event time.
@@ -139,6 +144,9 @@ pub struct ViewSpec {
     pub key: String,
     /// The JSON shape of a value: field names with their JSON types, or one JSON type.
     pub value: serde_json::Value,
+    /// The source topics its values are computed from: the partitions whose watermarks
+    /// its answers' freshness reports.
+    pub sources: Vec<String>,
 }
 
 impl ViewSpec {
@@ -174,8 +182,42 @@ impl Plan {
             id,
             label: label.into(),
             inputs,
+            source: None,
         });
         id
+    }
+
+    /// Adds the node of the source at `index` in [`Plan::sources`] and returns its id.
+    pub fn add_source_node(&mut self, label: impl Into<String>, index: usize) -> NodeId {
+        let id = self.add_node(label, Vec::new());
+        self.nodes[id].source = Some(index);
+        id
+    }
+
+    /// The topics of the sources `node` reads from, directly or through other operators,
+    /// in the order the sources were declared. An operator's watermark is the least over
+    /// these sources only: another source of the topology neither holds it back nor moves
+    /// it on.
+    pub fn upstream_topics(&self, node: NodeId) -> Vec<String> {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut sources = BTreeSet::new();
+        let mut stack = vec![node];
+        while let Some(id) = stack.pop() {
+            let Some(visited) = seen.get_mut(id) else {
+                continue;
+            };
+            if std::mem::replace(visited, true) {
+                continue;
+            }
+            let current = &self.nodes[id];
+            sources.extend(current.source);
+            stack.extend(current.inputs.iter().copied());
+        }
+        sources
+            .into_iter()
+            .filter_map(|index| self.sources.get(index))
+            .map(|source| source.topic.clone())
+            .collect()
     }
 
     /// Every topic the topology reads or writes, including dead-letter and late topics.

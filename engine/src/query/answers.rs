@@ -31,7 +31,9 @@ pub struct ViewList {
 /// How fresh an answer is: the checkpoint its values are the results of.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Freshness {
-    /// The watermark the values reflect (RFC 3339), or null before the first checkpoint.
+    /// The watermark the values reflect (RFC 3339): the least over the partitions of the
+    /// view's source topics that have read a record, as of the checkpoint; null before the
+    /// first checkpoint.
     #[schema(required = true)]
     pub watermark: Option<String>,
     /// The checkpoint the values are the results of, or null before the first one.
@@ -46,7 +48,7 @@ pub struct CheckpointInfo {
     pub id: u64,
     /// When it committed (RFC 3339).
     pub committed_at: String,
-    /// The least partition watermark it holds (RFC 3339).
+    /// The least watermark it holds over every partition that has read a record (RFC 3339).
     pub watermark: String,
     /// How long it took, in milliseconds.
     pub duration_ms: u64,
@@ -84,10 +86,11 @@ impl CheckpointInfo {
 }
 
 impl Freshness {
-    /// The freshness of values read with `checkpoint`.
-    pub fn of(checkpoint: Option<&Checkpoint>) -> Self {
+    /// The freshness of the values, read with `checkpoint`, of a view that reads `sources`.
+    pub fn of(checkpoint: Option<&Checkpoint>, sources: &[String]) -> Self {
         Freshness {
-            watermark: checkpoint.map(|checkpoint| format_millis(checkpoint.watermark as i64)),
+            watermark: checkpoint
+                .map(|checkpoint| format_millis(checkpoint.watermark_of(sources) as i64)),
             checkpoint: checkpoint.map(CheckpointInfo::of),
         }
     }
@@ -176,7 +179,8 @@ impl PageEntry {
 pub struct StatusAnswer {
     /// Every source partition, in `(topic, partition)` order.
     pub partitions: Vec<PartitionStatus>,
-    /// The dataflow's live watermark (RFC 3339), or null before it is known.
+    /// The least watermark over the partitions that have read a record (RFC 3339), or
+    /// null before any has.
     #[schema(required = true)]
     pub watermark: Option<String>,
     /// The last committed checkpoint, which the views reflect.
@@ -225,6 +229,9 @@ pub struct PartitionStatus {
     pub emitted: u64,
     /// Records of the partition this run dead-lettered.
     pub failed: u64,
+    /// The partition's watermark (RFC 3339), or null before it has read a record.
+    #[schema(required = true)]
+    pub watermark: Option<String>,
 }
 
 /// Late records of one aggregation and partition.

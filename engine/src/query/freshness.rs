@@ -26,8 +26,9 @@ impl<'db> Reading<'db> {
         Ok(Reading { state, checkpoint })
     }
 
-    /// The watermark and checkpoint the snapshot reflects.
-    pub(crate) fn freshness(&self) -> Freshness {
-        Freshness::of(self.checkpoint.as_ref())
+    /// The checkpoint the snapshot reflects, and the watermark it holds for a view that
+    /// reads `sources`.
+    pub(crate) fn freshness(&self, sources: &[String]) -> Freshness {
+        Freshness::of(self.checkpoint.as_ref(), sources)
     }
 }

@@ -216,6 +216,7 @@ fn registry(state: &QueryState) -> Registry {
     let records_in = Family::<PartitionLabels, Counter>::default();
     let offsets = Family::<PartitionLabels, Gauge>::default();
     let lag = Family::<PartitionLabels, Gauge>::default();
+    let watermarks = Family::<PartitionLabels, Gauge>::default();
     for (topic, partition, progress) in status.partitions() {
         let labels = PartitionLabels { topic, partition };
         records_in
@@ -226,6 +227,11 @@ fn registry(state: &QueryState) -> Registry {
         if progress.high_watermark >= 0 {
             lag.get_or_create(&labels)
                 .set((progress.high_watermark - progress.offset).max(0));
+        }
+        if let Some(watermark) = progress.watermark {
+            watermarks
+                .get_or_create(&labels)
+                .set(i64::try_from(watermark).unwrap_or(i64::MAX));
         }
     }
     registry.register(
@@ -239,6 +245,11 @@ fn registry(state: &QueryState) -> Registry {
         offsets,
     );
     registry.register(
+        "partition_watermark_milliseconds",
+        "The partition's watermark (greatest event time read minus the grace), once it has read a record",
+        watermarks,
+    );
+    registry.register(
         "consumer_lag",
         "Records between the engine's offset and the broker's end, per source partition",
         lag,
@@ -247,7 +258,7 @@ fn registry(state: &QueryState) -> Registry {
     if let Some(watermark) = status.watermark() {
         registry.register(
             "watermark_milliseconds",
-            "The dataflow's event-time watermark, in epoch milliseconds",
+            "The least watermark over the source partitions that have read a record, in epoch milliseconds",
             gauge(watermark),
         );
         registry.register(

@@ -42,6 +42,9 @@ pub async fn status(State(state): State<QueryState>) -> Json<StatusAnswer> {
                 processed: progress.records_in,
                 emitted: progress.emitted,
                 failed: progress.failed,
+                watermark: progress
+                    .watermark
+                    .map(|watermark| format_millis(watermark as i64)),
             }
         })
         .collect();

@@ -41,6 +41,8 @@ struct Subject {
     windowed: bool,
     /// One key, or the whole view.
     key: Option<String>,
+    /// The view's source topics, whose watermark its changes report.
+    sources: Vec<String>,
 }
 
 impl Subject {
@@ -96,13 +98,15 @@ fn follow_subject(
     view: String,
     key: Option<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let windowed = find_view(&state, &view)?.is_windowed();
+    let spec = find_view(&state, &view)?;
+    let (windowed, sources) = (spec.is_windowed(), spec.sources.clone());
     follow(
         state,
         Subject {
             view,
             windowed,
             key,
+            sources,
         },
     )
 }
@@ -157,7 +161,7 @@ impl Follower {
     /// Queues the subject's state as of a new snapshot.
     fn queue_current_state(&mut self) -> Result<(), ApiError> {
         let reading = Reading::take(&self.state.db)?;
-        let freshness = reading.freshness();
+        let freshness = reading.freshness(&self.subject.sources);
         let id = freshness
             .checkpoint
             .as_ref()
@@ -219,7 +223,7 @@ impl Follower {
             return;
         }
         self.sent_up_to = checkpoint.id;
-        let watermark = format_millis(checkpoint.watermark as i64);
+        let watermark = format_millis(checkpoint.watermark_of(&self.subject.sources) as i64);
         for change in committed.changes.iter().filter(|c| self.subject.follows(c)) {
             let mut data = json!({ "view": change.view, "key": change.key });
             match &change.change {

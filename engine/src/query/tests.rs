@@ -65,30 +65,34 @@ pub(super) fn fixture() -> (tempfile::TempDir, QueryState) {
         kind: ViewKind::Tumbling { size_ms: MINUTE },
         key: "all".into(),
         value: json!({"count": "number"}),
+        sources: vec!["orders".into()],
     });
     plan.views.push(ViewSpec {
         name: "totals".into(),
         kind: ViewKind::Table,
         key: "id".into(),
         value: json!({}),
+        sources: vec!["orders".into()],
     });
     plan.views.push(ViewSpec {
         name: "demand".into(),
         kind: ViewKind::Tumbling { size_ms: MINUTE },
         key: "item_id".into(),
         value: json!({}),
+        sources: vec!["orders".into()],
     });
     plan.views.push(ViewSpec {
         name: "catalog".into(),
         kind: ViewKind::Table,
         key: "product_id".into(),
         value: json!({}),
+        sources: vec!["orders".into()],
     });
     let status = Arc::new(EngineStatus::new());
     status.register_partition("orders", 0);
     status.set_offset("orders", 0, 7);
     status.set_high_watermark("orders", 0, 10);
-    status.set_watermark(3 * MINUTE);
+    status.set_partition_watermark("orders", 0, Some(3 * MINUTE as u64));
     // The views reflect the last checkpoint, which is behind the live progress.
     let checkpoint = Checkpoint {
         id: 4,
@@ -133,7 +137,8 @@ async fn lists_views_with_their_shapes() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body["views"][0],
-        json!({"name": "counts", "kind": "tumbling", "size_ms": 60000, "key": "all", "value": {"count": "number"}})
+        json!({"name": "counts", "kind": "tumbling", "size_ms": 60000, "key": "all",
+            "value": {"count": "number"}, "sources": ["orders"]})
     );
     assert_eq!(body["views"][1]["kind"], "table");
 }
@@ -300,8 +305,21 @@ async fn answers_carry_the_checkpoint_their_snapshot_holds() {
     // before the engine's live status hears of it.
     let mut checkpoint = state.status.checkpoint().unwrap();
     checkpoint.id = 5;
-    checkpoint.watermark = 3 * MINUTE as u64;
     checkpoint.positions[0].offset = 7;
+    checkpoint.positions[0].max_event_time = Some(3 * MINUTE + 5_000);
+    checkpoint.positions[0].watermark = 3 * MINUTE as u64;
+    // Another source of the topology, behind this one, with a partition still empty: it
+    // holds back the checkpoint's watermark, not that of views it does not feed.
+    for (partition, max_event_time) in [(0, Some(MINUTE)), (1, None)] {
+        checkpoint.positions.push(SourcePosition {
+            topic: "products".into(),
+            partition,
+            offset: 1,
+            max_event_time,
+            watermark: max_event_time.map_or(0, |time| time as u64),
+        });
+    }
+    checkpoint.watermark = MINUTE as u64;
     let mut batch = sluice_state::WriteBatch::default();
     state
         .db
@@ -318,6 +336,7 @@ async fn answers_carry_the_checkpoint_their_snapshot_holds() {
     assert_eq!(body["value"], json!({"key": "b2"}));
     assert_eq!(body["checkpoint"]["id"], 5);
     assert_eq!(body["watermark"], "1970-01-01T00:03:00.000Z");
+    assert_eq!(body["checkpoint"]["watermark"], "1970-01-01T00:01:00.000Z");
     assert_eq!(body["checkpoint"]["offsets"][0]["offset"], 7);
     let (_, page) = get(&state, "/views/totals").await;
     assert_eq!(page["checkpoint"]["id"], 5);
@@ -379,12 +398,19 @@ async fn errors_are_json_with_a_clear_message() {
 #[tokio::test]
 async fn status_reports_lag_and_health() {
     let (_dir, state) = fixture();
+    // A partition that has read nothing yet has no watermark, and holds back none.
+    state.status.register_partition("products", 0);
+    state.status.set_offset("products", 0, 0);
     let (status, body) = get(&state, "/status").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body["partitions"],
         json!([{"topic": "orders", "partition": 0, "offset": 7, "checkpointed_offset": 6,
-                "high_watermark": 10, "lag": 3, "processed": 0, "emitted": 0, "failed": 0}])
+                "high_watermark": 10, "lag": 3, "processed": 0, "emitted": 0, "failed": 0,
+                "watermark": "1970-01-01T00:03:00.000Z"},
+               {"topic": "products", "partition": 0, "offset": 0, "checkpointed_offset": 0,
+                "high_watermark": -1, "lag": null, "processed": 0, "emitted": 0, "failed": 0,
+                "watermark": null}])
     );
     assert_eq!(body["watermark"], "1970-01-01T00:03:00.000Z");
     assert_eq!(body["checkpoint"]["watermark"], "1970-01-01T00:02:00.000Z");
@@ -449,6 +475,7 @@ async fn metrics_are_prometheus_text_of_the_live_status() {
         "sluice_late_records_total{view=\"window #3\",topic=\"orders\",partition=\"0\"} 2",
         "sluice_partition_offset{topic=\"orders\",partition=\"0\"} 7",
         "sluice_consumer_lag{topic=\"orders\",partition=\"0\"} 3",
+        "sluice_partition_watermark_milliseconds{topic=\"orders\",partition=\"0\"} 180000",
         "sluice_watermark_milliseconds 180000",
         "sluice_checkpoint_id 4",
         "sluice_checkpoint_duration_milliseconds 3",

@@ -73,7 +73,7 @@ pub async fn get_key(
             view,
             key,
             windows: windows.iter().map(window).collect::<Result<_, _>>()?,
-            freshness: reading.freshness(),
+            freshness: reading.freshness(&spec.sources),
         })))
     } else {
         Params::new(raw, &[])?;
@@ -87,7 +87,7 @@ pub async fn get_key(
             view,
             key,
             value: parse_json(&value)?,
-            freshness: reading.freshness(),
+            freshness: reading.freshness(&spec.sources),
         })))
     }
 }
@@ -148,7 +148,7 @@ pub async fn scan_view(
         view,
         entries,
         next,
-        freshness: reading.freshness(),
+        freshness: reading.freshness(&spec.sources),
     }))
 }
 

@@ -28,7 +28,7 @@ use tracing::{debug, error};
 use super::idle::IdleBoard;
 use super::reader::{KafkaReader, MemoryReader, RawRecord, ReadOutcome, RecordReader};
 use crate::checkpoint::{Request, SourcePosition};
-use crate::epoch::{Time, at};
+use crate::epoch::{NO_WATERMARK, Time, at};
 use crate::kafka::producer::ERROR_HEADER;
 use crate::output::{InputPosition, OutputRecord};
 use crate::record::{Data, Origin, Record};
@@ -80,6 +80,13 @@ struct PartitionReader {
 }
 
 impl PartitionReader {
+    /// Publishes where the partition stands to the live status.
+    fn publish(&self, status: &EngineStatus, topic: &str) {
+        status.set_offset(topic, self.partition, self.next_offset);
+        let watermark = self.clock.max_event_time().map(|_| self.clock.watermark());
+        status.set_partition_watermark(topic, self.partition, watermark);
+    }
+
     fn position(&self, topic: &str) -> SourcePosition {
         SourcePosition {
             topic: topic.to_string(),
@@ -153,13 +160,12 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     .iter()
                     .map(|&(partition, next_offset)| {
                         env.status.register_partition(&config.topic, partition);
-                        env.status.set_offset(&config.topic, partition, next_offset);
                         let clock = PartitionClock::restored(
                             config.grace_ms,
                             env.tick_ms,
                             restored(partition).and_then(|position| position.max_event_time),
                         );
-                        PartitionReader {
+                        let reader = PartitionReader {
                             partition,
                             capability: Some(
                                 capability.delayed(&at(epoch, clock.capability_watermark())),
@@ -167,14 +173,22 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                             clock,
                             next_offset,
                             last_record_at: Instant::now(),
-                        }
+                        };
+                        reader.publish(&env.status, &config.topic);
+                        reader
                     })
                     .collect(),
                 None => Vec::new(),
             };
+            // Nothing to read on this worker: the source has stopped before it started. It
+            // still holds its epoch, never the watermark, until every source has stopped, so
+            // that the operators downstream of a source with nothing to read anywhere (an
+            // empty topic) stay to hand in the final checkpoint.
+            let mut presence = input
+                .is_none()
+                .then(|| capability.delayed(&at(epoch, NO_WATERMARK)));
             drop(capability);
             if input.is_none() {
-                // Nothing to read on this worker: this source has stopped before it started.
                 checkpointer.retire(participant, Vec::new());
             }
             // The checkpoint this source last handed its offsets in for.
@@ -195,10 +209,12 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                 {
                     // The cut: everything emitted so far is in older epochs, everything from now
                     // on is in the new one.
-                    for reader in &mut readers {
-                        if let Some(capability) = reader.capability.as_mut()
-                            && capability.time().outer < request.epoch
-                        {
+                    let capabilities = readers
+                        .iter_mut()
+                        .filter_map(|reader| reader.capability.as_mut())
+                        .chain(presence.as_mut());
+                    for capability in capabilities {
+                        if capability.time().outer < request.epoch {
                             let moved = at(request.epoch, capability.time().inner);
                             capability.downgrade(&moved);
                         }
@@ -211,6 +227,13 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     handed_in = Some(request);
                 }
                 let Some(reader_input) = input.as_mut() else {
+                    if presence.is_some() {
+                        if checkpointer.all_sources_stopped() {
+                            presence = None;
+                        } else {
+                            activator.activate_after(IDLE_POLL_DELAY);
+                        }
+                    }
                     return;
                 };
                 if !env.exactly_once
@@ -353,8 +376,7 @@ pub(crate) fn kafka_source<'scope, T: Data>(
 
                 if last_status.elapsed() >= STATUS_INTERVAL {
                     for reader in &readers {
-                        env.status
-                            .set_offset(&config.topic, reader.partition, reader.next_offset);
+                        reader.publish(&env.status, &config.topic);
                     }
                     last_status = Instant::now();
                 }
@@ -384,8 +406,7 @@ fn stop(
 ) {
     let checkpointer = &env.checkpointer;
     for reader in readers {
-        env.status
-            .set_offset(topic, reader.partition, reader.next_offset);
+        reader.publish(&env.status, topic);
     }
     let positions: Vec<SourcePosition> = readers
         .iter()

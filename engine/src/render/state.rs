@@ -48,10 +48,10 @@ impl OperatorState {
             .contribute(participant, request, Vec::new(), |batch| write(db, batch))
     }
 
-    /// Once every source has stopped, the least watermark among their partitions: how far
-    /// the stream had got.
-    pub(crate) fn stopped_watermark(&self) -> Option<u64> {
-        self.env.checkpointer.stopped_watermark()
+    /// Once every source has stopped, the least watermark among the partitions of
+    /// `topics` (the operator's own sources): how far its stream had got.
+    pub(crate) fn stopped_watermark(&self, topics: &[String]) -> Option<u64> {
+        self.env.checkpointer.stopped_watermark(topics)
     }
 
     /// The engine's live status.

@@ -92,6 +92,9 @@ pub(crate) struct Aggregation<T, A> {
     pub emit_updates: bool,
     /// The aggregation's name in late records.
     pub view: String,
+    /// The source topics upstream: their partitions' watermarks close its windows when the
+    /// sources stop.
+    pub sources: Vec<String>,
     pub init: Box<dyn Fn() -> A>,
     pub fold: Fold<T, A>,
     /// Combines two aggregates of disjoint records, when the aggregation can.
@@ -174,6 +177,7 @@ where
 
     builder.build(move |mut capabilities| {
         let view = aggregation.view.clone();
+        let sources = aggregation.sources.clone();
         let mut keeper: Box<dyn Keeper<T, A>> = match aggregation.windows {
             WindowSpec::Fixed(windows) => Box::new(Keyed::new(
                 fixed::FixedKind::new(windows, aggregation),
@@ -268,7 +272,9 @@ where
                 for batch in gate.release(None) {
                     apply(&mut keeper, batch);
                 }
-                let stopped = state.as_ref().and_then(OperatorState::stopped_watermark);
+                let stopped = state
+                    .as_ref()
+                    .and_then(|state| state.stopped_watermark(&sources));
                 if let (Some(stopped), Some(closing)) = (stopped, oldest(&held)) {
                     let stopped = as_event_time(stopped);
                     clock.saw(stopped, std::time::Instant::now());

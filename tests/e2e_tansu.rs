@@ -85,6 +85,15 @@ fn shop_on_tansu_matches_an_independent_computation() {
         want.lines as f64,
         "{metrics}"
     );
+    // And the broker acknowledged each of them, counted per partition by delivery reports.
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "sluice_records_delivered_total{topic=\"inventory-events\""
+        ),
+        want.lines as f64,
+        "{metrics}"
+    );
     assert_eq!(
         metric_sum(&metrics, "sluice_consumer_lag{topic=\"order-events\""),
         0.0,

@@ -1,6 +1,6 @@
 //! Live progress of a running engine, shared by the workers and the HTTP API.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -64,6 +64,9 @@ pub struct EngineStatus {
     pub changes: ChangeFeed,
     /// Records handed to the producer, per output topic.
     records_out: Mutex<BTreeMap<String, u64>>,
+    /// Output records the broker acknowledged, per topic, indexed by partition. Keyed by
+    /// the topic as `&str` can look it up: the count is taken on every delivery report.
+    delivered: Mutex<HashMap<String, Vec<u64>>>,
 }
 
 /// The durations of the checkpoints this run committed, for `/metrics`.
@@ -162,6 +165,45 @@ impl EngineStatus {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         *out.entry(topic.to_string()).or_default() += records;
+    }
+
+    /// Counts an output record the broker acknowledged on `topic`/`partition`.
+    pub fn count_delivered(&self, topic: &str, partition: i32) {
+        let Ok(index) = usize::try_from(partition) else {
+            return;
+        };
+        let mut delivered = self
+            .delivered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let counts = match delivered.get_mut(topic) {
+            Some(counts) => counts,
+            None => delivered.entry(topic.to_string()).or_default(),
+        };
+        if counts.len() <= index {
+            counts.resize(index + 1, 0);
+        }
+        counts[index] += 1;
+    }
+
+    /// Output records the broker acknowledged, per topic and partition, in order.
+    pub fn records_delivered(&self) -> Vec<(String, i32, u64)> {
+        let delivered = self
+            .delivered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut all: Vec<(String, i32, u64)> = delivered
+            .iter()
+            .flat_map(|(topic, counts)| {
+                counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, count)| **count > 0)
+                    .map(|(partition, count)| (topic.clone(), partition as i32, *count))
+            })
+            .collect();
+        all.sort();
+        all
     }
 
     /// Records handed to the producer, per output topic.

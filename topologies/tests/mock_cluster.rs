@@ -353,7 +353,24 @@ async fn every_view_matches_an_independent_computation() {
     assert_eq!(orders_read, records.len() as u64 - 1, "{status}");
 
     // Stopping flushes every output, after which the topics hold exactly what was written.
+    let counters = std::sync::Arc::clone(engine.status());
     engine.join().await.expect("clean shutdown");
+    // The delivery reports counted, per output partition, exactly what the broker holds.
+    for topic in ["inventory-events", "order-events.late", "order-events.dlq"] {
+        let delivered: Vec<(i32, i64)> = counters
+            .records_delivered()
+            .into_iter()
+            .filter(|(delivered_to, _, _)| delivered_to == topic)
+            .map(|(_, partition, count)| (partition, count as i64))
+            .collect();
+        let held: Vec<(i32, i64)> = partition_sizes(&brokers, topic)
+            .into_iter()
+            .enumerate()
+            .filter(|(_, size)| *size > 0)
+            .map(|(partition, size)| (partition as i32, size))
+            .collect();
+        assert_eq!(delivered, held, "{topic}");
+    }
     assert_eq!(topic_size(&brokers, "order-events.late"), 3);
     assert_eq!(topic_size(&brokers, "order-events.dlq"), 1);
     assert_eq!(
@@ -400,6 +417,11 @@ async fn every_view_matches_an_independent_computation() {
 }
 
 fn topic_size(brokers: &str, topic: &str) -> i64 {
+    partition_sizes(brokers, topic).iter().sum()
+}
+
+/// How many records each partition of `topic` holds.
+fn partition_sizes(brokers: &str, topic: &str) -> Vec<i64> {
     let client: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
@@ -420,5 +442,5 @@ fn topic_size(brokers: &str, topic: &str) -> i64 {
                 .expect("watermarks");
             high - low
         })
-        .sum()
+        .collect()
 }

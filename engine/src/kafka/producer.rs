@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
+use rdkafka::message::{DeliveryResult, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
 use tracing::warn;
 
@@ -35,11 +35,28 @@ impl ProducerContext for DeliveryCounter {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, generation: usize) {
-        if let Err((error, _)) = result {
-            EngineStatus::add(&self.status.delivery_failures, 1);
+        if let Some(error) = count_delivery(&self.status, result) {
             warn!(%error, "output record was not delivered");
         }
         self.deliveries.settled(generation as u64);
+    }
+}
+
+/// Counts a delivery report: acknowledged per topic and partition, or refused. Returns the
+/// error of a refused record.
+pub(crate) fn count_delivery<'a>(
+    status: &EngineStatus,
+    result: &'a DeliveryResult<'_>,
+) -> Option<&'a KafkaError> {
+    match result {
+        Ok(message) => {
+            status.count_delivered(message.topic(), message.partition());
+            None
+        }
+        Err((error, _)) => {
+            EngineStatus::add(&status.delivery_failures, 1);
+            Some(error)
+        }
     }
 }
 

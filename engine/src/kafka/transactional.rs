@@ -34,6 +34,7 @@ use sluice_state::{StateDb, WriteBatch};
 use tracing::{info, warn};
 
 use super::outbox::{self, OUTBOX_KEY, OutboxRecord};
+use super::producer::count_delivery;
 use super::settings::KafkaSettings;
 use crate::checkpoint::Checkpoint;
 use crate::error::EngineError;
@@ -94,9 +95,10 @@ impl ClientContext for FailureCounter {}
 impl ProducerContext for FailureCounter {
     type DeliveryOpaque = ();
 
+    /// An acknowledged record is counted as delivered: into the open transaction, visible
+    /// once it commits.
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((error, _)) = result {
-            EngineStatus::add(&self.status.delivery_failures, 1);
+        if let Some(error) = count_delivery(&self.status, result) {
             self.refused.store(true, Ordering::Relaxed);
             warn!(%error, "output record was not delivered; its transaction will abort");
         }

@@ -213,6 +213,18 @@ fn registry(state: &QueryState) -> Registry {
         records_out,
     );
 
+    let delivered = Family::<PartitionLabels, Counter>::default();
+    for (topic, partition, count) in status.records_delivered() {
+        delivered
+            .get_or_create(&PartitionLabels { topic, partition })
+            .inc_by(count);
+    }
+    registry.register(
+        "records_delivered",
+        "Output records the broker acknowledged, per topic and partition (dead letters and late records included)",
+        delivered,
+    );
+
     let records_in = Family::<PartitionLabels, Counter>::default();
     let offsets = Family::<PartitionLabels, Gauge>::default();
     let lag = Family::<PartitionLabels, Gauge>::default();

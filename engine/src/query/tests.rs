@@ -436,6 +436,9 @@ async fn metrics_are_prometheus_text_of_the_live_status() {
     state.status.count_in("orders", 0, 5);
     state.status.count_in("orders", 0, 2);
     state.status.count_out("inventory-events", 9);
+    for partition in [1, 1, 0] {
+        state.status.count_delivered("inventory-events", partition);
+    }
     // Two windows closed in epoch 4, which the fixture's checkpoint (epoch 5) takes, and one
     // in epoch 5, which it does not.
     let reached = std::time::Instant::now();
@@ -472,6 +475,8 @@ async fn metrics_are_prometheus_text_of_the_live_status() {
         "sluice_records_processed_total 42",
         "sluice_records_in_total{topic=\"orders\",partition=\"0\"} 7",
         "sluice_records_out_total{topic=\"inventory-events\"} 9",
+        "sluice_records_delivered_total{topic=\"inventory-events\",partition=\"0\"} 1",
+        "sluice_records_delivered_total{topic=\"inventory-events\",partition=\"1\"} 2",
         "sluice_late_records_total{view=\"window #3\",topic=\"orders\",partition=\"0\"} 2",
         "sluice_partition_offset{topic=\"orders\",partition=\"0\"} 7",
         "sluice_consumer_lag{topic=\"orders\",partition=\"0\"} 3",

@@ -8,6 +8,7 @@
 #   3. wrk on GET /views/item_demand/burger, a window key with all its windows;
 # each with the orders read per second beside it, and the window closes of that phase.
 # Usage: scripts/query-load.sh [RATE] [SECONDS] [CONNECTIONS] [extra `shop run` flags...]
+# LOG sets `shop run`'s log filter (default warn), SHOP_LOG where its log goes.
 # Needs `tansu` (scripts/setup.sh --tansu), wrk (apt-get install wrk) and a release build
 # of `shop` (cargo build --release -p sluice-topologies --bin shop).
 set -euo pipefail
@@ -26,8 +27,8 @@ BASE="http://127.0.0.1:$HTTP"
 PIDS=()
 trap 'kill "${PIDS[@]}" $BROKER 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
-"$SHOP" run --brokers "$BROKERS" --partitions 4 --fetch-wait-max-ms 10 --log warn \
-  --http "127.0.0.1:$HTTP" --state-dir "$DIR/state" "$@" > "$DIR/shop.log" 2>&1 &
+"$SHOP" run --brokers "$BROKERS" --partitions 4 --fetch-wait-max-ms 10 --log "${LOG:-warn}" \
+  --http "127.0.0.1:$HTTP" --state-dir "$DIR/state" "$@" > "${SHOP_LOG:-$DIR/shop.log}" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 300); do
   curl -sf "$BASE/healthz" > /dev/null && break

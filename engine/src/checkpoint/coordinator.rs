@@ -382,6 +382,7 @@ impl Checkpointer {
         batch: WriteBatch,
         started: Instant,
     ) -> Result<(), String> {
+        let parts_in = started.elapsed();
         // Every participant, sinks included, has handed its output to the producer; once it
         // is acknowledged, the offsets may move past the records it came from.
         let outbox = match &self.output {
@@ -394,9 +395,19 @@ impl Checkpointer {
             },
             None => None,
         };
+        let acknowledged = started.elapsed();
         checkpoint.committed_at = chrono::Utc::now().timestamp_millis();
         checkpoint.duration_ms = started.elapsed().as_millis() as u64;
         let written = self.write_batch(checkpoint, batch, outbox.as_deref());
+        // Where a checkpoint's time goes: gathering the parts, the broker's acknowledgement
+        // of the output, and the batch write.
+        debug!(
+            id = checkpoint.id,
+            parts_ms = parts_in.as_millis() as u64,
+            acknowledged_ms = (acknowledged - parts_in).as_millis() as u64,
+            written_ms = (started.elapsed() - acknowledged).as_millis() as u64,
+            "checkpoint written"
+        );
         let Some(output) = &self.output else {
             return written;
         };

@@ -96,6 +96,19 @@ impl TopologyTestDriver {
         Ok(())
     }
 
+    /// Appends a tombstone (a record of `key` without a value) to a partition of `topic`,
+    /// with `event_time` as its Kafka timestamp: it deletes the key from a table.
+    pub fn pipe_tombstone(&mut self, topic: &str, partition: usize, key: &str, event_time: i64) {
+        self.push(
+            topic,
+            partition,
+            key.as_bytes().to_vec(),
+            Vec::new(),
+            event_time,
+            false,
+        );
+    }
+
     /// Appends raw bytes to a partition of `topic`: for records the topology cannot read,
     /// which go to the dead-letter topic.
     pub fn pipe_raw(&mut self, topic: &str, partition: usize, payload: &[u8], event_time: i64) {

@@ -162,6 +162,54 @@ pub struct InventoryEvent {
     pub timestamp: EventTime,
 }
 
+/// The `event_type` of a [`ProductUpdated`]: always `"ProductUpdated"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProductEventType {
+    /// The only value.
+    #[default]
+    ProductUpdated,
+}
+
+/// A record of `product-updates`: the latest record of a product.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProductUpdated {
+    /// Always `ProductUpdated`.
+    pub event_type: ProductEventType,
+    /// The product; an order line's `item_id` names it.
+    pub product_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its current unit price.
+    pub price: f64,
+    /// Units in stock. Signed, so that a negative count is refused with a reason of its
+    /// own rather than as a decoding error.
+    pub stock: i64,
+    /// Below this level the stock counts as low.
+    pub threshold: i64,
+    /// When the record was published.
+    pub timestamp: EventTime,
+}
+
+impl ProductUpdated {
+    /// Refuses records no product can have: they go to the dead-letter topic with the
+    /// reason.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.product_id.is_empty() {
+            return Err("product_id is empty".into());
+        }
+        if !(self.price.is_finite() && self.price >= 0.0) {
+            return Err(format!("price {} is not a non-negative amount", self.price));
+        }
+        if self.stock < 0 {
+            return Err(format!("stock {} is negative", self.stock));
+        }
+        if self.threshold < 0 {
+            return Err(format!("threshold {} is negative", self.threshold));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

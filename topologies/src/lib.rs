@@ -5,12 +5,14 @@
 //! - [`events`]: the contract's event shapes, as serde types.
 //! - [`orders`]: the orders topology: orders per minute, failure rate, order totals, item
 //!   demand, and one inventory event per order line.
+//! - [`catalog`]: the catalog topology: the latest product record per product.
 //! - [`monitoring`]: the monitoring topology: processing reports as throughput and health
 //!   views per component.
 //! - [`generator`]: the deterministic order generator behind `shop produce`.
 //! - [`shop`]: all of them in one dataflow; [`Shop`]: the [`Application`] the `shop`
 //!   binary runs.
 
+pub mod catalog;
 pub mod events;
 pub mod generator;
 pub mod monitoring;
@@ -22,10 +24,11 @@ use std::sync::Arc;
 use sluice::app::{Application, EventGenerator, GeneratorOptions};
 use sluice::dsl::{Topology, TopologyFn};
 
-/// Every topology of the shop, in one dataflow: orders and their analytics, and the
-/// monitoring of every engine's processing reports (its own included).
+/// Every topology of the shop, in one dataflow: orders and their analytics, the product
+/// catalog, and the monitoring of every engine's processing reports (its own included).
 pub fn shop(topology: &mut Topology<'_>) {
     orders::orders(topology);
+    catalog::catalog(topology);
     monitoring::monitoring(topology);
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use sluice::app::{Application, GeneratorOptions};
+use sluice::dsl::EventTime;
 use sluice::monitoring::{MONITORING_TOPIC, ProcessingReport};
 use sluice::plan::Plan;
 use sluice::testkit::{
@@ -15,8 +16,14 @@ use sluice::testkit::{
 };
 use sluice_state::StateDb;
 use sluice_topologies::Shop;
+use sluice_topologies::events::{ProductEventType, ProductUpdated};
 use sluice_topologies::generator::generated_input;
-use sluice_topologies::topics::ORDER_EVENTS;
+use sluice_topologies::topics::{ORDER_EVENTS, PRODUCT_UPDATES};
+
+/// The items the order generator sells.
+const ITEMS: [&str; 10] = [
+    "burger", "coffee", "fries", "icecream", "pizza", "salad", "soda", "soup", "taco", "wrap",
+];
 
 const START_MS: i64 = 1_705_314_600_000;
 const INTERVAL_MS: i64 = 100;
@@ -31,6 +38,37 @@ fn generated(events: usize, partitions: u64) -> sluice::testkit::MemoryInput {
         interval_ms: INTERVAL_MS,
     };
     let mut input = generated_input(options, events, partitions);
+    // Product records through the run: every item three times, and one deleted.
+    let span = events as i64 * INTERVAL_MS;
+    for round in 0..3i64 {
+        for (index, item) in ITEMS.iter().enumerate() {
+            let at = START_MS + (round * ITEMS.len() as i64 + index as i64) * span / 31;
+            let product = ProductUpdated {
+                event_type: ProductEventType::ProductUpdated,
+                product_id: item.to_string(),
+                name: item.to_uppercase(),
+                price: 1.0 + round as f64,
+                stock: 10 * (round + 1),
+                threshold: 3,
+                timestamp: EventTime(at),
+            };
+            let payload = if round == 2 && *item == "soda" {
+                Vec::new() // a tombstone
+            } else {
+                serde_json::to_vec(&product).expect("encodes")
+            };
+            input.push(
+                PRODUCT_UPDATES,
+                (sluice::record::key_hash(item) % 2) as usize,
+                sluice::testkit::MemoryRecord {
+                    key: item.as_bytes().to_vec(),
+                    payload,
+                    timestamp: at,
+                    watermark_only: false,
+                },
+            );
+        }
+    }
     for report in reports(events) {
         let partition = (sluice::record::key_hash(&report.component) % 2) as usize;
         input.push(
@@ -232,6 +270,28 @@ fn order_totals_agree_with_the_windows_for_any_worker_count() {
                 .expect("read");
             assert!(windows > 1, "{view} with {workers} workers");
         }
+        // The catalog holds each product's last record; soda's last was a tombstone.
+        let mut catalog = BTreeMap::new();
+        run.state
+            .table_store("catalog")
+            .expect("view")
+            .for_each(|key, json| {
+                let product: ProductUpdated = serde_json::from_slice(&json).expect("a product");
+                catalog.insert(String::from_utf8_lossy(key).into_owned(), product);
+            })
+            .expect("read");
+        let kept: Vec<&str> = ITEMS
+            .iter()
+            .copied()
+            .filter(|item| *item != "soda")
+            .collect();
+        assert_eq!(catalog.keys().map(String::as_str).collect::<Vec<_>>(), kept);
+        assert!(
+            catalog
+                .values()
+                .all(|product| product.price == 3.0 && product.stock == 30),
+            "{catalog:?}"
+        );
         // The monitoring topology summed every report of each component.
         for component in ["shop", "http-producer"] {
             let health: Value = serde_json::from_slice(
@@ -320,7 +380,7 @@ fn dump(db: &StateDb, plan: &Plan) -> BTreeMap<String, Vec<String>> {
     for store in plan.stores() {
         let mut entries = Vec::new();
         let is_table = plan.view(&store).is_some_and(|view| !view.is_windowed());
-        if store.starts_with("state.summarize") || is_table {
+        if store.starts_with("state.summarize") || store.starts_with("state.upsert") || is_table {
             db.table_store(&store)
                 .expect("store")
                 .for_each(|key, value| {

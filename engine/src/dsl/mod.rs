@@ -18,12 +18,12 @@
 //! }
 //! ```
 //!
-//! - [`topology`]: [`Topology`] and [`Source`], where streams start.
+//! - [`topology`]: [`Topology`] and [`Source`], where streams and topic tables start.
 //! - [`stream`]: [`Stream`] and its stateless operators and sinks.
 //! - [`windowed`]: windowed aggregation and windowed views.
 //! - [`exact_sum`]: the order-independent float sum behind `sum`.
 //! - [`accumulators`]: minimum, maximum and average, also order-independent.
-//! - [`table`]: tables derived from windowed views.
+//! - [`table`]: tables: read from a topic (upserts), or derived from windowed views.
 
 pub mod accumulators;
 pub mod exact_sum;

@@ -3,12 +3,31 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::stream::Stream;
 use super::topology::BuildContext;
+use crate::plan::shape_of;
 use crate::plan::{NodeId, ViewKind, ViewSpec};
 use crate::record::Data;
 use crate::render::materialize::materialize_table;
 use crate::render::state::OperatorState;
 use crate::render::table::TableUpdates;
+use crate::render::upsert::upsert;
+
+impl<'scope, T: Data + PartialEq + Default> Stream<'scope, Option<T>> {
+    /// The table of these upserts (`None` deletes the key), keyed by record key.
+    pub(crate) fn upsert(&self, key_name: &str) -> Table<'scope, T> {
+        let (node, state) = self
+            .context
+            .add_stateful("upsert by record key", self.node, "upsert");
+        Table::new(
+            upsert(self.inner.clone(), state),
+            node,
+            key_name.to_string(),
+            shape_of(&T::default()),
+            Rc::clone(&self.context),
+        )
+    }
+}
 
 /// A table: the latest value per key, as a stream of changes.
 pub struct Table<'scope, B: Data> {

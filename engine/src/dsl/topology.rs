@@ -8,10 +8,15 @@ use std::time::Duration;
 use timely::dataflow::Scope;
 
 use super::stream::Stream;
+use super::table::Table;
 use crate::epoch::Time;
-use crate::plan::{CheckedEvent, EventTimeKind, EventType, Plan, SourcePlan};
+use crate::plan::{CheckedEvent, EventTimeKind, EventType, NodeId, Plan, SourcePlan};
 use crate::record::Data;
-use crate::render::source::{EventTimeExtractor, SourceConfig, decode_payload, kafka_source};
+use crate::render::source::{
+    EventTimeExtractor, PayloadTime, RecordCheck, SourceConfig, Tombstone, decode_payload,
+    kafka_source,
+};
+use crate::render::state::OperatorState;
 use crate::runtime::RunEnv;
 
 /// A topology definition: called once per worker to build that worker's dataflow, and once
@@ -23,6 +28,31 @@ pub(crate) struct BuildContext {
     pub plan: RefCell<Plan>,
     /// `None` when only describing: nothing reads Kafka or writes state.
     pub env: Option<Arc<RunEnv>>,
+}
+
+impl BuildContext {
+    /// Adds the node of an operator with state of its own, kept in the store
+    /// `state.{kind}#{node}`, and the handle it checkpoints that state with (none when only
+    /// describing).
+    pub(crate) fn add_stateful(
+        &self,
+        label: &str,
+        input: NodeId,
+        kind: &str,
+    ) -> (NodeId, Option<OperatorState>) {
+        let (node, store) = {
+            let mut plan = self.plan.borrow_mut();
+            let node = plan.add_node(label, vec![input]);
+            let store = format!("state.{kind}#{node}");
+            plan.state_stores.push(store.clone());
+            (node, store)
+        };
+        let state = self
+            .env
+            .as_ref()
+            .map(|env| OperatorState::new(Arc::clone(env), store));
+        (node, state)
+    }
 }
 
 /// The builder a topology function receives.
@@ -50,6 +80,28 @@ impl<'scope> Topology<'scope> {
 
     /// A stream of the JSON records of a topic, decoded into `T`.
     pub fn source<T: Data>(&mut self, source: Source<T>) -> Stream<'scope, T> {
+        self.source_with_tombstones(source, None)
+    }
+
+    /// A table of a topic's records, upserted by record key, like a Kafka Streams
+    /// `KTable`: each record replaces its key's value, and a record without a value (a
+    /// tombstone) deletes the key. The key is the Kafka record key; records of one key
+    /// come from one partition, so they apply in offset order, on every replay alike.
+    /// `key_name` says what the key is, in `describe` and `/views`.
+    pub fn table<T: Data + PartialEq + Default>(
+        &mut self,
+        key_name: &str,
+        source: Source<T>,
+    ) -> Table<'scope, T> {
+        let upserts = self.source_with_tombstones(source.into_upserts(), Some(Arc::new(|| None)));
+        upserts.upsert(key_name)
+    }
+
+    fn source_with_tombstones<T: Data>(
+        &mut self,
+        source: Source<T>,
+        tombstone: Option<Tombstone<T>>,
+    ) -> Stream<'scope, T> {
         let (index, node) = {
             let mut plan = self.context.plan.borrow_mut();
             let index = plan.sources.len() as u32;
@@ -79,6 +131,8 @@ impl<'scope> Topology<'scope> {
                     idle_timeout: source.idle_timeout,
                     wall_clock_advance: source.wall_clock_advance,
                     event_time: source.event_time,
+                    check: source.check,
+                    tombstone,
                 },
             ),
             None => timely::dataflow::operators::generic::operator::empty(self.scope),
@@ -100,6 +154,7 @@ pub struct Source<T> {
     idle_timeout: Duration,
     wall_clock_advance: bool,
     record_key: Option<RecordKey<T>>,
+    check: Option<RecordCheck<T>>,
 }
 
 /// The key producers give a topic's records.
@@ -116,6 +171,47 @@ impl<T: Data> Source<T> {
             idle_timeout: Duration::from_secs(10),
             wall_clock_advance: false,
             record_key: None,
+            check: None,
+        }
+    }
+
+    /// Sends records for which `check` fails to the dead-letter topic, with the reason it
+    /// gives, as a record that cannot be decoded goes. `POST /events` refuses them alike.
+    pub fn check(
+        mut self,
+        check: impl Fn(&T) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.check = Some(Arc::new(check));
+        self
+    }
+
+    /// The same topic read as upserts: a value, or `None` for a tombstone.
+    fn into_upserts(self) -> Source<Option<T>> {
+        let event_time = match self.event_time {
+            EventTimeExtractor::Payload(extract) => {
+                EventTimeExtractor::Payload(Arc::new(move |value: &Option<T>| {
+                    value.as_ref().and_then(|value| extract(value))
+                }) as PayloadTime<Option<T>>)
+            }
+            EventTimeExtractor::RecordTimestamp => EventTimeExtractor::RecordTimestamp,
+        };
+        let record_key = self.record_key.map(|key| {
+            Arc::new(move |value: &Option<T>| {
+                value.as_ref().map(|value| key(value)).unwrap_or_default()
+            }) as RecordKey<Option<T>>
+        });
+        let check = self.check.map(|check| {
+            Arc::new(move |value: &Option<T>| value.as_ref().map_or(Ok(()), |value| check(value)))
+                as RecordCheck<Option<T>>
+        });
+        Source {
+            topic: self.topic,
+            event_time,
+            grace: self.grace,
+            idle_timeout: self.idle_timeout,
+            wall_clock_advance: self.wall_clock_advance,
+            record_key,
+            check,
         }
     }
 
@@ -134,8 +230,12 @@ impl<T: Data> Source<T> {
             EventTimeExtractor::RecordTimestamp => None,
         };
         let record_key = self.record_key.clone();
+        let check = self.check.clone();
         EventType::new(std::any::type_name::<T>(), move |payload| {
             let event: T = decode_payload(payload)?;
+            if let Some(check) = &check {
+                check(&event)?;
+            }
             let event_time = match &event_time {
                 Some(extract) => Some(
                     extract(&event).ok_or_else(|| "record has no valid event time".to_string())?,

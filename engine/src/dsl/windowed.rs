@@ -415,18 +415,9 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
         subtract: impl Fn(&mut B, WindowBounds, &A) + 'static,
     ) -> Table<'scope, B> {
         let value_shape = shape_of(&init());
-        let (node, store) = {
-            let mut plan = self.context.plan.borrow_mut();
-            let node = plan.add_node("summarize windows (add, subtract)", vec![self.node]);
-            let store = format!("state.summarize#{node}");
-            plan.state_stores.push(store.clone());
-            (node, store)
-        };
-        let state = self
-            .context
-            .env
-            .as_ref()
-            .map(|env| OperatorState::new(Arc::clone(env), store));
+        let (node, state) =
+            self.context
+                .add_stateful("summarize windows (add, subtract)", self.node, "summarize");
         let updates = summarize_windows(
             self.changes.clone(),
             state,

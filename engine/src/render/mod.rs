@@ -5,6 +5,7 @@
 //!   stop holding the watermark back.
 //! - [`window`]: tumbling-window aggregation with lateness.
 //! - [`table`]: tables folded from windows with add and subtract.
+//! - [`upsert`]: tables read from a topic, one value per record key.
 //! - [`materialize`]: view state in RocksDB, written at checkpoints.
 //! - [`state`]: what stateful operators share to take part in checkpoints.
 //! - [`sink`]: writers of output and late records to Kafka.
@@ -16,4 +17,5 @@ pub mod sink;
 pub(crate) mod source;
 pub(crate) mod state;
 pub(crate) mod table;
+pub(crate) mod upsert;
 pub mod window;

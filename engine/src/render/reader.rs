@@ -109,7 +109,8 @@ impl RecordReader for KafkaReader {
 pub struct MemoryRecord {
     /// Record key.
     pub key: Vec<u8>,
-    /// Record value.
+    /// Record value. An empty one stands for Kafka's null value (a tombstone), which an
+    /// empty JSON document could not be anyway.
     pub payload: Vec<u8>,
     /// Record timestamp, epoch milliseconds.
     pub timestamp: i64,
@@ -194,7 +195,7 @@ impl RecordReader for MemoryReader {
                     partition: *partition,
                     offset: offset as i64,
                     key: Some(&record.key),
-                    payload: Some(&record.payload),
+                    payload: (!record.payload.is_empty()).then_some(&record.payload[..]),
                     timestamp: Some(record.timestamp),
                     watermark_only: record.watermark_only,
                 });

@@ -49,6 +49,12 @@ pub(crate) enum EventTimeExtractor<T> {
 /// produced over HTTP the same way.
 pub(crate) type PayloadTime<T> = std::sync::Arc<dyn Fn(&T) -> Option<i64> + Send + Sync>;
 
+/// Checks a decoded record; an `Err` sends it to the dead-letter topic with the reason.
+pub(crate) type RecordCheck<T> = std::sync::Arc<dyn Fn(&T) -> Result<(), String> + Send + Sync>;
+
+/// What a record without a value (a tombstone) stands for, for sources that take them.
+pub(crate) type Tombstone<T> = std::sync::Arc<dyn Fn() -> T + Send + Sync>;
+
 /// Everything the source operator needs to know about its topic.
 pub(crate) struct SourceConfig<T> {
     pub index: u32,
@@ -57,6 +63,8 @@ pub(crate) struct SourceConfig<T> {
     pub idle_timeout: Duration,
     pub wall_clock_advance: bool,
     pub event_time: EventTimeExtractor<T>,
+    pub check: Option<RecordCheck<T>>,
+    pub tombstone: Option<Tombstone<T>>,
 }
 
 /// Most records read in one activation, so other operators on the worker get their turn.
@@ -532,10 +540,21 @@ pub(crate) fn decode_payload<T: Data>(payload: &[u8]) -> Result<T, String> {
 }
 
 fn decode<T: Data>(config: &SourceConfig<T>, raw: &RawRecord<'_>) -> Result<(T, i64), String> {
-    let payload = raw
-        .payload
-        .ok_or_else(|| "record has no value".to_string())?;
+    let Some(payload) = raw.payload else {
+        let tombstone = config
+            .tombstone
+            .as_ref()
+            .ok_or_else(|| "record has no value".to_string())?;
+        // A tombstone has no payload to take a time from: it happened when it was written.
+        let event_time = raw
+            .timestamp
+            .ok_or_else(|| "tombstone has no timestamp".to_string())?;
+        return Ok((tombstone(), event_time));
+    };
     let value: T = decode_payload(payload)?;
+    if let Some(check) = &config.check {
+        check(&value)?;
+    }
     let event_time = match &config.event_time {
         EventTimeExtractor::Payload(extract) => {
             extract(&value).ok_or_else(|| "record has no valid event time".to_string())?
@@ -592,21 +611,49 @@ mod tests {
             event_time: EventTimeExtractor::Payload(std::sync::Arc::new(|click: &Click| {
                 (click.at >= 0).then_some(click.at)
             })),
+            check: None,
+            tombstone: None,
+        }
+    }
+
+    fn raw(payload: Option<&[u8]>, timestamp: Option<i64>) -> RawRecord<'_> {
+        RawRecord {
+            partition: 0,
+            offset: 0,
+            key: None,
+            payload,
+            timestamp,
+            watermark_only: false,
         }
     }
 
     fn decoded(payload: Option<&[u8]>) -> Result<(Click, i64), String> {
-        decode(
-            &config(),
-            &RawRecord {
-                partition: 0,
-                offset: 0,
-                key: None,
-                payload,
-                timestamp: None,
-                watermark_only: false,
-            },
-        )
+        decode(&config(), &raw(payload, None))
+    }
+
+    #[test]
+    fn a_check_that_fails_says_why_and_a_tombstone_takes_the_record_timestamp() {
+        let mut config = config();
+        config.check = Some(std::sync::Arc::new(|click: &Click| {
+            if click.page.starts_with('/') {
+                Ok(())
+            } else {
+                Err(format!("page `{}` is not a path", click.page))
+            }
+        }));
+        config.tombstone = Some(std::sync::Arc::new(|| Click {
+            page: String::new(),
+            at: -1,
+        }));
+        let bad = decode(&config, &raw(Some(br#"{"page":"x","at":1}"#), None));
+        assert_eq!(bad.unwrap_err(), "page `x` is not a path");
+        assert!(decode(&config, &raw(Some(br#"{"page":"/a","at":1}"#), None)).is_ok());
+        let (deleted, at) = decode(&config, &raw(None, Some(77))).unwrap();
+        assert_eq!((deleted.at, at), (-1, 77));
+        assert_eq!(
+            decode(&config, &raw(None, None)).unwrap_err(),
+            "tombstone has no timestamp"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
-use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::channels::pact::{ParallelizationContract, Pipeline};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
@@ -52,54 +52,80 @@ where
     F: Fn(&mut B, WindowBounds, &A) + 'static,
     G: Fn(&mut B, WindowBounds, &A) + 'static,
 {
-    let scope = changes.scope();
-    let (worker, peers) = (scope.index(), scope.peers());
-    changes.unary_frontier::<CapacityContainerBuilder<Vec<Record<TableChange<B>>>>, _, _, _>(
+    // Window changes arrive on the worker of their key already.
+    keyed_changes(
+        changes,
         Pipeline,
         "Summarize",
+        state,
+        move |record, summaries, emit| {
+            let summary = summaries
+                .entry(record.key.clone())
+                .or_insert_with(&summarizer.init);
+            let old = summary.clone();
+            let change = &record.value;
+            if let Some(previous) = &change.old {
+                (summarizer.subtract)(summary, change.window, previous);
+            }
+            // A removed window (a merged session) leaves the summary.
+            if !change.removed {
+                (summarizer.add)(summary, change.window, &change.new);
+            }
+            let new = Some(summary.clone());
+            emit(record.map_value(|_| TableChange {
+                old: Some(old),
+                new,
+            }));
+        },
+    )
+}
+
+/// An operator that keeps one value per key and emits the changes `step` makes to it:
+/// restored from `state` at start, gated at checkpoints, and writing the keys it changed
+/// to `state` at each one. `step` changes the values of a record's key and emits the
+/// change, if any; each key it emits for is written at the next checkpoint.
+pub(super) fn keyed_changes<'scope, I, B, P>(
+    input: Stream<'scope, Time, Vec<Record<I>>>,
+    pact: P,
+    name: &str,
+    state: Option<OperatorState>,
+    mut step: impl FnMut(Record<I>, &mut HashMap<String, B>, &mut dyn FnMut(Record<TableChange<B>>))
+    + 'static,
+) -> TableUpdates<'scope, B>
+where
+    I: Data,
+    B: Data,
+    P: ParallelizationContract<Time, Vec<Record<I>>>,
+{
+    let scope = input.scope();
+    let (worker, peers) = (scope.index(), scope.peers());
+    input.unary_frontier::<CapacityContainerBuilder<Vec<Record<TableChange<B>>>>, _, _, _>(
+        pact,
+        name,
         move |_capability, _info| {
-            let mut summaries: HashMap<String, B> = HashMap::new();
+            let mut values: HashMap<String, B> = HashMap::new();
             if let Some(state) = &state {
-                restore(state, worker, peers, &mut summaries);
+                restore_values(state, worker, peers, &mut values);
             }
             let mut dirty: HashSet<String> = HashSet::new();
-            type Batch<A> = (Capability<Time>, Vec<Record<WindowChange<A>>>);
-            let mut gate: CheckpointGate<Batch<A>> = CheckpointGate::new(state.as_ref());
+            type Batch<I> = (Capability<Time>, Vec<Record<I>>);
+            let mut gate: CheckpointGate<Batch<I>> = CheckpointGate::new(state.as_ref());
 
             move |(input, frontier), output| {
                 let owed = gate.owed(state.as_ref());
-                let mut apply = |(capability, records): Batch<A>,
-                                 summaries: &mut HashMap<String, B>,
+                let mut apply = |(capability, records): Batch<I>,
+                                 values: &mut HashMap<String, B>,
                                  dirty: &mut HashSet<String>| {
                     let mut session = output.session(&capability);
                     for record in records {
-                        let change = record.value;
-                        let summary = summaries
-                            .entry(record.key.clone())
-                            .or_insert_with(&summarizer.init);
-                        let old = summary.clone();
-                        if let Some(previous) = &change.old {
-                            (summarizer.subtract)(summary, change.window, previous);
-                        }
-                        // A removed window (a merged session) leaves the summary.
-                        if !change.removed {
-                            (summarizer.add)(summary, change.window, &change.new);
-                        }
-                        dirty.insert(record.key.clone());
-                        session.give(Record {
-                            key: record.key,
-                            event_time: record.event_time,
-                            watermark: record.watermark,
-                            origin: record.origin,
-                            value: TableChange {
-                                old: Some(old),
-                                new: Some(summary.clone()),
-                            },
+                        step(record, values, &mut |change| {
+                            dirty.insert(change.key.clone());
+                            session.give(change);
                         });
                     }
                 };
                 for batch in gate.release(owed) {
-                    apply(batch, &mut summaries, &mut dirty);
+                    apply(batch, &mut values, &mut dirty);
                 }
                 input.for_each(|stamp, batch| {
                     let Some(time) = stamp_time(stamp.stamp()) else {
@@ -107,19 +133,19 @@ where
                     };
                     let batch = (stamp.delayed(&time, 0), std::mem::take(batch));
                     if let Some(batch) = gate.admit(owed, time, batch) {
-                        apply(batch, &mut summaries, &mut dirty);
+                        apply(batch, &mut values, &mut dirty);
                     }
                 });
                 let handed_in = gate.try_hand_in(
                     state.as_ref(),
                     owed,
                     &frontier.frontier()[..],
-                    |db, batch| write_summaries(db, state.as_ref(), &summaries, &dirty, batch),
+                    |db, batch| write_values(db, state.as_ref(), &values, &dirty, batch),
                 );
                 if handed_in {
                     dirty.clear();
                     for batch in gate.release(None) {
-                        apply(batch, &mut summaries, &mut dirty);
+                        apply(batch, &mut values, &mut dirty);
                     }
                 }
             }
@@ -127,7 +153,9 @@ where
     )
 }
 
-fn write_summaries<B: Data>(
+/// Writes the `dirty` keys of a keyed state to its table store: their values, or a delete
+/// for those that have none any more.
+pub(super) fn write_values<B: Data>(
     db: &sluice_state::StateDb,
     state: Option<&OperatorState>,
     summaries: &HashMap<String, B>,
@@ -152,7 +180,8 @@ fn write_summaries<B: Data>(
     Ok(())
 }
 
-fn restore<B: Data>(
+/// Reads back the keys of a keyed state that belong to `worker` of `peers`.
+pub(super) fn restore_values<B: Data>(
     state: &OperatorState,
     worker: usize,
     peers: usize,
@@ -171,7 +200,7 @@ fn restore<B: Data>(
                     summaries.insert(key, summary);
                 }
                 Err(error) => state.fail(&format!(
-                    "cannot restore a summary of {}: {error}",
+                    "cannot restore a value of {}: {error}",
                     state.store
                 )),
             }

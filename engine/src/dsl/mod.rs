@@ -33,6 +33,7 @@ pub mod topology;
 pub mod windowed;
 
 pub use crate::record::Data;
+pub use crate::render::table::TableChange;
 pub use crate::time::EventTime;
 pub use crate::window::{
     HoppingWindows, LatePolicy, SessionWindows, SlidingWindows, TumblingWindows, WindowBounds,

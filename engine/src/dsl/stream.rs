@@ -39,6 +39,18 @@ impl<'scope, T: Data> Stream<'scope, T> {
         }
     }
 
+    /// The stream `label` makes of the output of plan node `input`, recorded in the plan.
+    pub(crate) fn derived_from(
+        context: &Rc<BuildContext>,
+        label: &str,
+        input: NodeId,
+        inner: Inner<'scope, T>,
+        key_name: String,
+    ) -> Self {
+        let node = context.plan.borrow_mut().add_node(label, vec![input]);
+        Stream::new(inner, node, key_name, Rc::clone(context))
+    }
+
     fn derive<U: Data>(
         &self,
         label: &str,

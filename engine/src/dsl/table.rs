@@ -10,7 +10,7 @@ use crate::plan::{NodeId, ViewKind, ViewSpec};
 use crate::record::Data;
 use crate::render::materialize::materialize_table;
 use crate::render::state::OperatorState;
-use crate::render::table::TableUpdates;
+use crate::render::table::{TableChange, TableUpdates};
 use crate::render::upsert::upsert;
 
 impl<'scope, T: Data + PartialEq + Default> Stream<'scope, Option<T>> {
@@ -53,6 +53,20 @@ impl<'scope, B: Data> Table<'scope, B> {
             value_shape,
             context,
         }
+    }
+
+    /// The table's changes as a stream, like Kafka Streams' `KTable::toStream`, with the
+    /// value before each change beside the value after: `new` is `None` when the key was
+    /// deleted, `old` is `None` when it is new. A change is sent in the epoch of the record
+    /// that made it, keyed by the table's key.
+    pub fn changes(&self) -> Stream<'scope, TableChange<B>> {
+        Stream::derived_from(
+            &self.context,
+            "changes",
+            self.node,
+            self.updates.clone(),
+            self.key_name.clone(),
+        )
     }
 
     /// Stores the table in RocksDB as the view `name`, served at `/views/{name}`.

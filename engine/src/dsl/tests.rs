@@ -562,3 +562,73 @@ fn a_record_late_on_its_partition_joins_a_window_that_is_still_open_elsewhere() 
     assert_eq!(a["value"], serde_json::json!(2), "{view}");
     assert_eq!(a["final"], serde_json::json!(true));
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Price {
+    item: String,
+    cents: u32,
+    at: i64,
+}
+
+/// What a table of prices sends for each change: the item, and the prices before and after.
+fn price_changes() -> TopologyFn {
+    Arc::new(|topology| {
+        topology
+            .table(
+                "item",
+                Source::<Price>::topic("prices").event_time(|price| price.at),
+            )
+            .changes()
+            .map(|change| {
+                (
+                    change.old.map(|price| price.cents),
+                    change.new.map(|price| price.cents),
+                )
+            })
+            .to("price-changes");
+    })
+}
+
+#[test]
+fn a_tables_changes_carry_the_value_before_and_after_and_skip_what_changed_nothing() {
+    let mut driver = crate::testkit::TopologyTestDriver::new(price_changes()).expect("driver");
+    let price = |item: &str, cents, at| Price {
+        item: item.into(),
+        cents,
+        at,
+    };
+    for (record, at) in [
+        (price("tea", 100, 1), 1),
+        (price("tea", 100, 1), 2), // the same record again: no change
+        (price("jam", 300, 3), 3),
+        (price("tea", 120, 4), 4),
+    ] {
+        let key = record.item.clone();
+        driver
+            .pipe_input("prices", &key, &record, at)
+            .expect("pipe");
+    }
+    driver.pipe_tombstone("prices", 0, "jam", 5);
+    // Read after a restore from the step's checkpoint: the table's state came back.
+    let first = driver.read_output("price-changes").expect("read");
+    driver.pipe_tombstone("prices", 0, "tea", 6);
+    driver.pipe_tombstone("prices", 0, "tea", 7); // already gone: no change
+    let second = driver.read_output("price-changes").expect("read");
+    let sent: Vec<(String, serde_json::Value)> = first
+        .iter()
+        .chain(&second)
+        .map(|event| (event.key.clone(), event.value.clone()))
+        .collect();
+    assert_eq!(
+        sent,
+        vec![
+            ("tea".to_string(), serde_json::json!([null, 100])),
+            ("jam".to_string(), serde_json::json!([null, 300])),
+            ("tea".to_string(), serde_json::json!([100, 120])),
+            ("jam".to_string(), serde_json::json!([300, null])),
+            ("tea".to_string(), serde_json::json!([120, null])),
+        ]
+    );
+    let plan = plan_of(&price_changes());
+    assert_eq!(plan.state_stores, vec!["state.upsert#1".to_string()]);
+}

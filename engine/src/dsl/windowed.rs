@@ -391,16 +391,12 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
     /// The changes of the windows as a stream: one value per update, and the final value
     /// when a window closes.
     pub fn changes(&self) -> Stream<'scope, WindowChange<A>> {
-        let node = self
-            .context
-            .plan
-            .borrow_mut()
-            .add_node("changes", vec![self.node]);
-        Stream::new(
+        Stream::derived_from(
+            &self.context,
+            "changes",
+            self.node,
             self.changes.clone(),
-            node,
             self.key_name.clone(),
-            Rc::clone(&self.context),
         )
     }
 

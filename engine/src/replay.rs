@@ -210,6 +210,7 @@ mod tests {
                 offset: 10,
                 max_event_time: None,
                 watermark: 0,
+                unread: false,
             }],
             watermark: 0,
             committed_at: 0,

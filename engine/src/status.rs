@@ -27,6 +27,8 @@ pub struct PartitionProgress {
     /// The partition's watermark (its greatest event time minus the grace), once it has
     /// read a record, in epoch milliseconds.
     pub watermark: Option<u64>,
+    /// Silent and caught up for longer than its source's idle timeout.
+    pub idle: bool,
 }
 
 /// Counters and progress that workers update and readers sample without blocking ingestion.
@@ -249,25 +251,36 @@ impl EngineStatus {
         snapshot
     }
 
-    /// Records where a partition's watermark stands: `None` until it has read a record.
-    pub fn set_partition_watermark(&self, topic: &str, partition: i32, watermark: Option<u64>) {
+    /// Records where a partition's watermark stands (`None` until it has read a record),
+    /// and whether the partition is idle.
+    pub fn set_partition_watermark(
+        &self,
+        topic: &str,
+        partition: i32,
+        watermark: Option<u64>,
+        idle: bool,
+    ) {
         self.with_partitions(|partitions| {
             if let Some(progress) = partitions.get_mut(&(topic.to_string(), partition)) {
                 progress.watermark = watermark;
+                progress.idle = idle;
             }
         });
     }
 
-    /// The least watermark over the partitions that have read a record, as checkpoints
-    /// take it: a partition or topic that never had a record holds nothing back. `None`
-    /// before any partition has read one.
+    /// The least watermark over the partitions that have read a record and are not idle,
+    /// as Flink leaves idle inputs out: a quiet topic (a catalog updated once an hour) does
+    /// not hold it back. When every partition is idle, the least over all of them. `None`
+    /// before any partition has read a record.
     pub fn watermark(&self) -> Option<i64> {
         let mut least = None;
         self.with_partitions(|partitions| {
-            least = partitions
-                .values()
-                .filter_map(|progress| progress.watermark)
+            let with_data = || partitions.values().filter(|p| p.watermark.is_some());
+            let active = with_data()
+                .filter(|p| !p.idle)
+                .filter_map(|p| p.watermark)
                 .min();
+            least = active.or_else(|| with_data().filter_map(|p| p.watermark).min());
         });
         least.map(|watermark| i64::try_from(watermark).unwrap_or(i64::MAX))
     }

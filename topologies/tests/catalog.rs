@@ -71,6 +71,8 @@ fn the_catalog_holds_the_latest_record_per_product_and_tombstones_delete() {
     // A product no catalog can hold is dead-lettered with the reason, and changes nothing.
     let broken = product("burger", 6.0, -1, 4_000);
     pipe(&mut driver, &broken);
+    // JSON `null` is not a tombstone (that has no value at all): it is refused too.
+    driver.pipe_raw(PRODUCT_UPDATES, 0, b"null", BASE + 4_500);
     assert_eq!(
         driver.view("catalog").expect("view"),
         json!({"burger": dearer_burger})
@@ -78,9 +80,13 @@ fn the_catalog_holds_the_latest_record_per_product_and_tombstones_delete() {
     let dead = driver
         .read_output(&format!("{PRODUCT_UPDATES}.dlq"))
         .expect("dead letters");
-    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead.len(), 2, "{dead:?}");
     assert_eq!(dead[0].headers["sluice-error"], "stock -1 is negative");
     assert_eq!(dead[0].value, serde_json::to_value(&broken).expect("json"));
+    assert_eq!(
+        dead[1].headers["sluice-error"],
+        "a null value is not a record; a tombstone has no value"
+    );
 
     // A tombstone for a product that is not there deletes nothing and breaks nothing.
     driver.pipe_tombstone(PRODUCT_UPDATES, partition_of("soup"), "soup", BASE + 5_000);

@@ -503,6 +503,7 @@ mod tests {
             offset,
             max_event_time: Some(offset * 1000),
             watermark: offset as u64 * 1000,
+            unread: false,
         }
     }
 

@@ -18,6 +18,11 @@ pub struct SourcePosition {
     pub max_event_time: Option<i64>,
     /// The partition's watermark at `offset`, in epoch milliseconds.
     pub watermark: u64,
+    /// The partition had read no record yet while records were waiting on it (not caught
+    /// up with the broker's end, or its end not known yet): its watermark of 0 holds back
+    /// what it feeds, as the partition does in the running dataflow.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unread: bool,
 }
 
 /// A committed checkpoint, stored under [`Checkpoint::KEY`] in the metadata store.
@@ -67,12 +72,13 @@ impl Checkpoint {
 }
 
 impl SourcePosition {
-    /// Whether the partition has read a record, and so has a watermark that means
-    /// something. One that has not holds nothing back: it is like an idle partition, which
-    /// follows the others, and a topic with no records (a source fed by another system that
-    /// has not started yet) must not keep every window of the topology open.
+    /// Whether the partition's watermark holds back what it feeds: once it has read a
+    /// record, or while records wait on it. One that is empty and caught up holds nothing
+    /// back: it is like an idle partition, which follows the others, and a topic with no
+    /// records (a source fed by a system that has not started yet) must not keep every
+    /// window of the topology open.
     pub fn has_data(&self) -> bool {
-        self.max_event_time.is_some()
+        self.max_event_time.is_some() || self.unread
     }
 }
 
@@ -106,6 +112,7 @@ mod tests {
             offset: 0,
             max_event_time,
             watermark: max_event_time.map_or(0, |time| time as u64 - 1_000),
+            unread: false,
         }
     }
 
@@ -134,6 +141,12 @@ mod tests {
         assert_eq!(checkpoint.watermark_of(&["monitoring".to_string()]), 0);
         assert_eq!(least_watermark(&checkpoint.positions), Some(2_000));
         assert_eq!(least_watermark(&checkpoint.positions[..1]), None);
+        // A partition with records still to read, none read yet, holds at 0.
+        let mut waiting = at("orders", 3, None);
+        waiting.unread = true;
+        let mut held = checkpoint.positions.clone();
+        held.push(waiting);
+        assert_eq!(least_watermark(&held), Some(0));
     }
 
     #[test]

@@ -57,8 +57,9 @@ impl<'scope, B: Data> Table<'scope, B> {
 
     /// The table's changes as a stream, like Kafka Streams' `KTable::toStream`, with the
     /// value before each change beside the value after: `new` is `None` when the key was
-    /// deleted, `old` is `None` when it is new. A change is sent in the epoch of the record
-    /// that made it, keyed by the table's key.
+    /// deleted; `old` is `None` when a table read from a topic gains a key (a summary's
+    /// first `old` is its initial value). A change is sent in the epoch of the record that
+    /// made it, keyed by the table's key.
     pub fn changes(&self) -> Stream<'scope, TableChange<B>> {
         Stream::derived_from(
             &self.context,

@@ -200,10 +200,13 @@ impl<T: Data> Source<T> {
                 value.as_ref().map(|value| key(value)).unwrap_or_default()
             }) as RecordKey<Option<T>>
         });
-        let check = self.check.map(|check| {
-            Arc::new(move |value: &Option<T>| value.as_ref().map_or(Ok(()), |value| check(value)))
-                as RecordCheck<Option<T>>
-        });
+        // Only a record without a value is a tombstone: a payload of JSON `null` is a
+        // mistake, not a deletion.
+        let check = self.check;
+        let check = Arc::new(move |value: &Option<T>| match value {
+            None => Err("a null value is not a record; a tombstone has no value".to_string()),
+            Some(value) => check.as_ref().map_or(Ok(()), |check| check(value)),
+        }) as RecordCheck<Option<T>>;
         Source {
             topic: self.topic,
             event_time,
@@ -211,7 +214,7 @@ impl<T: Data> Source<T> {
             idle_timeout: self.idle_timeout,
             wall_clock_advance: self.wall_clock_advance,
             record_key,
-            check,
+            check: Some(check),
         }
     }
 

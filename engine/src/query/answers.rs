@@ -32,8 +32,8 @@ pub struct ViewList {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Freshness {
     /// The watermark the values reflect (RFC 3339): the least over the partitions of the
-    /// view's source topics that have read a record, as of the checkpoint; null before the
-    /// first checkpoint.
+    /// view's source topics that have read a record, as of the checkpoint (the epoch while
+    /// none has); null before the first checkpoint.
     #[schema(required = true)]
     pub watermark: Option<String>,
     /// The checkpoint the values are the results of, or null before the first one.
@@ -179,8 +179,8 @@ impl PageEntry {
 pub struct StatusAnswer {
     /// Every source partition, in `(topic, partition)` order.
     pub partitions: Vec<PartitionStatus>,
-    /// The least watermark over the partitions that have read a record (RFC 3339), or
-    /// null before any has.
+    /// The least watermark over the partitions that have read a record and are not idle
+    /// (over all of them when every one is idle), RFC 3339; null before any has read one.
     #[schema(required = true)]
     pub watermark: Option<String>,
     /// The last committed checkpoint, which the views reflect.
@@ -232,6 +232,9 @@ pub struct PartitionStatus {
     /// The partition's watermark (RFC 3339), or null before it has read a record.
     #[schema(required = true)]
     pub watermark: Option<String>,
+    /// Silent and caught up past its source's idle timeout: it holds back neither the
+    /// windows (it follows the source's other partitions) nor the status `watermark`.
+    pub idle: bool,
 }
 
 /// Late records of one aggregation and partition.

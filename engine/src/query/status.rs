@@ -45,6 +45,7 @@ pub async fn status(State(state): State<QueryState>) -> Json<StatusAnswer> {
                 watermark: progress
                     .watermark
                     .map(|watermark| format_millis(watermark as i64)),
+                idle: progress.idle,
             }
         })
         .collect();

@@ -92,7 +92,7 @@ pub(super) fn fixture() -> (tempfile::TempDir, QueryState) {
     status.register_partition("orders", 0);
     status.set_offset("orders", 0, 7);
     status.set_high_watermark("orders", 0, 10);
-    status.set_partition_watermark("orders", 0, Some(3 * MINUTE as u64));
+    status.set_partition_watermark("orders", 0, Some(3 * MINUTE as u64), false);
     // The views reflect the last checkpoint, which is behind the live progress.
     let checkpoint = Checkpoint {
         id: 4,
@@ -104,6 +104,7 @@ pub(super) fn fixture() -> (tempfile::TempDir, QueryState) {
             offset: 6,
             max_event_time: Some(2 * MINUTE + 5_000),
             watermark: 2 * MINUTE as u64,
+            unread: false,
         }],
         watermark: 2 * MINUTE as u64,
         committed_at: 0,
@@ -317,6 +318,7 @@ async fn answers_carry_the_checkpoint_their_snapshot_holds() {
             offset: 1,
             max_event_time,
             watermark: max_event_time.map_or(0, |time| time as u64),
+            unread: false,
         });
     }
     checkpoint.watermark = MINUTE as u64;
@@ -398,19 +400,27 @@ async fn errors_are_json_with_a_clear_message() {
 #[tokio::test]
 async fn status_reports_lag_and_health() {
     let (_dir, state) = fixture();
-    // A partition that has read nothing yet has no watermark, and holds back none.
+    // A partition that has read nothing yet has no watermark, and holds back none; nor
+    // does an idle one, however far behind.
     state.status.register_partition("products", 0);
     state.status.set_offset("products", 0, 0);
+    state.status.register_partition("products", 1);
+    state
+        .status
+        .set_partition_watermark("products", 1, Some(MINUTE as u64), true);
     let (status, body) = get(&state, "/status").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body["partitions"],
         json!([{"topic": "orders", "partition": 0, "offset": 7, "checkpointed_offset": 6,
                 "high_watermark": 10, "lag": 3, "processed": 0, "emitted": 0, "failed": 0,
-                "watermark": "1970-01-01T00:03:00.000Z"},
+                "watermark": "1970-01-01T00:03:00.000Z", "idle": false},
                {"topic": "products", "partition": 0, "offset": 0, "checkpointed_offset": 0,
                 "high_watermark": -1, "lag": null, "processed": 0, "emitted": 0, "failed": 0,
-                "watermark": null}])
+                "watermark": null, "idle": false},
+               {"topic": "products", "partition": 1, "offset": 0, "checkpointed_offset": 0,
+                "high_watermark": -1, "lag": null, "processed": 0, "emitted": 0, "failed": 0,
+                "watermark": "1970-01-01T00:01:00.000Z", "idle": true}])
     );
     assert_eq!(body["watermark"], "1970-01-01T00:03:00.000Z");
     assert_eq!(body["checkpoint"]["watermark"], "1970-01-01T00:02:00.000Z");

@@ -88,20 +88,27 @@ struct PartitionReader {
 }
 
 impl PartitionReader {
-    /// Publishes where the partition stands to the live status.
-    fn publish(&self, status: &EngineStatus, topic: &str) {
+    /// Publishes where the partition stands to the live status; `idle` when it is silent
+    /// and caught up past the source's idle timeout.
+    fn publish(&self, status: &EngineStatus, topic: &str, idle: bool) {
         status.set_offset(topic, self.partition, self.next_offset);
         let watermark = self.clock.max_event_time().map(|_| self.clock.watermark());
-        status.set_partition_watermark(topic, self.partition, watermark);
+        status.set_partition_watermark(topic, self.partition, watermark, idle);
     }
 
-    fn position(&self, topic: &str) -> SourcePosition {
+    /// Where the partition stands; `caught_up` says whether it has read all the broker
+    /// had (`reader` is gone once a source has stopped for good).
+    fn position(&self, topic: &str, reader: Option<&dyn RecordReader>) -> SourcePosition {
+        let max_event_time = self.clock.max_event_time();
+        let caught_up =
+            reader.is_none_or(|reader| reader.is_caught_up(self.partition, self.next_offset));
         SourcePosition {
             topic: topic.to_string(),
             partition: self.partition,
             offset: self.next_offset,
-            max_event_time: self.clock.max_event_time(),
+            max_event_time,
             watermark: self.clock.watermark(),
+            unread: max_event_time.is_none() && !caught_up,
         }
     }
 }
@@ -182,7 +189,7 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                             next_offset,
                             last_record_at: Instant::now(),
                         };
-                        reader.publish(&env.status, &config.topic);
+                        reader.publish(&env.status, &config.topic, false);
                         reader
                     })
                     .collect(),
@@ -229,7 +236,7 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     }
                     let positions = readers
                         .iter()
-                        .map(|reader| reader.position(&config.topic))
+                        .map(|reader| reader.position(&config.topic, input.as_deref()))
                         .collect();
                     checkpointer.contribute(participant, request, positions, |_| Ok(()));
                     handed_in = Some(request);
@@ -274,7 +281,14 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     return;
                 }
                 if env.shutdown.load(Ordering::Relaxed) {
-                    stop(&env, participant, &config.topic, &readers, handed_in);
+                    let reading = Some(reader_input.as_ref());
+                    stop(
+                        &env,
+                        participant,
+                        &config.topic,
+                        (&readers, reading),
+                        handed_in,
+                    );
                     stopped = true;
                     activator.activate();
                     return;
@@ -298,8 +312,16 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                             return;
                         }
                         match decode(&config, &raw) {
-                            Ok((value, event_time)) => {
-                                let watermark = reader.clock.observe(event_time);
+                            Ok(Decoded {
+                                value,
+                                event_time,
+                                moves_clock,
+                            }) => {
+                                let watermark = if moves_clock {
+                                    reader.clock.observe(event_time)
+                                } else {
+                                    reader.clock.watermark()
+                                };
                                 let origin = Origin {
                                     source: config.index,
                                     partition: reader.partition,
@@ -384,7 +406,10 @@ pub(crate) fn kafka_source<'scope, T: Data>(
 
                 if last_status.elapsed() >= STATUS_INTERVAL {
                     for reader in &readers {
-                        reader.publish(&env.status, &config.topic);
+                        let idle = started.saturating_duration_since(reader.last_record_at)
+                            >= config.idle_timeout
+                            && reading.is_caught_up(reader.partition, reader.next_offset);
+                        reader.publish(&env.status, &config.topic, idle);
                     }
                     last_status = Instant::now();
                 }
@@ -392,7 +417,14 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     ReadOutcome::Read(0) => activator.activate_after(IDLE_POLL_DELAY),
                     ReadOutcome::Read(_) => activator.activate(),
                     ReadOutcome::Exhausted => {
-                        stop(&env, participant, &config.topic, &readers, handed_in);
+                        let reading = Some(reading);
+                        stop(
+                            &env,
+                            participant,
+                            &config.topic,
+                            (&readers, reading),
+                            handed_in,
+                        );
                         stopped = true;
                         activator.activate();
                     }
@@ -409,16 +441,16 @@ fn stop(
     env: &RunEnv,
     participant: crate::checkpoint::ParticipantId,
     topic: &str,
-    readers: &[PartitionReader],
+    (readers, reading): (&[PartitionReader], Option<&dyn RecordReader>),
     handed_in: Option<Request>,
 ) {
     let checkpointer = &env.checkpointer;
     for reader in readers {
-        reader.publish(&env.status, topic);
+        reader.publish(&env.status, topic, false);
     }
     let positions: Vec<SourcePosition> = readers
         .iter()
-        .map(|reader| reader.position(topic))
+        .map(|reader| reader.position(topic, reading))
         .collect();
     if let Some(request) = checkpointer.request()
         && !request.is_final
@@ -539,17 +571,31 @@ pub(crate) fn decode_payload<T: Data>(payload: &[u8]) -> Result<T, String> {
     sonic_rs::from_slice(payload).map_err(|error| format!("cannot decode record: {error}"))
 }
 
-fn decode<T: Data>(config: &SourceConfig<T>, raw: &RawRecord<'_>) -> Result<(T, i64), String> {
+/// A record read: its value, its event time, and whether that time moves the partition's
+/// clock.
+struct Decoded<T> {
+    value: T,
+    event_time: i64,
+    /// A tombstone's time is when it was written, on the producer's clock, not an event
+    /// time of the data: it must not move the watermark of a topic timed by its payloads.
+    moves_clock: bool,
+}
+
+fn decode<T: Data>(config: &SourceConfig<T>, raw: &RawRecord<'_>) -> Result<Decoded<T>, String> {
     let Some(payload) = raw.payload else {
         let tombstone = config
             .tombstone
             .as_ref()
             .ok_or_else(|| "record has no value".to_string())?;
-        // A tombstone has no payload to take a time from: it happened when it was written.
         let event_time = raw
             .timestamp
             .ok_or_else(|| "tombstone has no timestamp".to_string())?;
-        return Ok((tombstone(), event_time));
+        let moves_clock = matches!(config.event_time, EventTimeExtractor::RecordTimestamp);
+        return Ok(Decoded {
+            value: tombstone(),
+            event_time,
+            moves_clock,
+        });
     };
     let value: T = decode_payload(payload)?;
     if let Some(check) = &config.check {
@@ -563,7 +609,11 @@ fn decode<T: Data>(config: &SourceConfig<T>, raw: &RawRecord<'_>) -> Result<(T, 
             .timestamp
             .ok_or_else(|| "record has no timestamp".to_string())?,
     };
-    Ok((value, event_time))
+    Ok(Decoded {
+        value,
+        event_time,
+        moves_clock: true,
+    })
 }
 
 fn dead_letter(
@@ -628,7 +678,7 @@ mod tests {
     }
 
     fn decoded(payload: Option<&[u8]>) -> Result<(Click, i64), String> {
-        decode(&config(), &raw(payload, None))
+        decode(&config(), &raw(payload, None)).map(|record| (record.value, record.event_time))
     }
 
     #[test]
@@ -646,13 +696,16 @@ mod tests {
             at: -1,
         }));
         let bad = decode(&config, &raw(Some(br#"{"page":"x","at":1}"#), None));
-        assert_eq!(bad.unwrap_err(), "page `x` is not a path");
-        assert!(decode(&config, &raw(Some(br#"{"page":"/a","at":1}"#), None)).is_ok());
-        let (deleted, at) = decode(&config, &raw(None, Some(77))).unwrap();
-        assert_eq!((deleted.at, at), (-1, 77));
+        assert_eq!(bad.err(), Some("page `x` is not a path".to_string()));
+        let good = decode(&config, &raw(Some(br#"{"page":"/a","at":1}"#), None)).unwrap();
+        assert!(good.moves_clock);
+        let deleted = decode(&config, &raw(None, Some(77))).unwrap();
+        assert_eq!((deleted.value.at, deleted.event_time), (-1, 77));
+        // Timed by its payloads, the topic's clock does not follow a tombstone's.
+        assert!(!deleted.moves_clock);
         assert_eq!(
-            decode(&config, &raw(None, None)).unwrap_err(),
-            "tombstone has no timestamp"
+            decode(&config, &raw(None, None)).err(),
+            Some("tombstone has no timestamp".to_string())
         );
     }
 

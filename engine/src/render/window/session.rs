@@ -69,6 +69,9 @@ struct Removed<A> {
     bounds: WindowBounds,
     emitted: Option<A>,
     closed: bool,
+    /// The session's watermark: the watermark its removal carries downstream, which
+    /// depends on its records only, not on when the operator ran.
+    watermark: u64,
 }
 
 /// The sessions of one key.
@@ -147,6 +150,7 @@ impl<T: Data, A: Data> SessionKind<T, A> {
                         bounds: bounds(start, session.last),
                         emitted: session.emitted,
                         closed: session.closed,
+                        watermark: session.watermark,
                     });
                     if session.persistence.stored {
                         key.removed.push(start);
@@ -212,6 +216,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
                 bounds: bounds(start, session.last),
                 emitted: session.emitted.take(),
                 closed: session.closed,
+                watermark: session.watermark,
             });
             if session.persistence.stored {
                 key.removed.push(start);
@@ -248,7 +253,7 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
                 time,
                 change_record(
                     name.to_string(),
-                    time.inner,
+                    gone.watermark,
                     WindowChange {
                         window: gone.bounds,
                         old: Some(emitted.clone()),

@@ -39,7 +39,7 @@ pub use crate::window::{
     HoppingWindows, LatePolicy, SessionWindows, SlidingWindows, TumblingWindows, WindowBounds,
 };
 pub use stream::Stream;
-pub use table::Table;
+pub use table::{GroupedTable, Table};
 pub use topology::{Source, Topology, TopologyFn};
 pub use windowed::{Merging, TimeAligned, WindowedStream, WindowedTable, Windowing};
 

@@ -3,28 +3,27 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::stream::Stream;
+use super::stream::{Inner, Stream};
 use super::topology::BuildContext;
 use crate::plan::shape_of;
 use crate::plan::{NodeId, ViewKind, ViewSpec};
 use crate::record::Data;
 use crate::render::materialize::materialize_table;
+use crate::render::regroup::{GroupChange, aggregate_groups, regroup};
 use crate::render::state::OperatorState;
+use crate::render::table::AddSubtract;
 use crate::render::table::{TableChange, TableUpdates};
 use crate::render::upsert::upsert;
 
 impl<'scope, T: Data + PartialEq + Default> Stream<'scope, Option<T>> {
     /// The table of these upserts (`None` deletes the key), keyed by record key.
     pub(crate) fn upsert(&self, key_name: &str) -> Table<'scope, T> {
-        let (node, state) = self
-            .context
-            .add_stateful("upsert by record key", self.node, "upsert");
-        Table::new(
-            upsert(self.inner.clone(), state),
-            node,
-            key_name.to_string(),
-            shape_of(&T::default()),
-            Rc::clone(&self.context),
+        Table::stateful(
+            &self.context,
+            ("upsert by record key", "upsert"),
+            (self.node, key_name),
+            &T::default(),
+            |state| upsert(self.inner.clone(), state),
         )
     }
 }
@@ -39,6 +38,26 @@ pub struct Table<'scope, B: Data> {
 }
 
 impl<'scope, B: Data> Table<'scope, B> {
+    /// The table an operator with state of its own (`kind`, see
+    /// [`BuildContext::add_stateful`]) makes of node `input`, whose values look like
+    /// `example`.
+    pub(crate) fn stateful(
+        context: &Rc<BuildContext>,
+        (label, kind): (&str, &str),
+        (input, key_name): (NodeId, &str),
+        example: &B,
+        build: impl FnOnce(Option<OperatorState>) -> TableUpdates<'scope, B>,
+    ) -> Self {
+        let (node, state) = context.add_stateful(label, input, kind);
+        Table::new(
+            build(state),
+            node,
+            key_name.to_string(),
+            shape_of(example),
+            Rc::clone(context),
+        )
+    }
+
     pub(crate) fn new(
         updates: TableUpdates<'scope, B>,
         node: NodeId,
@@ -70,6 +89,27 @@ impl<'scope, B: Data> Table<'scope, B> {
         )
     }
 
+    /// Regroups the rows by another key, like Kafka Streams' `KTable::groupBy`: `select`
+    /// gives each row (its key and value) a group and the value it brings there, which
+    /// [`GroupedTable::aggregate`] folds. `key_name` says what the group key is.
+    pub fn group_by<V: Data>(
+        &self,
+        key_name: &str,
+        select: impl Fn(&str, &B) -> (String, V) + 'static,
+    ) -> GroupedTable<'scope, V> {
+        let node = self
+            .context
+            .plan
+            .borrow_mut()
+            .add_node(format!("group_by {key_name}"), vec![self.node]);
+        GroupedTable {
+            changes: regroup(self.updates.clone(), select),
+            node,
+            key_name: key_name.to_string(),
+            context: Rc::clone(&self.context),
+        }
+    }
+
     /// Stores the table in RocksDB as the view `name`, served at `/views/{name}`.
     pub fn materialize(&self, name: &str) -> &Self {
         {
@@ -91,5 +131,44 @@ impl<'scope, B: Data> Table<'scope, B> {
             );
         }
         self
+    }
+}
+
+/// A table's rows regrouped by another key, ready to aggregate.
+pub struct GroupedTable<'scope, V: Data> {
+    changes: Inner<'scope, GroupChange<V>>,
+    node: NodeId,
+    key_name: String,
+    context: Rc<BuildContext>,
+}
+
+impl<'scope, V: Data> GroupedTable<'scope, V> {
+    /// One aggregate per group, like Kafka Streams' `KGroupedTable::aggregate`: a row's
+    /// value is added to its group when it joins, and subtracted when it leaves or changes
+    /// (`subtract` then `add` for a row that stays). Rows of one group come from several
+    /// workers in an order that can change between runs, so for a replay to reproduce the
+    /// aggregates `add` and `subtract` must give the same result in any order, as sums and
+    /// counts do.
+    pub fn aggregate<A: Data>(
+        &self,
+        init: impl Fn() -> A + 'static,
+        add: impl Fn(&mut A, &V) + 'static,
+        subtract: impl Fn(&mut A, &V) + 'static,
+    ) -> Table<'scope, A> {
+        let example = init();
+        Table::stateful(
+            &self.context,
+            ("aggregate groups (add, subtract)", "aggregate"),
+            (self.node, &self.key_name),
+            &example,
+            |state| {
+                let aggregator = AddSubtract {
+                    init,
+                    add,
+                    subtract,
+                };
+                aggregate_groups(self.changes.clone(), state, aggregator)
+            },
+        )
     }
 }

@@ -632,3 +632,86 @@ fn a_tables_changes_carry_the_value_before_and_after_and_skip_what_changed_nothi
     let plan = plan_of(&price_changes());
     assert_eq!(plan.state_stores, vec!["state.upsert#1".to_string()]);
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Line {
+    item: String,
+    quantity: u32,
+    at: i64,
+}
+
+/// Order lines upserted by order, regrouped by item: the quantity each item has in the
+/// current lines.
+fn quantity_per_item() -> TopologyFn {
+    Arc::new(|topology| {
+        topology
+            .table(
+                "order_id",
+                Source::<Line>::topic("lines").event_time(|line| line.at),
+            )
+            .group_by("item", |_order, line| (line.item.clone(), line.quantity))
+            .aggregate(
+                || 0u32,
+                |total, quantity| *total += quantity,
+                |total, quantity| *total -= quantity,
+            )
+            .materialize("quantity_per_item");
+    })
+}
+
+#[test]
+fn a_regrouped_table_moves_a_rows_value_between_groups_as_the_row_changes() {
+    let mut driver = crate::testkit::TopologyTestDriver::new(quantity_per_item()).expect("driver");
+    let line = |item: &str, quantity, at| Line {
+        item: item.into(),
+        quantity,
+        at,
+    };
+    // The rows as a map beside the driver: the aggregates must be its sums per item.
+    let mut rows: BTreeMap<&str, Line> = BTreeMap::new();
+    let check = |driver: &mut crate::testkit::TopologyTestDriver,
+                 rows: &BTreeMap<&str, Line>,
+                 groups: &[&str]| {
+        let mut want = serde_json::Map::new();
+        for group in groups {
+            let total: u32 = rows
+                .values()
+                .filter(|line| line.item == *group)
+                .map(|line| line.quantity)
+                .sum();
+            want.insert(group.to_string(), serde_json::json!(total));
+        }
+        assert_eq!(
+            driver.view("quantity_per_item").expect("view"),
+            serde_json::Value::Object(want)
+        );
+    };
+    for (order, record) in [
+        ("o1", line("tea", 2, 1)),
+        ("o2", line("tea", 3, 2)),
+        ("o3", line("jam", 1, 3)),
+        ("o1", line("jam", 5, 4)), // o1 moves from tea to jam
+    ] {
+        driver
+            .pipe_input("lines", order, &record, record.at)
+            .expect("pipe");
+        rows.insert(order, record);
+    }
+    check(&mut driver, &rows, &["jam", "tea"]);
+    // Across a restore: o2 is deleted, o3 changes its quantity.
+    driver.pipe_tombstone("lines", 0, "o2", 5);
+    rows.remove("o2");
+    let o3 = line("jam", 4, 6);
+    driver.pipe_input("lines", "o3", &o3, 6).expect("pipe");
+    rows.insert("o3", o3);
+    // A group whose rows all left keeps its aggregate, at the initial value.
+    check(&mut driver, &rows, &["jam", "tea"]);
+    let plan = plan_of(&quantity_per_item());
+    assert_eq!(
+        plan.state_stores,
+        vec![
+            "state.upsert#1".to_string(),
+            "state.aggregate#3".to_string()
+        ]
+    );
+}

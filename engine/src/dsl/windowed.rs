@@ -21,7 +21,7 @@ use crate::record::{Data, Record};
 use crate::render::materialize::materialize_windows;
 use crate::render::sink::late_to_topics;
 use crate::render::state::OperatorState;
-use crate::render::table::{Summarizer, summarize_windows};
+use crate::render::table::{AddSubtract, summarize_windows};
 use crate::render::window::{Aggregation, Merge, WindowChange, window_aggregate};
 use crate::window::{
     HoppingWindows, LatePolicy, SessionWindows, SlidingWindows, TumblingWindows, WindowBounds,
@@ -410,25 +410,20 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
         add: impl Fn(&mut B, WindowBounds, &A) + 'static,
         subtract: impl Fn(&mut B, WindowBounds, &A) + 'static,
     ) -> Table<'scope, B> {
-        let value_shape = shape_of(&init());
-        let (node, state) =
-            self.context
-                .add_stateful("summarize windows (add, subtract)", self.node, "summarize");
-        let updates = summarize_windows(
-            self.changes.clone(),
-            state,
-            Summarizer {
-                init,
-                add,
-                subtract,
+        let example = init();
+        Table::stateful(
+            &self.context,
+            ("summarize windows (add, subtract)", "summarize"),
+            (self.node, &self.key_name),
+            &example,
+            |state| {
+                let summarizer = AddSubtract {
+                    init,
+                    add,
+                    subtract,
+                };
+                summarize_windows(self.changes.clone(), state, summarizer)
             },
-        );
-        Table::new(
-            updates,
-            node,
-            self.key_name.clone(),
-            value_shape,
-            Rc::clone(&self.context),
         )
     }
 }

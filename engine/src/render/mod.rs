@@ -6,6 +6,7 @@
 //! - [`window`]: tumbling-window aggregation with lateness.
 //! - [`table`]: tables folded from windows with add and subtract.
 //! - [`upsert`]: tables read from a topic, one value per record key.
+//! - [`regroup`]: tables regrouped by another key and aggregated with add and subtract.
 //! - [`materialize`]: view state in RocksDB, written at checkpoints.
 //! - [`state`]: what stateful operators share to take part in checkpoints.
 //! - [`sink`]: writers of output and late records to Kafka.
@@ -13,6 +14,7 @@
 pub(crate) mod idle;
 pub(crate) mod materialize;
 pub mod reader;
+pub(crate) mod regroup;
 pub mod sink;
 pub(crate) mod source;
 pub(crate) mod state;

@@ -32,8 +32,9 @@ pub struct TableChange<B> {
 /// A table's changes, keyed.
 pub(crate) type TableUpdates<'scope, B> = Stream<'scope, Time, Vec<Record<TableChange<B>>>>;
 
-/// How window values fold into a summary.
-pub(crate) struct Summarizer<I, F, G> {
+/// How values fold into an aggregate that can take them out again: window values into a
+/// summary, or rows into their group's aggregate.
+pub(crate) struct AddSubtract<I, F, G> {
     pub init: I,
     pub add: F,
     pub subtract: G,
@@ -43,7 +44,7 @@ pub(crate) struct Summarizer<I, F, G> {
 pub(crate) fn summarize_windows<'scope, A, B, I, F, G>(
     changes: Stream<'scope, Time, Vec<Record<WindowChange<A>>>>,
     state: Option<OperatorState>,
-    summarizer: Summarizer<I, F, G>,
+    summarizer: AddSubtract<I, F, G>,
 ) -> TableUpdates<'scope, B>
 where
     A: Data,

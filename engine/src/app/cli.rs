@@ -475,9 +475,14 @@ async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow
 
 /// Waits for Ctrl-C (or a fatal error), then stops the engine cleanly.
 pub(crate) async fn run_until_stopped(engine: RunningEngine) -> anyhow::Result<()> {
+    // One listener for the whole wait: a listener sees only signals that arrive after it
+    // exists, so one made afresh on every turn of the loop could miss a Ctrl-C that came
+    // between two turns, and the process, whose handler is installed, would not stop.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
-            signal = tokio::signal::ctrl_c() => {
+            signal = &mut ctrl_c => {
                 signal.context("cannot listen for Ctrl-C")?;
                 eprintln!("stopping: waiting for the workers and flushing output");
                 break;

@@ -96,8 +96,15 @@ impl PartitionReader {
         status.set_partition_watermark(topic, self.partition, watermark, idle);
     }
 
-    /// Where the partition stands; `caught_up` says whether it has read all the broker
-    /// had (`reader` is gone once a source has stopped for good).
+    /// Whether the partition counts as idle at `now`: silent for `timeout` and caught up
+    /// with what `reading` can fetch.
+    fn is_idle(&self, now: Instant, timeout: Duration, reading: &dyn RecordReader) -> bool {
+        now.saturating_duration_since(self.last_record_at) >= timeout
+            && reading.is_caught_up(self.partition, self.next_offset)
+    }
+
+    /// Where the partition stands; `reader` says whether it has read all the broker had
+    /// (it is gone once a source has stopped for good).
     fn position(&self, topic: &str, reader: Option<&dyn RecordReader>) -> SourcePosition {
         let max_event_time = self.clock.max_event_time();
         let caught_up =
@@ -281,12 +288,11 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     return;
                 }
                 if env.shutdown.load(Ordering::Relaxed) {
-                    let reading = Some(reader_input.as_ref());
                     stop(
                         &env,
                         participant,
                         &config.topic,
-                        (&readers, reading),
+                        (&readers, reader_input.as_ref()),
                         handed_in,
                     );
                     stopped = true;
@@ -401,14 +407,12 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     },
                     (&idle_board, worker as usize),
                     started,
-                    |reader| reading.is_caught_up(reader.partition, reader.next_offset),
+                    reading,
                 );
 
                 if last_status.elapsed() >= STATUS_INTERVAL {
                     for reader in &readers {
-                        let idle = started.saturating_duration_since(reader.last_record_at)
-                            >= config.idle_timeout
-                            && reading.is_caught_up(reader.partition, reader.next_offset);
+                        let idle = reader.is_idle(started, config.idle_timeout, reading);
                         reader.publish(&env.status, &config.topic, idle);
                     }
                     last_status = Instant::now();
@@ -417,7 +421,6 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     ReadOutcome::Read(0) => activator.activate_after(IDLE_POLL_DELAY),
                     ReadOutcome::Read(_) => activator.activate(),
                     ReadOutcome::Exhausted => {
-                        let reading = Some(reading);
                         stop(
                             &env,
                             participant,
@@ -441,7 +444,7 @@ fn stop(
     env: &RunEnv,
     participant: crate::checkpoint::ParticipantId,
     topic: &str,
-    (readers, reading): (&[PartitionReader], Option<&dyn RecordReader>),
+    (readers, reading): (&[PartitionReader], &dyn RecordReader),
     handed_in: Option<Request>,
 ) {
     let checkpointer = &env.checkpointer;
@@ -450,7 +453,7 @@ fn stop(
     }
     let positions: Vec<SourcePosition> = readers
         .iter()
-        .map(|reader| reader.position(topic, reading))
+        .map(|reader| reader.position(topic, Some(reading)))
         .collect();
     if let Some(request) = checkpointer.request()
         && !request.is_final
@@ -478,11 +481,9 @@ fn advance_idle_partitions(
     rule: &IdleRule,
     (board, worker): (&IdleBoard, usize),
     now: Instant,
-    is_caught_up: impl Fn(&PartitionReader) -> bool,
+    reading: &dyn RecordReader,
 ) {
-    let is_idle = |reader: &PartitionReader| {
-        now.saturating_duration_since(reader.last_record_at) >= rule.timeout && is_caught_up(reader)
-    };
+    let is_idle = |reader: &PartitionReader| reader.is_idle(now, rule.timeout, reading);
     let active_min = readers
         .iter()
         .filter(|r| !is_idle(r))

@@ -210,6 +210,92 @@ impl ProductUpdated {
     }
 }
 
+/// Why an order's stock could not be reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationFailure {
+    /// The catalog has no such product.
+    UnknownItem,
+    /// The item's level is below what the order asks for.
+    InsufficientStock,
+}
+
+/// A result of the inventory saga, on `inventory-events`, keyed by `item_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event_type")]
+pub enum StockEvent {
+    /// Every line of an order fitted: this line's quantity is held for it.
+    StockReserved {
+        /// The order.
+        order_id: String,
+        /// The item.
+        item_id: String,
+        /// Units held.
+        quantity: u32,
+        /// The item's level after the reservation.
+        level: i64,
+        /// The order's event time.
+        timestamp: EventTime,
+    },
+    /// A line of an order did not fit, so none of its lines is held.
+    ReservationFailed {
+        /// The order.
+        order_id: String,
+        /// The first item that did not fit.
+        item_id: String,
+        /// Units the order asked for of the item, over all its lines.
+        requested: u32,
+        /// The item's level then (0 for an unknown item).
+        available: i64,
+        /// Why.
+        reason: ReservationFailure,
+        /// The order's event time.
+        timestamp: EventTime,
+    },
+    /// The level fell below the item's threshold (but above 0).
+    StockLevelWarning(StockLevelChange),
+    /// The level reached 0.
+    StockDepleted(StockLevelChange),
+    /// The level is back at or above the threshold.
+    StockLevelNormalized(StockLevelChange),
+}
+
+/// An item's level when its stock state changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StockLevelChange {
+    /// The item.
+    pub item_id: String,
+    /// Its level now.
+    pub level: i64,
+    /// Its threshold.
+    pub threshold: i64,
+    /// When: the event time of the record that changed it.
+    pub timestamp: EventTime,
+}
+
+impl StockEvent {
+    /// The item the event is about, which keys it on `inventory-events`.
+    pub fn item_id(&self) -> &str {
+        match self {
+            StockEvent::StockReserved { item_id, .. }
+            | StockEvent::ReservationFailed { item_id, .. } => item_id,
+            StockEvent::StockLevelWarning(change)
+            | StockEvent::StockDepleted(change)
+            | StockEvent::StockLevelNormalized(change) => &change.item_id,
+        }
+    }
+}
+
+/// Any record of `inventory-events`: an order line's effect, or a saga result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum InventoryRecord {
+    /// One order line's reserve or release.
+    Line(InventoryEvent),
+    /// A result of the saga.
+    Stock(StockEvent),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sluice::dsl::{Source, Topology, TumblingWindows, WindowBounds};
+use sluice::dsl::{Source, Stream, Topology, TumblingWindows, WindowBounds};
 
 use crate::events::{InventoryAction, InventoryEvent, InventoryEventType, OrderEvent, OrderStatus};
 use crate::topics::{INVENTORY_EVENTS, ORDER_EVENTS};
@@ -29,13 +29,22 @@ pub const ALL: &str = "all";
 
 /// Declares the orders topology.
 pub fn orders(topology: &mut Topology<'_>) {
-    let events = topology.source(
+    analytics(&order_events(topology));
+}
+
+/// The `order-events` source, keyed by `order_id`, in event time with a grace of
+/// [`GRACE`].
+pub fn order_events<'scope>(topology: &mut Topology<'scope>) -> Stream<'scope, OrderEvent> {
+    topology.source(
         Source::<OrderEvent>::topic(ORDER_EVENTS)
             .event_time(|event| event.timestamp().millis())
             .record_key(|event| event.order_id().to_string())
             .grace(GRACE),
-    );
+    )
+}
 
+/// The analytics views of the orders, and one inventory event per order line.
+pub fn analytics(events: &Stream<'_, OrderEvent>) {
     events
         .flat_map(inventory_events)
         .key_by("item_id", |event| event.item_id.clone())

@@ -24,9 +24,12 @@
 //! - [`exact_sum`]: the order-independent float sum behind `sum`.
 //! - [`accumulators`]: minimum, maximum and average, also order-independent.
 //! - [`table`]: tables: read from a topic (upserts), or derived from windowed views.
+//! - [`sequenced`]: two streams applied together in event-time order, to state of their
+//!   own (sagas, joins as of event time).
 
 pub mod accumulators;
 pub mod exact_sum;
+pub mod sequenced;
 pub mod stream;
 pub mod table;
 pub mod topology;
@@ -38,6 +41,7 @@ pub use crate::time::EventTime;
 pub use crate::window::{
     HoppingWindows, LatePolicy, SessionWindows, SlidingWindows, TumblingWindows, WindowBounds,
 };
+pub use sequenced::{Arrival, Either, EventTimeOrdered, StateMap};
 pub use stream::Stream;
 pub use table::{GroupedTable, Table};
 pub use topology::{Source, Topology, TopologyFn};

@@ -88,6 +88,16 @@ impl<'scope, T: Data> Stream<'scope, T> {
             )
     }
 
+    /// Every value transformed, keeping its key and event time, without a plan node.
+    pub(crate) fn map_inner<U: Data>(
+        &self,
+        transform: impl Fn(T) -> U + 'static,
+    ) -> Inner<'scope, U> {
+        self.flat_map_records("Map", move |record, emit| {
+            emit(record.map_value(&transform));
+        })
+    }
+
     /// Keeps the values for which `predicate` holds.
     pub fn filter(&self, predicate: impl Fn(&T) -> bool + 'static) -> Stream<'scope, T> {
         let inner = self.flat_map_records("Filter", move |record, emit| {
@@ -100,9 +110,7 @@ impl<'scope, T: Data> Stream<'scope, T> {
 
     /// Transforms every value, keeping its key and event time.
     pub fn map<U: Data>(&self, transform: impl Fn(T) -> U + 'static) -> Stream<'scope, U> {
-        let inner = self.flat_map_records("Map", move |record, emit| {
-            emit(record.map_value(&transform));
-        });
+        let inner = self.map_inner(transform);
         self.derive("map", inner, self.key_name.clone())
     }
 

@@ -28,6 +28,27 @@ impl<'scope, T: Data + PartialEq + Default> Stream<'scope, Option<T>> {
     }
 }
 
+impl<'scope, T: Data + PartialEq + Default> Stream<'scope, T> {
+    /// The table of the latest value per key of this stream, like Kafka Streams'
+    /// `KStream::toTable`: each record replaces its key's value. Records of a key apply in
+    /// the order they reach the table, so the stream should come from one place per key
+    /// (one partition, or one operator).
+    pub fn to_table(&self, key_name: &str) -> Table<'scope, T> {
+        let node = self
+            .context
+            .plan
+            .borrow_mut()
+            .add_node("to_table", vec![self.node]);
+        let upserts = Stream::new(
+            self.map_inner(Some),
+            node,
+            self.key_name.clone(),
+            Rc::clone(&self.context),
+        );
+        upserts.upsert(key_name)
+    }
+}
+
 /// A table: the latest value per key, as a stream of changes.
 pub struct Table<'scope, B: Data> {
     updates: TableUpdates<'scope, B>,

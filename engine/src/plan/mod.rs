@@ -199,6 +199,16 @@ impl Plan {
     /// these sources only: another source of the topology neither holds it back nor moves
     /// it on.
     pub fn upstream_topics(&self, node: NodeId) -> Vec<String> {
+        self.upstream_sources(node)
+            .into_iter()
+            .filter_map(|index| self.sources.get(index))
+            .map(|source| source.topic.clone())
+            .collect()
+    }
+
+    /// The indexes in [`Plan::sources`] of the sources `node` reads from, directly or
+    /// through other operators, in the order they were declared.
+    pub fn upstream_sources(&self, node: NodeId) -> Vec<usize> {
         let mut seen = vec![false; self.nodes.len()];
         let mut sources = BTreeSet::new();
         let mut stack = vec![node];
@@ -213,11 +223,7 @@ impl Plan {
             sources.extend(current.source);
             stack.extend(current.inputs.iter().copied());
         }
-        sources
-            .into_iter()
-            .filter_map(|index| self.sources.get(index))
-            .map(|source| source.topic.clone())
-            .collect()
+        sources.into_iter().collect()
     }
 
     /// Every topic the topology reads or writes, including dead-letter and late topics.

@@ -75,6 +75,20 @@ impl IdleBoard {
     }
 }
 
+impl IdleBoard {
+    /// Whether every partition of the source, on every worker, is idle now, after some
+    /// partition has read data: the source then holds back no operator that also reads
+    /// another source.
+    pub(crate) fn is_quiet(&self) -> bool {
+        let board = self
+            .board
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        board.active_min.iter().all(Option::is_none)
+            && board.max_watermark.iter().any(Option::is_some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! - [`table`]: tables folded from windows with add and subtract.
 //! - [`upsert`]: tables read from a topic, one value per record key.
 //! - [`regroup`]: tables regrouped by another key and aggregated with add and subtract.
+//! - [`sequence`]: two streams applied together in event-time order, to state per key.
 //! - [`materialize`]: view state in RocksDB, written at checkpoints.
 //! - [`state`]: what stateful operators share to take part in checkpoints.
 //! - [`sink`]: writers of output and late records to Kafka.
@@ -15,6 +16,7 @@ pub(crate) mod idle;
 pub(crate) mod materialize;
 pub mod reader;
 pub(crate) mod regroup;
+pub(crate) mod sequence;
 pub mod sink;
 pub(crate) mod source;
 pub(crate) mod state;

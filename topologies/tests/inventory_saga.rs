@@ -1,0 +1,357 @@
+//! The inventory saga through the test driver. The scripted story (`saga/mod.rs`) pipes
+//! the catalog after the orders, so only event-time order can make its decisions; it is
+//! split in two steps, so the second restores the first's buffer and levels. A property
+//! test checks random histories against a sequential model kept here.
+
+mod saga;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use sluice::testkit::TopologyTestDriver;
+use sluice_topologies::events::{OrderEvent, OrderStatus, ProductUpdated};
+use sluice_topologies::topics::{INVENTORY_EVENTS, ORDER_EVENTS, PRODUCT_UPDATES};
+
+use saga::{BASE, cancel, order, product};
+
+fn driver() -> TopologyTestDriver {
+    TopologyTestDriver::new(Arc::new(sluice_topologies::inventory)).expect("driver")
+}
+
+fn pipe_order(driver: &mut TopologyTestDriver, event: &OrderEvent) {
+    driver
+        .pipe_input_to(
+            ORDER_EVENTS,
+            0,
+            event.order_id(),
+            event,
+            event.timestamp().millis(),
+        )
+        .expect("pipe order");
+}
+
+fn pipe_product(driver: &mut TopologyTestDriver, product: &ProductUpdated) {
+    driver
+        .pipe_input_to(
+            PRODUCT_UPDATES,
+            0,
+            &product.product_id,
+            product,
+            product.timestamp.millis(),
+        )
+        .expect("pipe product");
+}
+
+fn events(driver: &mut TopologyTestDriver) -> Vec<Value> {
+    driver
+        .read_output(INVENTORY_EVENTS)
+        .expect("output")
+        .into_iter()
+        .map(|event| {
+            let item = event.value["item_id"].clone();
+            assert_eq!(json!(event.key), item, "keyed by item_id: {event:?}");
+            event.value
+        })
+        .collect()
+}
+
+#[test]
+fn the_scripted_saga_emits_each_decision_and_transition_once_in_event_time_order() {
+    let mut driver = driver();
+    let orders = saga::orders();
+    let products = saga::products();
+    // Step 1: the first three orders, before any catalog record has arrived. Nothing is
+    // decided yet (the catalog's watermark holds them back); the orders are `placed`.
+    for event in &orders[..3] {
+        pipe_order(&mut driver, event);
+    }
+    assert_eq!(events(&mut driver), Vec::<Value>::new());
+    assert_eq!(
+        driver.view("order_status").expect("view"),
+        json!({"o1": {"status": "placed"}, "o2": {"status": "placed"}, "o3": {"status": "placed"}})
+    );
+    assert_eq!(driver.view("stock_levels").expect("view"), json!({}));
+
+    // Step 2, restored from step 1's checkpoint: the catalog (which says what stock there
+    // was before the first order), the rest of the orders, and time moving on.
+    for product in &products {
+        pipe_product(&mut driver, product);
+    }
+    for event in &orders[3..] {
+        pipe_order(&mut driver, event);
+    }
+    driver.advance_watermark(BASE + 60_000);
+    assert_eq!(events(&mut driver), saga::expected_events());
+    assert_eq!(
+        driver.view("stock_levels").expect("view"),
+        saga::expected_levels()
+    );
+    assert_eq!(
+        driver.view("order_status").expect("view"),
+        saga::expected_statuses()
+    );
+
+    // A step with nothing new for the saga changes nothing: no event is sent twice.
+    driver.advance_watermark(BASE + 120_000);
+    assert_eq!(events(&mut driver), Vec::<Value>::new());
+}
+
+#[test]
+fn a_restock_of_a_depleted_item_brings_it_back_to_normal_once() {
+    let mut driver = driver();
+    pipe_product(&mut driver, &product("cola", 2, 2, 0));
+    pipe_order(&mut driver, &order("a", &[("cola", 2)], 1_000));
+    // The same record again changes no state, so it says nothing.
+    pipe_product(&mut driver, &product("cola", 5, 2, 2_000));
+    pipe_product(&mut driver, &product("cola", 5, 2, 3_000));
+    driver.advance_watermark(BASE + 60_000);
+    let kinds: Vec<Value> = events(&mut driver)
+        .into_iter()
+        .map(|event| event["event_type"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            json!("StockReserved"),
+            json!("StockDepleted"),
+            json!("StockLevelNormalized")
+        ]
+    );
+    assert_eq!(
+        driver.view("stock_levels").expect("view")["cola"]["level"],
+        json!(3)
+    );
+}
+
+/// One step of a random history.
+#[derive(Debug, Clone)]
+enum Step {
+    Restock {
+        item: usize,
+        stock: i64,
+        threshold: i64,
+    },
+    Order {
+        lines: Vec<(usize, u32)>,
+        failed: bool,
+    },
+    Cancel {
+        order: usize,
+    },
+}
+
+const ITEMS: [&str; 4] = ["a", "b", "c", "unknown"];
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        1 => (0..3usize, 0..15i64, 0..5i64).prop_map(|(item, stock, threshold)| Step::Restock {
+            item,
+            stock,
+            threshold
+        }),
+        3 => (prop::collection::vec((0..4usize, 1..6u32), 1..4), prop::bool::weighted(0.1))
+            .prop_map(|(lines, failed)| Step::Order { lines, failed }),
+        1 => (0..12usize).prop_map(|order| Step::Cancel { order }),
+    ]
+}
+
+/// The saga's rules applied one record at a time, in event-time order, with plain maps.
+#[derive(Default)]
+struct Model {
+    /// Per item: catalog stock, threshold, units held.
+    items: BTreeMap<String, (i64, i64, i64)>,
+    /// Per order: status, reason and item, and the lines it holds.
+    orders: BTreeMap<String, (Value, Vec<(String, i64)>)>,
+}
+
+impl Model {
+    fn state(level: i64, threshold: i64) -> &'static str {
+        if level <= 0 {
+            "depleted"
+        } else if level < threshold {
+            "warning"
+        } else {
+            "normal"
+        }
+    }
+
+    fn restock(&mut self, product: &ProductUpdated) {
+        let entry = self.items.entry(product.product_id.clone()).or_default();
+        entry.0 = product.stock;
+        entry.1 = product.threshold;
+    }
+
+    fn order(&mut self, event: &OrderEvent) {
+        match event {
+            OrderEvent::OrderPlaced(placed) => {
+                if self.orders.contains_key(&placed.order_id) {
+                    return;
+                }
+                if placed.status == OrderStatus::Failed {
+                    self.orders.insert(
+                        placed.order_id.clone(),
+                        (
+                            json!({"status": "failed", "reason": "order_failed"}),
+                            vec![],
+                        ),
+                    );
+                    return;
+                }
+                let mut wanted: Vec<(String, i64)> = Vec::new();
+                for line in &placed.items {
+                    match wanted.iter_mut().find(|(item, _)| *item == line.item_id) {
+                        Some((_, quantity)) => *quantity += i64::from(line.quantity),
+                        None => wanted.push((line.item_id.clone(), i64::from(line.quantity))),
+                    }
+                }
+                for (item, quantity) in &wanted {
+                    let reason = match self.items.get(item) {
+                        None => Some("unknown_item"),
+                        Some((stock, _, held)) if stock - held < *quantity => {
+                            Some("insufficient_stock")
+                        }
+                        Some(_) => None,
+                    };
+                    if let Some(reason) = reason {
+                        self.orders.insert(
+                            placed.order_id.clone(),
+                            (
+                                json!({"status": "failed", "reason": reason, "item_id": item}),
+                                vec![],
+                            ),
+                        );
+                        return;
+                    }
+                }
+                for (item, quantity) in &wanted {
+                    if let Some(entry) = self.items.get_mut(item) {
+                        entry.2 += quantity;
+                    }
+                }
+                self.orders.insert(
+                    placed.order_id.clone(),
+                    (json!({"status": "confirmed"}), wanted),
+                );
+            }
+            OrderEvent::OrderCancelled(cancelled) => {
+                let held = match self.orders.get(&cancelled.order_id) {
+                    Some((status, _)) if status["status"] != "confirmed" => return,
+                    Some((_, held)) => held.clone(),
+                    None => vec![],
+                };
+                for (item, quantity) in held {
+                    if let Some(entry) = self.items.get_mut(&item) {
+                        entry.2 -= quantity;
+                    }
+                }
+                self.orders.insert(
+                    cancelled.order_id.clone(),
+                    (json!({"status": "cancelled"}), vec![]),
+                );
+            }
+        }
+    }
+
+    fn levels(&self) -> Value {
+        let rows: serde_json::Map<String, Value> = self
+            .items
+            .iter()
+            .map(|(item, (stock, threshold, held))| {
+                let level = stock - held;
+                (
+                    item.clone(),
+                    json!({"level": level, "threshold": threshold,
+                           "state": Model::state(level, *threshold),
+                           "stock": stock, "reserved": held}),
+                )
+            })
+            .collect();
+        Value::Object(rows)
+    }
+
+    fn statuses(&self) -> Value {
+        Value::Object(
+            self.orders
+                .iter()
+                .map(|(order, (status, _))| (order.clone(), status.clone()))
+                .collect(),
+        )
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Random restocks, orders and cancellations, each topic piped in its own event-time
+    /// order but the two interleaved at random, over two steps: the final views equal the
+    /// model's, which applies the same records one at a time in event-time order.
+    #[test]
+    fn random_histories_end_as_the_sequential_model_says(
+        steps in prop::collection::vec(step(), 1..30),
+        interleave in prop::collection::vec(any::<bool>(), 30),
+        split in 0..30usize,
+    ) {
+        // Unique event times, one second apart, in the order of the history.
+        let mut orders: Vec<OrderEvent> = Vec::new();
+        let mut products: Vec<ProductUpdated> = Vec::new();
+        let mut timeline: Vec<(i64, Result<OrderEvent, ProductUpdated>)> = Vec::new();
+        for (index, step) in steps.iter().enumerate() {
+            let at = 1_000 * (index as i64 + 1);
+            match step {
+                Step::Restock { item, stock, threshold } => {
+                    let update = product(ITEMS[*item], *stock, *threshold, at);
+                    products.push(update.clone());
+                    timeline.push((at, Err(update)));
+                }
+                Step::Order { lines, failed } => {
+                    let id = format!("o{index}");
+                    let lines: Vec<(&str, u32)> =
+                        lines.iter().map(|(item, quantity)| (ITEMS[*item], *quantity)).collect();
+                    let mut event = order(&id, &lines, at);
+                    if let (OrderEvent::OrderPlaced(placed), true) = (&mut event, *failed) {
+                        placed.status = OrderStatus::Failed;
+                    }
+                    orders.push(event.clone());
+                    timeline.push((at, Ok(event)));
+                }
+                Step::Cancel { order } => {
+                    let event = cancel(&format!("o{order}"), at);
+                    orders.push(event.clone());
+                    timeline.push((at, Ok(event)));
+                }
+            }
+        }
+        let mut model = Model::default();
+        for (_, event) in &timeline {
+            match event {
+                Ok(order) => model.order(order),
+                Err(product) => model.restock(product),
+            }
+        }
+
+        let mut driver = driver();
+        let (mut next_order, mut next_product, mut piped) = (0, 0, 0);
+        let mut choices = interleave.iter().cycle();
+        while next_order < orders.len() || next_product < products.len() {
+            if piped == split {
+                // A step boundary: the rest is read after a restore.
+                let _ = driver.view("stock_levels").expect("view");
+            }
+            let take_order = next_product == products.len()
+                || (next_order < orders.len() && *choices.next().unwrap_or(&true));
+            if take_order {
+                pipe_order(&mut driver, &orders[next_order]);
+                next_order += 1;
+            } else {
+                pipe_product(&mut driver, &products[next_product]);
+                next_product += 1;
+            }
+            piped += 1;
+        }
+        driver.advance_watermark(BASE + 1_000_000);
+        prop_assert_eq!(driver.view("stock_levels").expect("view"), model.levels());
+        prop_assert_eq!(driver.view("order_status").expect("view"), model.statuses());
+    }
+}

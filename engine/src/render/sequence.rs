@@ -316,10 +316,15 @@ fn stamp_outputs<O>(
 /// The watermark of one side: `None` when it holds nothing back (stopped, empty, or idle
 /// on every partition).
 fn side_watermark(frontier: &[Time], idle: &[Arc<IdleBoard>]) -> Option<u64> {
-    if !idle.is_empty() && idle.iter().all(|board| board.is_quiet()) {
+    if side_is_quiet(idle) {
         return None;
     }
     watermark_of(frontier)
+}
+
+/// Whether every source of a side is idle on every partition.
+fn side_is_quiet(idle: &[Arc<IdleBoard>]) -> bool {
+    !idle.is_empty() && idle.iter().all(|board| board.is_quiet())
 }
 
 /// A stream of keyed records.
@@ -464,8 +469,7 @@ where
                     admit(&mut sequencer, records);
                 }
                 let side = |side: usize| {
-                    let quiet = !idle[side].is_empty() && idle[side].iter().all(|b| b.is_quiet());
-                    if quiet {
+                    if side_is_quiet(&idle[side]) {
                         return None;
                     }
                     state

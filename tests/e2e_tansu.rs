@@ -7,10 +7,12 @@
 
 mod harness;
 
-use harness::orders::{add_sentinels, assert_views, distinct_ids, expected, produce_orders};
+use harness::orders::{
+    add_sentinels, assert_views, distinct_ids, expected, order_line_ids, produce_orders,
+};
 use harness::{
     ShopProcess, Tansu, free_port, get_json, get_text, metric_sum, order_partitions,
-    orders_processed, read_topic, shop_binary, wait_for,
+    orders_processed, read_topic_until, shop_binary, wait_for,
 };
 use serde_json::json;
 
@@ -59,13 +61,17 @@ fn shop_on_tansu_matches_an_independent_computation() {
     assert_views(&mut run, &base, &want);
 
     let views = get_json(&base, "/views").1;
-    assert_eq!(views["views"].as_array().map(Vec::len), Some(7), "{views}");
+    assert_eq!(views["views"].as_array().map(Vec::len), Some(11), "{views}");
     let (code, missing) = get_json(&base, "/views/nope/x");
     assert_eq!(code, 404, "{missing}");
 
-    // One inventory event per order line, each with a unique deterministic id.
-    let inventory = read_topic(&brokers, "inventory-events", want.lines);
-    assert_eq!(distinct_ids(&inventory).len(), want.lines);
+    // On inventory-events: one event per order line and every saga result the model
+    // counts (its views agreed above), each with a unique deterministic id.
+    let saga_events = want.saga.event_count();
+    let written = want.lines + saga_events;
+    let inventory = read_topic_until(&brokers, "inventory-events", |found| found.len() >= written);
+    assert_eq!(order_line_ids(&inventory).len(), want.lines);
+    assert_eq!(distinct_ids(&inventory).len(), written);
 
     // The metrics count what was read and written.
     // (Orders only: processing reports keep arriving on monitoring-events.)
@@ -82,7 +88,7 @@ fn shop_on_tansu_matches_an_independent_computation() {
             &metrics,
             "sluice_records_out_total{topic=\"inventory-events\"}"
         ),
-        want.lines as f64,
+        written as f64,
         "{metrics}"
     );
     // And the broker acknowledged each of them, counted per partition by delivery reports.
@@ -91,7 +97,7 @@ fn shop_on_tansu_matches_an_independent_computation() {
             &metrics,
             "sluice_records_delivered_total{topic=\"inventory-events\""
         ),
-        want.lines as f64,
+        written as f64,
         "{metrics}"
     );
     assert_eq!(
@@ -107,9 +113,9 @@ fn shop_on_tansu_matches_an_independent_computation() {
     );
 
     // The shop reads its own processing reports from Tansu: its health view shows exactly
-    // the inventory events it emitted for the orders, and no failure.
+    // the inventory events it emitted, and no failure.
     let health = wait_for(&mut run, &base, "/views/component_health/shop", |body| {
-        body["value"]["emitted"] == json!(want.lines)
+        body["value"]["emitted"] == json!(written)
             && body["value"]["processed"].as_u64() >= Some(EVENTS)
     });
     assert_eq!(health["value"]["failed"], json!(0), "{health}");

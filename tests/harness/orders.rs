@@ -6,10 +6,15 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 use sluice::app::GeneratorOptions;
-use sluice_topologies::events::OrderStatus;
-use sluice_topologies::generator::OrderGenerator;
+use sluice_topologies::events::{OrderEvent, OrderStatus};
+use sluice_topologies::generator::{MENU, OrderGenerator, ShopEvent};
 
 use super::{ShopProcess, get_json, wait_for};
+
+/// The inventory saga's reference model, shared with the topology crate's saga tests.
+#[path = "../../topologies/tests/saga/model.rs"]
+pub mod saga_model;
+use saga_model::Model;
 
 pub const START_MS: i64 = 1_705_314_600_000;
 pub const INTERVAL_MS: i64 = 100;
@@ -22,15 +27,24 @@ pub struct Expected {
     pub per_minute: BTreeMap<i64, (u64, u64)>,
     /// Reserved quantity per item and minute.
     pub demand: BTreeMap<String, BTreeMap<i64, u64>>,
+    /// Per item and minute of the generated orders (the sentinels' wait in the join):
+    /// quantity, revenue in cents at the catalog's price (which the generator never
+    /// changes), and the latest order's event time.
+    pub enriched: BTreeMap<String, BTreeMap<i64, (u64, i64, i64)>>,
     /// Order lines, one inventory event each.
     pub lines: usize,
+    /// The inventory saga over the generated orders and catalog records.
+    pub saga: Model,
+    /// Orders the saga has seen arrive but not decided: the sentinels, whose event time
+    /// no watermark passes.
+    pub undecided: Vec<String>,
     pub last_event_ms: i64,
     /// The window of the sentinels, once added: the one window left open.
     pub sentinel_start: Option<i64>,
 }
 
-/// Recomputes the views from `events` generated with `seed`: events are in event-time
-/// order, so none is late.
+/// Recomputes the views from `events` generated orders with `seed` (and the catalog
+/// records among them): events are in event-time order, so none is late.
 pub fn expected(events: u64, seed: u64) -> Expected {
     let mut generator = OrderGenerator::new(GeneratorOptions {
         seed,
@@ -41,12 +55,28 @@ pub fn expected(events: u64, seed: u64) -> Expected {
     let mut want = Expected {
         per_minute: BTreeMap::new(),
         demand: BTreeMap::new(),
+        enriched: BTreeMap::new(),
         lines: 0,
+        saga: Model::default(),
+        undecided: Vec::new(),
         last_event_ms: 0,
         sentinel_start: None,
     };
-    for _ in 0..events {
-        let order = generator.next_order();
+    let mut orders = 0;
+    while orders < events {
+        let order = match generator.next_shop_event() {
+            ShopEvent::Product(product) => {
+                want.saga.restock(&product);
+                continue;
+            }
+            ShopEvent::Order(order) => order,
+        };
+        orders += 1;
+        let order = OrderEvent::OrderPlaced(order);
+        want.saga.order(&order);
+        let OrderEvent::OrderPlaced(order) = order else {
+            continue;
+        };
         let at = order.timestamp.millis();
         let start = at - at.rem_euclid(MINUTE_MS);
         let counts = want.per_minute.entry(start).or_default();
@@ -63,6 +93,19 @@ pub fn expected(events: u64, seed: u64) -> Expected {
                     .or_default()
                     .entry(start)
                     .or_default() += u64::from(line.quantity);
+                let price = MENU
+                    .iter()
+                    .find(|item| item.id == line.item_id)
+                    .map_or(0.0, |item| item.price);
+                let minute = want
+                    .enriched
+                    .entry(line.item_id.clone())
+                    .or_default()
+                    .entry(start)
+                    .or_default();
+                minute.0 += u64::from(line.quantity);
+                minute.1 += (f64::from(line.quantity) * price * 100.0).round() as i64;
+                minute.2 = minute.2.max(at);
             }
         }
     }
@@ -102,6 +145,9 @@ pub fn add_sentinels(brokers: &str, want: &mut Expected) {
         .or_default()
         .insert(sentinel_start, 4);
     want.lines += 4;
+    want.undecided = (0..4)
+        .map(|partition| format!("sentinel_{partition}"))
+        .collect();
     want.sentinel_start = Some(sentinel_start);
 }
 
@@ -201,6 +247,145 @@ pub fn assert_views(run: &mut ShopProcess, base: &str, want: &Expected) {
             .collect();
         assert_eq!(got, wanted, "item_demand/{item}");
     }
+    assert_enriched_views(base, want);
+    assert_saga_views(base, want);
+}
+
+/// Polls until `item_demand_enriched` and `revenue_per_minute` hold every minute of the
+/// generated orders at the catalog's names and prices.
+pub fn assert_enriched_views(base: &str, want: &Expected) {
+    let mut items = serde_json::Map::new();
+    let mut revenue: BTreeMap<i64, (i64, u64)> = BTreeMap::new();
+    for (item, minutes) in &want.enriched {
+        let menu = MENU.iter().find(|menu| menu.id == item);
+        let windows: Vec<Value> = minutes
+            .iter()
+            .map(|(start, (quantity, cents, latest))| {
+                let total = revenue.entry(*start).or_default();
+                total.0 += cents;
+                total.1 += quantity;
+                json!({"start": sluice::time::format_millis(*start), "value": {
+                    "quantity": quantity, "name": menu.map(|m| m.name), "price": menu.map(|m| m.price),
+                    "price_as_of": sluice::time::format_millis(*latest), "revenue_cents": cents,
+                    "revenue": *cents as f64 / 100.0, "unpriced_quantity": 0}})
+            })
+            .collect();
+        items.insert(item.clone(), Value::Array(windows));
+    }
+    let revenue: Vec<Value> = revenue
+        .iter()
+        .map(|(start, (cents, quantity))| {
+            json!({"start": sluice::time::format_millis(*start), "value": {
+                "revenue_cents": cents, "revenue": *cents as f64 / 100.0,
+                "quantity": quantity, "unpriced_quantity": 0}})
+        })
+        .collect();
+    let windows_of = |entry: &Value| -> Value {
+        Value::Array(
+            entry["windows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|window| json!({"start": window["start"], "value": window["value"]}))
+                .collect(),
+        )
+    };
+    let want = (Value::Object(items), Value::Array(revenue));
+    let deadline = std::time::Instant::now() + super::DEADLINE;
+    loop {
+        let got_items: serde_json::Map<String, Value> = all_entries(base, "item_demand_enriched")
+            .iter()
+            .map(|entry| {
+                (
+                    entry["key"].as_str().unwrap_or("").to_string(),
+                    windows_of(entry),
+                )
+            })
+            .collect();
+        let got_revenue = all_entries(base, "revenue_per_minute")
+            .first()
+            .map_or(Value::Array(Vec::new()), windows_of);
+        let got = (Value::Object(got_items), got_revenue);
+        if got == want {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            assert_eq!(
+                got.0, want.0,
+                "item_demand_enriched never came to equal the generator's"
+            );
+            assert_eq!(
+                got.1, want.1,
+                "revenue_per_minute never came to equal the generator's"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+/// Polls until `stock_levels` and `order_status` equal the saga model's: its decisions,
+/// and `placed` for the orders still waiting for their turn.
+pub fn assert_saga_views(base: &str, want: &Expected) {
+    let levels = want.saga.levels();
+    let Value::Object(mut statuses) = want.saga.statuses() else {
+        unreachable!("the model's statuses are an object")
+    };
+    for order in &want.undecided {
+        statuses.insert(order.clone(), json!({"status": "placed"}));
+    }
+    let statuses = Value::Object(statuses);
+    let deadline = std::time::Instant::now() + super::DEADLINE;
+    loop {
+        let got = (
+            view_entries(base, "stock_levels"),
+            view_entries(base, "order_status"),
+        );
+        if got.0 == levels && got.1 == statuses {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            assert_eq!(
+                got.0, levels,
+                "stock_levels never came to equal the model's"
+            );
+            assert_eq!(
+                got.1, statuses,
+                "order_status never came to equal the model's"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+/// Every entry of a key-value view, as an object from key to value.
+pub fn view_entries(base: &str, view: &str) -> Value {
+    let entries = all_entries(base, view)
+        .into_iter()
+        .map(|entry| {
+            let key = entry["key"].as_str().unwrap_or("").to_string();
+            (key, entry["value"].clone())
+        })
+        .collect();
+    Value::Object(entries)
+}
+
+/// Every entry of a view, page by page.
+pub fn all_entries(base: &str, view: &str) -> Vec<Value> {
+    let mut entries = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(after) => format!("/views/{view}?limit=1000&after={after}"),
+            None => format!("/views/{view}?limit=1000"),
+        };
+        let (code, body) = get_json(base, &path);
+        assert_eq!(code, 200, "{path}: {body}");
+        entries.extend(body["entries"].as_array().cloned().unwrap_or_default());
+        match body["next"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => return entries,
+        }
+    }
 }
 
 /// Every entry of every view of the input, as served: what a replay must reproduce
@@ -220,8 +405,8 @@ pub fn all_views(base: &str) -> BTreeMap<String, Value> {
             continue;
         }
         let name = view["name"].as_str().unwrap_or("").to_string();
-        let body = get_json(base, &format!("/views/{name}?limit=1000")).1;
-        views.insert(name, body["entries"].clone());
+        let entries = all_entries(base, &name);
+        views.insert(name, Value::Array(entries));
     }
     views
 }
@@ -244,6 +429,15 @@ pub fn wait_for_views(base: &str, want: &BTreeMap<String, Value>) {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// The distinct `sluice-id`s of the order-line events among `headers` of
+/// `inventory-events`. The saga, the topic's second writer, has ids ending in `@1`.
+pub fn order_line_ids(headers: &[BTreeMap<String, String>]) -> BTreeSet<String> {
+    distinct_ids(headers)
+        .into_iter()
+        .filter(|id| !id.contains('@'))
+        .collect()
 }
 
 /// The distinct `sluice-id`s of `headers`.

@@ -1,4 +1,14 @@
-//! A deterministic generator of `OrderPlaced` events: the same seed gives the same orders.
+//! A deterministic generator of the shop's input: `OrderPlaced` events on `order-events`,
+//! and the catalog with its restocks on `product-updates`. The same seed gives the same
+//! events.
+//!
+//! The catalog comes first, just before the first order's event time. Every
+//! [`RESTOCK_EVERY`] orders the product system restocks each product towards a random
+//! level around twice its threshold, judging by what was ordered since (it cannot know
+//! which orders the saga refused), so items drift into `warning`, sometimes `depleted`,
+//! and back.
+
+use std::collections::VecDeque;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -8,58 +18,138 @@ use sluice::dsl::EventTime;
 use sluice::record::key_hash;
 use sluice::testkit::{MemoryInput, MemoryRecord};
 
-use crate::events::{OrderEvent, OrderLine, OrderPlaced, OrderStatus};
-use crate::topics::ORDER_EVENTS;
+use crate::events::{OrderEvent, OrderLine, OrderPlaced, OrderStatus, ProductUpdated};
+use crate::topics::{ORDER_EVENTS, PRODUCT_UPDATES};
 
-/// The menu orders are drawn from: item id and unit price.
-pub const MENU: [(&str, f64); 10] = [
-    ("burger", 10.0),
-    ("fries", 3.5),
-    ("pizza", 12.0),
-    ("salad", 8.0),
-    ("soda", 2.0),
-    ("coffee", 3.0),
-    ("icecream", 4.5),
-    ("wrap", 7.5),
-    ("soup", 6.0),
-    ("taco", 3.25),
+/// A product of the menu orders are drawn from.
+#[derive(Debug, Clone, Copy)]
+pub struct MenuItem {
+    /// Its `product_id`, which order lines name as `item_id`.
+    pub id: &'static str,
+    /// Its display name.
+    pub name: &'static str,
+    /// Its unit price.
+    pub price: f64,
+}
+
+const fn item(id: &'static str, name: &'static str, price: f64) -> MenuItem {
+    MenuItem { id, name, price }
+}
+
+/// The menu orders are drawn from.
+pub const MENU: [MenuItem; 10] = [
+    item("burger", "Burger", 10.0),
+    item("fries", "Fries", 3.5),
+    item("pizza", "Pizza", 12.0),
+    item("salad", "Salad", 8.0),
+    item("soda", "Soda", 2.0),
+    item("coffee", "Coffee", 3.0),
+    item("icecream", "Ice cream", 4.5),
+    item("wrap", "Wrap", 7.5),
+    item("soup", "Soup", 6.0),
+    item("taco", "Taco", 3.25),
 ];
 
 /// How many distinct users place orders.
 const USERS: u32 = 1000;
 
-/// Generates orders one after another.
+/// Orders between two restocks of the whole catalog.
+pub const RESTOCK_EVERY: u64 = 50;
+
+/// Every product's low-stock threshold.
+pub const THRESHOLD: i64 = 10;
+
+/// One generated input event, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShopEvent {
+    /// An order, for `order-events`.
+    Order(OrderPlaced),
+    /// A catalog record, for `product-updates`.
+    Product(ProductUpdated),
+}
+
+/// Generates the catalog, orders and restocks, one event after another.
 pub struct OrderGenerator {
     options: GeneratorOptions,
     rng: SmallRng,
+    // Its own stream of randomness, so the orders are the same with or without restocks.
+    restock_rng: SmallRng,
     next_index: u64,
+    /// Per menu item: the catalog stock published last, and what placed orders asked of
+    /// it since the start.
+    stock: [i64; MENU.len()],
+    ordered: [i64; MENU.len()],
+    /// Catalog records due before the next order.
+    pending: VecDeque<ProductUpdated>,
 }
 
 impl OrderGenerator {
     /// A generator with the given options.
     pub fn new(options: GeneratorOptions) -> Self {
         let rng = SmallRng::seed_from_u64(options.seed);
-        OrderGenerator {
+        let restock_rng = SmallRng::seed_from_u64(options.seed ^ 0x5eed_5afe);
+        let mut generator = OrderGenerator {
             options,
             rng,
+            restock_rng,
             next_index: 0,
+            stock: [0; MENU.len()],
+            ordered: [0; MENU.len()],
+            pending: VecDeque::new(),
+        };
+        // Just before the first order, so the saga knows every product when orders come.
+        let catalog_time = EventTime(generator.options.start_ms - 1);
+        generator.restock(catalog_time);
+        generator
+    }
+
+    /// The next event: a catalog record when one is due, an order otherwise.
+    pub fn next_shop_event(&mut self) -> ShopEvent {
+        match self.pending.pop_front() {
+            Some(product) => ShopEvent::Product(product),
+            None => {
+                let order = self.next_order();
+                if self.next_index.is_multiple_of(RESTOCK_EVERY) {
+                    self.restock(order.timestamp);
+                }
+                ShopEvent::Order(order)
+            }
         }
     }
 
-    /// The next order as a typed event.
+    /// Queues one catalog record per product, each restocked towards a fresh target.
+    fn restock(&mut self, at: EventTime) {
+        for (index, item) in MENU.iter().enumerate() {
+            let target = self.restock_rng.random_range(THRESHOLD..=3 * THRESHOLD);
+            let expected_level = self.stock[index] - self.ordered[index];
+            self.stock[index] += (target - expected_level).max(0);
+            self.pending.push_back(ProductUpdated {
+                product_id: item.id.to_string(),
+                name: item.name.to_string(),
+                price: item.price,
+                stock: self.stock[index],
+                threshold: THRESHOLD,
+                timestamp: at,
+                ..ProductUpdated::default()
+            });
+        }
+    }
+
+    /// The next order as a typed event. Called directly, it skips the catalog records.
     pub fn next_order(&mut self) -> OrderPlaced {
         self.next_index += 1;
         let line_count = self.rng.random_range(1..=3usize);
         let mut items: Vec<OrderLine> = Vec::with_capacity(line_count);
         while items.len() < line_count {
-            let (item_id, price) = MENU[self.rng.random_range(0..MENU.len())];
-            if items.iter().any(|line| line.item_id == item_id) {
+            let index = self.rng.random_range(0..MENU.len());
+            let menu_item = MENU[index];
+            if items.iter().any(|line| line.item_id == menu_item.id) {
                 continue;
             }
             items.push(OrderLine {
-                item_id: item_id.to_string(),
+                item_id: menu_item.id.to_string(),
                 quantity: self.rng.random_range(1..=3),
-                price,
+                price: menu_item.price,
             });
         }
         let total_cents: f64 = items
@@ -69,6 +159,13 @@ impl OrderGenerator {
         let failed = self
             .rng
             .random_bool(self.options.failure_rate.clamp(0.0, 1.0));
+        if !failed {
+            for line in &items {
+                if let Some(index) = MENU.iter().position(|menu| menu.id == line.item_id) {
+                    self.ordered[index] += i64::from(line.quantity);
+                }
+            }
+        }
         let offset = (self.next_index - 1) as i64 * self.options.interval_ms;
         OrderPlaced {
             order_id: format!("order_{:06}", self.next_index),
@@ -86,23 +183,39 @@ impl OrderGenerator {
 }
 
 impl EventGenerator for OrderGenerator {
+    fn topics(&self) -> Vec<&'static str> {
+        vec![ORDER_EVENTS, PRODUCT_UPDATES]
+    }
+
     fn next_event(&mut self) -> GeneratedEvent {
-        let order = self.next_order();
-        let key = order.order_id.clone();
         // Serializing plain data with string keys cannot fail.
-        let payload = serde_json::to_vec(&OrderEvent::OrderPlaced(order)).unwrap_or_default();
-        GeneratedEvent { key, payload }
+        match self.next_shop_event() {
+            ShopEvent::Order(order) => GeneratedEvent {
+                topic: ORDER_EVENTS,
+                key: order.order_id.clone(),
+                payload: serde_json::to_vec(&OrderEvent::OrderPlaced(order)).unwrap_or_default(),
+            },
+            ShopEvent::Product(product) => GeneratedEvent {
+                topic: PRODUCT_UPDATES,
+                key: product.product_id.clone(),
+                payload: serde_json::to_vec(&product).unwrap_or_default(),
+            },
+        }
     }
 }
 
-/// `events` generated orders spread over `partitions` in-memory partitions of
-/// `order-events` by key, as a broker's partitioner would: input for the test kit and the
-/// in-process benchmark.
-pub fn generated_input(options: GeneratorOptions, events: usize, partitions: u64) -> MemoryInput {
+/// The events of the first `orders` generated orders (with the catalog records among
+/// them) spread over `partitions` in-memory partitions of their topics by key, as a
+/// broker's partitioner would: input for the test kit and the in-process benchmark.
+pub fn generated_input(options: GeneratorOptions, orders: usize, partitions: u64) -> MemoryInput {
     let mut generator = OrderGenerator::new(options);
     let mut input = MemoryInput::default();
-    for _ in 0..events {
+    let mut generated_orders = 0;
+    while generated_orders < orders {
         let event = generator.next_event();
+        if event.topic == ORDER_EVENTS {
+            generated_orders += 1;
+        }
         let partition = (key_hash(&event.key) % partitions.max(1)) as usize;
         let record = MemoryRecord {
             key: event.key.into_bytes(),
@@ -110,7 +223,7 @@ pub fn generated_input(options: GeneratorOptions, events: usize, partitions: u64
             timestamp: 0,
             watermark_only: false,
         };
-        input.push(ORDER_EVENTS, partition, record);
+        input.push(event.topic, partition, record);
     }
     input
 }

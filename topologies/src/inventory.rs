@@ -183,25 +183,27 @@ pub fn inventory_saga<'scope>(
 ) {
     // A product deleted from the catalog keeps its last stock: orders still held must be
     // releasable, and the contract has no event for it.
-    let products = catalog.changes().flat_map(|change| change.new);
+    let products = catalog.changes().filter_map(|change| change.new);
     let outputs = orders
         .in_event_time_with(&products)
         .process_together_announcing("inventory saga", "item_id or order_id", announce, apply);
+    // filter_map, not flat_map: each output keeps its position among its record's outputs,
+    // which its id is made of.
     outputs
-        .flat_map(|output| match output {
+        .filter_map(|output| match output {
             SagaOutput::Event(event) => Some(event),
             _ => None,
         })
         .to(INVENTORY_EVENTS);
     outputs
-        .flat_map(|output| match output {
+        .filter_map(|output| match output {
             SagaOutput::Level(level) => Some(level),
             _ => None,
         })
         .to_table("item_id")
         .materialize("stock_levels");
     outputs
-        .flat_map(|output| match output {
+        .filter_map(|output| match output {
             SagaOutput::Status(status) => Some(status),
             _ => None,
         })

@@ -8,6 +8,8 @@
 //! - [`catalog`]: the catalog topology: the latest product record per product.
 //! - [`inventory`]: the inventory saga: stock levels, reservations and their
 //!   compensation, in event-time order across orders and catalog.
+//! - [`sales`]: order lines joined with the catalog as of their event time: demand with
+//!   names and prices, and revenue per minute.
 //! - [`monitoring`]: the monitoring topology: processing reports as throughput and health
 //!   views per component.
 //! - [`generator`]: the deterministic order generator behind `shop produce`.
@@ -20,6 +22,7 @@ pub mod generator;
 pub mod inventory;
 pub mod monitoring;
 pub mod orders;
+pub mod sales;
 pub mod topics;
 
 use std::sync::Arc;
@@ -28,12 +31,14 @@ use sluice::app::{Application, EventGenerator, GeneratorOptions};
 use sluice::dsl::{Topology, TopologyFn};
 
 /// Every topology of the shop, in one dataflow: orders and their analytics, the product
-/// catalog, and the monitoring of every engine's processing reports (its own included).
-/// The inventory saga ([`inventory()`]) is not in it yet: the tests that count
-/// `inventory-events` records as one per order line must first learn its results.
+/// catalog, the inventory saga over both, the orders enriched with the catalog, and the
+/// monitoring of every engine's processing reports (its own included).
 pub fn shop(topology: &mut Topology<'_>) {
-    orders::orders(topology);
-    catalog::catalog(topology);
+    let orders = orders::order_events(topology);
+    orders::analytics(&orders);
+    let catalog = catalog::catalog_table(topology);
+    inventory::inventory_saga(&orders, &catalog);
+    sales::sales(&orders, &catalog);
     monitoring::monitoring(topology);
 }
 

@@ -14,6 +14,7 @@ use sluice::testkit::TopologyTestDriver;
 use sluice_topologies::events::{OrderEvent, OrderStatus, ProductUpdated};
 use sluice_topologies::topics::{INVENTORY_EVENTS, ORDER_EVENTS, PRODUCT_UPDATES};
 
+use saga::model::Model;
 use saga::{BASE, cancel, order, product};
 
 fn driver() -> TopologyTestDriver {
@@ -157,130 +158,6 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// The saga's rules applied one record at a time, in event-time order, with plain maps.
-#[derive(Default)]
-struct Model {
-    /// Per item: catalog stock, threshold, units held.
-    items: BTreeMap<String, (i64, i64, i64)>,
-    /// Per order: status, reason and item, and the lines it holds.
-    orders: BTreeMap<String, (Value, Vec<(String, i64)>)>,
-}
-
-impl Model {
-    fn state(level: i64, threshold: i64) -> &'static str {
-        if level <= 0 {
-            "depleted"
-        } else if level < threshold {
-            "warning"
-        } else {
-            "normal"
-        }
-    }
-
-    fn restock(&mut self, product: &ProductUpdated) {
-        let entry = self.items.entry(product.product_id.clone()).or_default();
-        entry.0 = product.stock;
-        entry.1 = product.threshold;
-    }
-
-    fn order(&mut self, event: &OrderEvent) {
-        match event {
-            OrderEvent::OrderPlaced(placed) => {
-                if self.orders.contains_key(&placed.order_id) {
-                    return;
-                }
-                if placed.status == OrderStatus::Failed {
-                    self.orders.insert(
-                        placed.order_id.clone(),
-                        (
-                            json!({"status": "failed", "reason": "order_failed"}),
-                            vec![],
-                        ),
-                    );
-                    return;
-                }
-                let mut wanted: Vec<(String, i64)> = Vec::new();
-                for line in &placed.items {
-                    match wanted.iter_mut().find(|(item, _)| *item == line.item_id) {
-                        Some((_, quantity)) => *quantity += i64::from(line.quantity),
-                        None => wanted.push((line.item_id.clone(), i64::from(line.quantity))),
-                    }
-                }
-                for (item, quantity) in &wanted {
-                    let reason = match self.items.get(item) {
-                        None => Some("unknown_item"),
-                        Some((stock, _, held)) if stock - held < *quantity => {
-                            Some("insufficient_stock")
-                        }
-                        Some(_) => None,
-                    };
-                    if let Some(reason) = reason {
-                        self.orders.insert(
-                            placed.order_id.clone(),
-                            (
-                                json!({"status": "failed", "reason": reason, "item_id": item}),
-                                vec![],
-                            ),
-                        );
-                        return;
-                    }
-                }
-                for (item, quantity) in &wanted {
-                    if let Some(entry) = self.items.get_mut(item) {
-                        entry.2 += quantity;
-                    }
-                }
-                self.orders.insert(
-                    placed.order_id.clone(),
-                    (json!({"status": "confirmed"}), wanted),
-                );
-            }
-            OrderEvent::OrderCancelled(cancelled) => {
-                let held = match self.orders.get(&cancelled.order_id) {
-                    Some((status, _)) if status["status"] != "confirmed" => return,
-                    Some((_, held)) => held.clone(),
-                    None => vec![],
-                };
-                for (item, quantity) in held {
-                    if let Some(entry) = self.items.get_mut(&item) {
-                        entry.2 -= quantity;
-                    }
-                }
-                self.orders.insert(
-                    cancelled.order_id.clone(),
-                    (json!({"status": "cancelled"}), vec![]),
-                );
-            }
-        }
-    }
-
-    fn levels(&self) -> Value {
-        let rows: serde_json::Map<String, Value> = self
-            .items
-            .iter()
-            .map(|(item, (stock, threshold, held))| {
-                let level = stock - held;
-                (
-                    item.clone(),
-                    json!({"level": level, "threshold": threshold,
-                           "state": Model::state(level, *threshold),
-                           "stock": stock, "reserved": held}),
-                )
-            })
-            .collect();
-        Value::Object(rows)
-    }
-
-    fn statuses(&self) -> Value {
-        Value::Object(
-            self.orders
-                .iter()
-                .map(|(order, (status, _))| (order.clone(), status.clone()))
-                .collect(),
-        )
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -353,5 +230,62 @@ proptest! {
         driver.advance_watermark(BASE + 1_000_000);
         prop_assert_eq!(driver.view("stock_levels").expect("view"), model.levels());
         prop_assert_eq!(driver.view("order_status").expect("view"), model.statuses());
+        let mut written: BTreeMap<String, usize> = BTreeMap::new();
+        for event in events(&mut driver) {
+            *written.entry(event["event_type"].as_str().unwrap_or("").to_string()).or_default() += 1;
+        }
+        let modelled: BTreeMap<String, usize> =
+            model.events.iter().map(|(event_type, count)| (event_type.to_string(), *count)).collect();
+        prop_assert_eq!(written, modelled);
     }
+}
+
+/// The shop's generator drives the saga through every outcome (reservations, refusals for
+/// lack of stock, and all three transitions), and on its input the saga ends as the model
+/// does.
+#[test]
+fn the_generated_shop_input_exercises_every_outcome_and_matches_the_model() {
+    use sluice::app::GeneratorOptions;
+    use sluice_topologies::generator::{OrderGenerator, ShopEvent};
+
+    let mut generator = OrderGenerator::new(GeneratorOptions {
+        seed: 5,
+        failure_rate: 0.05,
+        start_ms: BASE,
+        interval_ms: 100,
+    });
+    let mut model = Model::default();
+    let mut driver = driver();
+    let mut orders = 0;
+    while orders < 2_000 {
+        match generator.next_shop_event() {
+            ShopEvent::Order(placed) => {
+                let event = OrderEvent::OrderPlaced(placed);
+                model.order(&event);
+                pipe_order(&mut driver, &event);
+                orders += 1;
+            }
+            ShopEvent::Product(product) => {
+                model.restock(&product);
+                pipe_product(&mut driver, &product);
+            }
+        }
+    }
+    for event_type in [
+        "StockReserved",
+        "ReservationFailed",
+        "StockLevelWarning",
+        "StockDepleted",
+        "StockLevelNormalized",
+    ] {
+        assert!(
+            model.events.get(event_type).copied().unwrap_or(0) > 0,
+            "no {event_type} in {:?}",
+            model.events
+        );
+    }
+    driver.advance_watermark(BASE + 1_000_000_000);
+    assert_eq!(driver.view("stock_levels").expect("view"), model.levels());
+    assert_eq!(driver.view("order_status").expect("view"), model.statuses());
+    assert_eq!(events(&mut driver).len(), model.event_count());
 }

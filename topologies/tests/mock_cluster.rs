@@ -109,6 +109,10 @@ struct Expected {
     demand: BTreeMap<(String, i64), u64>,
     closed_up_to: i64,
     inventory_events: usize,
+    /// The saga's results: with no catalog, one `ReservationFailed` (`unknown_item`) per
+    /// placed order it decides, which at the stop are those placed before both partitions'
+    /// watermarks.
+    refused: usize,
 }
 
 fn expected(orders: &[Order]) -> Expected {
@@ -116,12 +120,18 @@ fn expected(orders: &[Order]) -> Expected {
     let mut late = Vec::new();
     let mut per_minute: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
     let mut demand: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    // Where the saga places each placed order: at its event time, or at its partition's
+    // watermark when it came behind it.
+    let mut saga_places = Vec::new();
     for o in orders {
         let at = BASE + o.at_seconds * 1000;
         let max = max_seen.entry(o.partition).or_insert(at);
         *max = (*max).max(at);
         // A record is late by its partition's exact watermark after it.
         let watermark = (*max - GRACE_MS).max(0);
+        if !o.failed {
+            saga_places.push(at.max(watermark));
+        }
         let start = at - at.rem_euclid(MINUTE_MS);
         if start + MINUTE_MS <= watermark {
             late.push(o.id);
@@ -145,12 +155,22 @@ fn expected(orders: &[Order]) -> Expected {
         .min()
         .unwrap_or(0);
     let inventory_events = orders.iter().map(|o| o.lines.len()).sum();
+    let stopped_watermark = max_seen
+        .values()
+        .map(|max| max - GRACE_MS)
+        .min()
+        .unwrap_or(0);
+    let refused = saga_places
+        .iter()
+        .filter(|place| **place < stopped_watermark)
+        .count();
     Expected {
         late,
         per_minute,
         demand,
         closed_up_to,
         inventory_events,
+        refused,
     }
 }
 
@@ -375,8 +395,8 @@ async fn every_view_matches_an_independent_computation() {
     assert_eq!(topic_size(&brokers, "order-events.dlq"), 1);
     assert_eq!(
         topic_size(&brokers, "inventory-events"),
-        want.inventory_events as i64,
-        "one inventory event per order line"
+        (want.inventory_events + want.refused) as i64,
+        "one inventory event per order line, and the saga's refusals"
     );
 
     let late = read_topic(&brokers, "order-events.late", 3);
@@ -408,12 +428,24 @@ async fn every_view_matches_an_independent_computation() {
     assert_eq!(dead[0].1, b"not json");
     assert!(dead[0].2["sluice-error"].contains("cannot decode"));
 
-    let inventory = read_topic(&brokers, "inventory-events", want.inventory_events);
+    let written = want.inventory_events + want.refused;
+    let inventory = read_topic(&brokers, "inventory-events", written);
     let ids: std::collections::BTreeSet<&String> = inventory
         .iter()
         .map(|(_, _, headers)| &headers["sluice-id"])
         .collect();
-    assert_eq!(ids.len(), want.inventory_events, "record ids are unique");
+    assert_eq!(ids.len(), written, "record ids are unique");
+    // The saga writes second to the topic, so its ids end in `@1`.
+    let (saga, lines): (Vec<&ReadRecord>, Vec<&ReadRecord>) = inventory
+        .iter()
+        .partition(|(_, _, headers)| headers["sluice-id"].ends_with("@1"));
+    assert_eq!(lines.len(), want.inventory_events);
+    assert_eq!(saga.len(), want.refused);
+    for (_, payload, _) in saga {
+        let refusal: Value = serde_json::from_slice(payload).expect("JSON");
+        assert_eq!(refusal["event_type"], "ReservationFailed", "{refusal}");
+        assert_eq!(refusal["reason"], "unknown_item", "{refusal}");
+    }
 }
 
 fn topic_size(brokers: &str, topic: &str) -> i64 {

@@ -29,17 +29,15 @@ pub(crate) async fn bench(
         .kafka
         .settings(&format!("{}-bench", application.name()));
     let topic = application.input_topic().to_string();
-    ensure_topics(
-        &settings,
-        std::slice::from_ref(&topic),
-        args.kafka.broker_timeout(),
-    )
-    .await?;
-    let before = topic_size(&settings, &topic).await?;
+    let mut generator = application.generator(&args.generator.options());
+    // Every topic the generator writes is input: the engine reads them all.
+    let mut topics = vec![topic.clone()];
+    topics.extend(generator.topics().iter().skip(1).map(|t| t.to_string()));
+    ensure_topics(&settings, &topics, args.kafka.broker_timeout()).await?;
+    let before = total_size(&settings, &topics).await?;
 
     let mut preloaded = 0;
     if !args.no_preload {
-        let mut generator = application.generator(&args.generator.options());
         let options = ProduceOptions {
             topic: topic.clone(),
             count: Some(args.events),
@@ -64,14 +62,17 @@ pub(crate) async fn bench(
         );
         preloaded = report.delivered;
         println!(
-            "preloaded {preloaded} events in {:.2} s ({:.0} events/s)",
+            "preloaded {} in {:.2} s ({:.0} events/s)",
+            report.describe_sent(),
             report.elapsed.as_secs_f64(),
             preloaded as f64 / report.elapsed.as_secs_f64().max(1e-9)
         );
     }
     // Some brokers (Tansu) report a high watermark below the true end, so trust what was
     // just published over what the broker reports.
-    let target = topic_size(&settings, &topic).await?.max(before + preloaded);
+    let target = total_size(&settings, &topics)
+        .await?
+        .max(before + preloaded);
     anyhow::ensure!(
         target > 0,
         "topic {topic} is empty; run without --no-preload"
@@ -165,6 +166,15 @@ fn checkpointed(status: &EngineStatus) -> u64 {
             .map(|position| position.offset.max(0) as u64)
             .sum()
     })
+}
+
+/// How many records `topics` hold together.
+async fn total_size(settings: &KafkaSettings, topics: &[String]) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for topic in topics {
+        total += topic_size(settings, topic).await?;
+    }
+    Ok(total)
 }
 
 /// The number of records in a topic: the sum of its partitions' high watermarks.

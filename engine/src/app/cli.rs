@@ -196,15 +196,18 @@ impl GeneratorArgs {
 struct ProduceArgs {
     #[command(flatten)]
     kafka: KafkaArgs,
-    /// How many events to publish.
+    /// How many events of the main stream (the orders) to publish; the reference data they
+    /// need (the catalog) comes on top.
     #[arg(long, default_value_t = 10_000)]
     count: u64,
-    /// Events per second of wall time; 0 publishes as fast as the broker takes them.
+    /// Main-stream events per second of wall time; 0 publishes as fast as the broker takes
+    /// them.
     #[arg(long, default_value_t = 0.0, value_parser = non_negative)]
     rate: f64,
     #[command(flatten)]
     generator: GeneratorArgs,
-    /// Destination topic (default: the application's input topic).
+    /// Destination of the main stream, the orders (default: the application's input
+    /// topic). The reference data that comes along (the catalog) keeps its own topic.
     #[arg(long)]
     topic: Option<String>,
 }
@@ -387,16 +390,14 @@ async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow
         Command::Replay(args) => super::replay::replay(application, args).await,
         Command::Produce(args) => {
             let settings = args.kafka.settings(application.name());
+            let generator = application.generator(&args.generator.options());
             let topic = args
                 .topic
                 .unwrap_or_else(|| application.input_topic().to_string());
-            crate::kafka::admin::ensure_topics(
-                &settings,
-                std::slice::from_ref(&topic),
-                args.kafka.broker_timeout(),
-            )
-            .await?;
-            let mut generator = application.generator(&args.generator.options());
+            let mut topics = vec![topic.clone()];
+            topics.extend(generator.topics().iter().skip(1).map(|t| t.to_string()));
+            crate::kafka::admin::ensure_topics(&settings, &topics, args.kafka.broker_timeout())
+                .await?;
             let options = ProduceOptions {
                 topic,
                 count: Some(args.count),
@@ -404,6 +405,7 @@ async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow
                 progress: true,
             };
             let report = tokio::task::spawn_blocking(move || {
+                let mut generator = generator;
                 produce(
                     &settings,
                     generator.as_mut(),
@@ -414,9 +416,8 @@ async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow
             .await
             .context("the producer thread failed")??;
             println!(
-                "published {} events to {} in {:.2} s ({:.0} events/s), {} failed",
-                report.delivered,
-                application.input_topic(),
+                "published {} in {:.2} s ({:.0} events/s), {} failed",
+                report.describe_sent(),
                 report.elapsed.as_secs_f64(),
                 report.delivered as f64 / report.elapsed.as_secs_f64().max(1e-9),
                 report.failed

@@ -3,6 +3,8 @@
 /// One event to publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratedEvent {
+    /// The topic it goes to: one of its generator's [`EventGenerator::topics`].
+    pub topic: &'static str,
     /// Record key.
     pub key: String,
     /// Record value (JSON).
@@ -24,6 +26,11 @@ pub struct GeneratorOptions {
 
 /// A deterministic source of events.
 pub trait EventGenerator: Send {
+    /// Every topic the events go to. The first is the main stream (an application's input
+    /// topic): counts and rates are of its events, and the others come along as the main
+    /// stream needs them, such as the reference data its events refer to.
+    fn topics(&self) -> Vec<&'static str>;
+
     /// The next event.
     fn next_event(&mut self) -> GeneratedEvent;
 }

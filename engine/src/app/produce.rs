@@ -23,6 +23,28 @@ pub struct ProduceReport {
     pub failed: u64,
     /// Wall time from the first send to the last acknowledgement.
     pub elapsed: Duration,
+    /// Events sent per destination topic, the main stream's first.
+    pub sent: Vec<(String, u64)>,
+}
+
+impl ProduceReport {
+    /// "10000 events to order-events and 2010 to product-updates".
+    pub fn describe_sent(&self) -> String {
+        let parts: Vec<String> = self
+            .sent
+            .iter()
+            .enumerate()
+            .map(|(index, (topic, count))| match index {
+                0 => format!("{count} events to {topic}"),
+                _ => format!("{count} to {topic}"),
+            })
+            .collect();
+        match parts.split_last() {
+            None => "no events".to_string(),
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -48,11 +70,12 @@ impl ProducerContext for CountingContext {
 
 /// How to publish.
 pub struct ProduceOptions {
-    /// Destination topic.
+    /// Destination of the main stream's events (the generator's first topic); its other
+    /// events go to the topics they name.
     pub topic: String,
-    /// How many events; `None` runs until `stop` is set.
+    /// How many events of the main stream; `None` runs until `stop` is set.
     pub count: Option<u64>,
-    /// Events per second of wall time; 0 means as fast as possible.
+    /// Main-stream events per second of wall time; 0 means as fast as possible.
     pub rate: f64,
     /// Show a progress bar on the terminal.
     pub progress: bool,
@@ -79,10 +102,14 @@ pub fn produce(
         ProgressStyle::with_template("{bar:40} {pos}/{len} events, {per_sec}, eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let main_topic = generator.topics().first().copied().unwrap_or_default();
+    let mut sent_to: Vec<(String, u64)> = vec![(options.topic.clone(), 0)];
     let started = Instant::now();
     let mut sent: u64 = 0;
     while options.count.is_none_or(|count| sent < count) && !stop.load(Ordering::Relaxed) {
-        if options.rate > 0.0 {
+        let event = generator.next_event();
+        let is_main = event.topic == main_topic;
+        if is_main && options.rate > 0.0 {
             // Pace against the start, not the previous send, so the rate does not drift.
             let due = started + Duration::from_secs_f64(sent as f64 / options.rate);
             let now = Instant::now();
@@ -90,8 +117,8 @@ pub fn produce(
                 std::thread::sleep(due - now);
             }
         }
-        let event = generator.next_event();
-        let mut record = BaseRecord::to(&options.topic)
+        let topic = if is_main { &options.topic } else { event.topic };
+        let mut record = BaseRecord::to(topic)
             .key(&event.key)
             .payload(&event.payload);
         loop {
@@ -103,6 +130,13 @@ pub fn produce(
                 }
                 Err((error, _)) => return Err(EngineError::kafka("queueing an event", error)),
             }
+        }
+        match sent_to.iter_mut().find(|(seen, _)| seen == topic) {
+            Some((_, count)) => *count += 1,
+            None => sent_to.push((topic.to_string(), 1)),
+        }
+        if !is_main {
+            continue;
         }
         sent += 1;
         if sent.is_multiple_of(1024) {
@@ -118,5 +152,6 @@ pub fn produce(
         delivered: acknowledgements.delivered.load(Ordering::Relaxed),
         failed: acknowledgements.failed.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
+        sent: sent_to,
     })
 }

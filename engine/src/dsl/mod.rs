@@ -26,12 +26,14 @@
 //! - [`table`]: tables: read from a topic (upserts), or derived from windowed views.
 //! - [`sequenced`]: two streams applied together in event-time order, to state of their
 //!   own (sagas, joins as of event time).
+//! - [`temporal_join`]: stream-table joins as of each record's event time.
 
 pub mod accumulators;
 pub mod exact_sum;
 pub mod sequenced;
 pub mod stream;
 pub mod table;
+pub mod temporal_join;
 pub mod topology;
 pub mod windowed;
 

@@ -122,6 +122,8 @@ impl<'scope, L: Data, R: Data> EventTimeOrdered<'scope, L, R> {
                         .map(|index| env.idle_board(index as u32, peers))
                         .collect()
                 });
+                // Idleness is a wall-clock rule for live input (see `Sequencing`).
+                let live_input = !matches!(env.input, crate::runtime::InputMode::Memory(_));
                 sequence(
                     (self.left.inner.clone(), self.right.inner.clone()),
                     name,
@@ -130,6 +132,7 @@ impl<'scope, L: Data, R: Data> EventTimeOrdered<'scope, L, R> {
                         routing,
                         topics,
                         idle,
+                        live_input,
                         step,
                         on_arrival,
                     },

@@ -114,8 +114,38 @@ impl<'scope, T: Data> Stream<'scope, T> {
         self.derive("map", inner, self.key_name.clone())
     }
 
+    /// Transforms every value into zero or one value, keeping its key, event time and
+    /// position: the id of what comes out is the id of what went in, as with
+    /// [`Stream::map`] and [`Stream::filter`].
+    pub fn filter_map<U: Data>(
+        &self,
+        transform: impl Fn(T) -> Option<U> + 'static,
+    ) -> Stream<'scope, U> {
+        let inner = self.flat_map_records("FilterMap", move |record, emit| {
+            let Record {
+                key,
+                event_time,
+                watermark,
+                origin,
+                value,
+            } = record;
+            if let Some(value) = transform(value) {
+                emit(Record {
+                    key,
+                    event_time,
+                    watermark,
+                    origin,
+                    value,
+                });
+            }
+        });
+        self.derive("filter_map", inner, self.key_name.clone())
+    }
+
     /// Turns every value into zero or more values, keeping its key and event time. Each
-    /// output remembers its position, which makes its output id unique.
+    /// output remembers its position, which makes its output id unique: straight from a
+    /// source the position is the output's place in the expansion; after an earlier
+    /// expansion it combines the two (see [`expanded_position`]).
     pub fn flat_map<U: Data, I>(&self, expand: impl Fn(T) -> I + 'static) -> Stream<'scope, U>
     where
         I: IntoIterator<Item = U>,
@@ -132,7 +162,7 @@ impl<'scope, T: Data> Stream<'scope, T> {
             let mut values = expand(value).into_iter().enumerate().peekable();
             while let Some((index, value)) = values.next() {
                 let mut origin = origin;
-                origin.index = index as u32;
+                origin.index = expanded_position(origin.index, index as u32);
                 // The last output takes the key; only the others need a copy.
                 let key = match values.peek() {
                     Some(_) => key.clone().unwrap_or_default(),
@@ -176,15 +206,24 @@ impl<'scope, T: Data> Stream<'scope, T> {
 
     /// Writes every value as JSON to `topic`, keyed by the record key. Each record carries a
     /// deterministic id header, so a consumer can drop the duplicates of at-least-once output.
+    /// Several streams may write to one topic; the ids of the second and later writers end
+    /// in `@1`, `@2`, … in the order they were declared.
     pub fn to(&self, topic: &str) {
-        let source_topics = {
+        let (source_topics, writer) = {
             let mut plan = self.context.plan.borrow_mut();
             plan.add_node(format!("to {topic}"), vec![self.node]);
+            let writer = plan
+                .sink_topics
+                .iter()
+                .filter(|sink| *sink == topic)
+                .count();
             plan.sink_topics.push(topic.to_string());
-            plan.sources
+            let source_topics = plan
+                .sources
                 .iter()
                 .map(|source| source.topic.clone())
-                .collect()
+                .collect();
+            (source_topics, writer)
         };
         if let Some(env) = &self.context.env {
             to_topic(
@@ -192,6 +231,7 @@ impl<'scope, T: Data> Stream<'scope, T> {
                 Arc::clone(env),
                 topic.to_string(),
                 source_topics,
+                writer,
             );
         }
     }
@@ -206,4 +246,19 @@ impl<T: Data> Clone for Stream<'_, T> {
             Rc::clone(&self.context),
         )
     }
+}
+
+/// The position of the `index`-th output of a record at position `upstream`, unique
+/// among the outputs of one input record: `index` itself for a record straight from its
+/// source (position 0), as the ids of one expansion read; otherwise a pairing of the two
+/// (Szudzik's) above 2^31, where no single expansion reaches. Unique while both are below
+/// 46,340.
+pub fn expanded_position(upstream: u32, index: u32) -> u32 {
+    if upstream == 0 {
+        return index;
+    }
+    let (a, b) = (u64::from(upstream - 1), u64::from(index));
+    let paired = if a >= b { a * a + a + b } else { b * b + a };
+    let above = (1u64 << 31).saturating_add(paired);
+    u32::try_from(above).unwrap_or(u32::MAX)
 }

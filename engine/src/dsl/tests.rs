@@ -715,3 +715,143 @@ fn a_regrouped_table_moves_a_rows_value_between_groups_as_the_row_changes() {
         ]
     );
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Sale {
+    item: String,
+    quantity: u32,
+    at: i64,
+}
+
+/// Sales joined with the price table as of each sale's event time, both kept (left join)
+/// and only those with a price (inner join).
+fn priced_sales() -> TopologyFn {
+    Arc::new(|topology| {
+        let prices = topology.table(
+            "item",
+            Source::<Price>::topic("prices").event_time(|price| price.at),
+        );
+        let sales = topology
+            .source(Source::<Sale>::topic("sales").event_time(|sale| sale.at))
+            .key_by("item", |sale| sale.item.clone());
+        sales
+            .left_join_table(&prices, "price as of the sale", |sale, price| {
+                (sale.at, sale.quantity, price.map(|price| price.cents))
+            })
+            .to("priced-sales");
+        sales
+            .join_table(&prices, "price as of the sale, if any", |sale, price| {
+                (sale.at, sale.quantity * price.cents)
+            })
+            .to("sale-amounts");
+    })
+}
+
+/// What `topic` received since the last read, in event-time order.
+fn sent_in_time_order(
+    driver: &mut crate::testkit::TopologyTestDriver,
+    topic: &str,
+) -> Vec<(String, serde_json::Value)> {
+    let mut sent: Vec<(String, serde_json::Value)> = driver
+        .read_output(topic)
+        .expect("read")
+        .into_iter()
+        .map(|event| (event.key, event.value))
+        .collect();
+    sent.sort_by_key(|(_, value)| value[0].as_i64());
+    sent
+}
+
+#[test]
+fn a_stream_table_join_sees_each_row_as_it_stood_at_the_records_event_time() {
+    use serde_json::json;
+    let mut driver = crate::testkit::TopologyTestDriver::new(priced_sales()).expect("driver");
+    let sale = |item: &str, quantity, at| Sale {
+        item: item.into(),
+        quantity,
+        at,
+    };
+    let price = |cents, at| Price {
+        item: "tea".into(),
+        cents,
+        at,
+    };
+    // The sales are read before the prices: only event time decides what each meets.
+    for record in [
+        sale("tea", 1, 5_000),
+        sale("tea", 2, 20_000),
+        sale("tea", 3, 30_000), // the same instant as the second price: the table came first
+        sale("tea", 4, 40_000),
+        sale("jam", 5, 45_000), // jam never has a price
+        sale("tea", 6, 60_000), // after tea's row was deleted
+    ] {
+        let key = record.item.clone();
+        driver
+            .pipe_input("sales", &key, &record, record.at)
+            .expect("pipe");
+    }
+    driver
+        .pipe_input("prices", "tea", &price(100, 10_000), 10_000)
+        .expect("pipe");
+    driver
+        .pipe_input("prices", "tea", &price(120, 30_000), 30_000)
+        .expect("pipe");
+    driver.pipe_tombstone("prices", 0, "tea", 50_000);
+    driver.advance_watermark(100_000);
+    assert_eq!(
+        sent_in_time_order(&mut driver, "priced-sales"),
+        vec![
+            ("tea".to_string(), json!([5_000, 1, null])),
+            ("tea".to_string(), json!([20_000, 2, 100])),
+            ("tea".to_string(), json!([30_000, 3, 120])),
+            ("tea".to_string(), json!([40_000, 4, 120])),
+            ("jam".to_string(), json!([45_000, 5, null])),
+            ("tea".to_string(), json!([60_000, 6, null])),
+        ]
+    );
+    assert_eq!(
+        sent_in_time_order(&mut driver, "sale-amounts"),
+        vec![
+            ("tea".to_string(), json!([20_000, 200])),
+            ("tea".to_string(), json!([30_000, 360])),
+            ("tea".to_string(), json!([40_000, 480])),
+        ]
+    );
+
+    // A step restored from the checkpoint: the join's rows came back with it.
+    driver
+        .pipe_input("prices", "tea", &price(200, 200_000), 200_000)
+        .expect("pipe");
+    driver
+        .pipe_input("sales", "tea", &sale("tea", 7, 210_000), 210_000)
+        .expect("pipe");
+    driver.advance_watermark(300_000);
+    assert_eq!(
+        sent_in_time_order(&mut driver, "priced-sales"),
+        vec![("tea".to_string(), json!([210_000, 7, 200]))]
+    );
+}
+
+#[test]
+fn positions_of_nested_expansions_never_collide() {
+    use super::stream::expanded_position;
+    use std::collections::BTreeSet;
+    // Straight from a source, an expansion's positions are its own.
+    assert_eq!(
+        (0..5)
+            .map(|index| expanded_position(0, index))
+            .collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+    // Expanding the outputs of an expansion (and those again) gives distinct positions.
+    let mut seen = BTreeSet::new();
+    for first in 0..40u32 {
+        for second in 0..40u32 {
+            let once = expanded_position(0, first);
+            assert!(
+                seen.insert(expanded_position(once, second)),
+                "{first} {second}"
+            );
+        }
+    }
+}

@@ -56,7 +56,13 @@ pub fn describe(plan: &Plan) -> String {
             view.value
         );
     }
-    let _ = writeln!(out, "Output topics: {}", plan.sink_topics.join(", "));
+    let mut outputs: Vec<&str> = Vec::new();
+    for topic in &plan.sink_topics {
+        if !outputs.contains(&topic.as_str()) {
+            outputs.push(topic);
+        }
+    }
+    let _ = writeln!(out, "Output topics: {}", outputs.join(", "));
     out
 }
 

@@ -6,12 +6,18 @@
 //! move it on.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+use crate::epoch::Time;
 
 /// What the workers of one source say about their partitions.
 #[derive(Debug)]
 pub(crate) struct IdleBoard {
     board: Mutex<Board>,
+    /// One more than the latest checkpoint epoch any worker sent records of the source in;
+    /// 0 before the first.
+    data_epochs: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -22,6 +28,9 @@ struct Board {
     max_watermark: Vec<Option<u64>>,
     /// Since when every partition has been idle, and the greatest watermark then.
     quiet_since: Option<(Instant, u64)>,
+    /// Per worker: the least watermark its partitions reached by their own records, idle
+    /// or not (what following the others does not raise).
+    own_min: Vec<Option<u64>>,
 }
 
 impl IdleBoard {
@@ -32,8 +41,46 @@ impl IdleBoard {
                 active_min: vec![None; workers],
                 max_watermark: vec![None; workers],
                 quiet_since: None,
+                own_min: vec![None; workers],
             }),
+            data_epochs: AtomicU64::new(0),
         }
+    }
+
+    /// Records the least watermark `worker`'s partitions reached by their own records.
+    pub(crate) fn report_own(&self, worker: usize, own_min: Option<u64>) {
+        let mut board = self
+            .board
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(slot) = board.own_min.get_mut(worker) {
+            *slot = own_min;
+        }
+    }
+
+    /// The least watermark the source's partitions reached by their own records, on every
+    /// worker that reported one. An idle partition's time follows the others', which depends
+    /// on wall time; this does not, so decisions that must repeat on every run stay below it.
+    pub(crate) fn least_own_watermark(&self) -> Option<u64> {
+        let board = self
+            .board
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        board.own_min.iter().flatten().min().copied()
+    }
+
+    /// Notes that a worker sent records of the source in checkpoint epoch `epoch`.
+    pub(crate) fn sent_data_in(&self, epoch: u64) {
+        self.data_epochs
+            .fetch_max(epoch.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// Whether `frontier`, downstream of the source, has passed every epoch the source sent
+    /// records in: then none of them is still on its way. An idle source's partitions stand
+    /// still, so only a later epoch tells that what they sent has arrived.
+    pub(crate) fn delivered_by(&self, frontier: &[Time]) -> bool {
+        let after_data = self.data_epochs.load(Ordering::Relaxed);
+        frontier.iter().all(|time| time.outer >= after_data)
     }
 
     /// Records what `worker`'s partitions stand at and returns the watermark its idle

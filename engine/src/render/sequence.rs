@@ -30,7 +30,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
 use super::idle::IdleBoard;
 use super::state::{CheckpointGate, OperatorState};
-use crate::epoch::{Time, stamp_time, watermark_of};
+use crate::epoch::{NO_WATERMARK, Time, at, stamp_time, watermark_of};
 use crate::record::{Data, Origin, Record, key_hash, worker_of};
 
 /// A record of the first stream or of the second.
@@ -134,6 +134,10 @@ impl<S> StateMap<S> {
 /// The place of a record in event-time order: its event time, then where it was read.
 type Sequence = (i64, u32, i32, i64, u32);
 
+/// A record behind its partition's watermark (late) takes its place at that watermark:
+/// when it arrives, records up to there may have been applied already, and its place must
+/// not depend on how soon it came. The partition's watermark after the record is a
+/// function of the partition's data, so the order is the same on every run.
 fn sequence_of<T>(record: &Record<T>) -> Sequence {
     let Origin {
         source,
@@ -141,7 +145,11 @@ fn sequence_of<T>(record: &Record<T>) -> Sequence {
         offset,
         index,
     } = record.origin;
-    (record.event_time, source, partition, offset, index)
+    let place = match i64::try_from(record.watermark) {
+        Ok(watermark) if record.watermark != NO_WATERMARK => record.event_time.max(watermark),
+        _ => record.event_time,
+    };
+    (place, source, partition, offset, index)
 }
 
 const PENDING: &[u8] = b"p/";
@@ -168,8 +176,14 @@ pub(crate) struct Sequencing<F, A> {
     pub routing: Routing,
     /// The source topics of each side, whose stopped watermarks end a run.
     pub topics: [Vec<String>; 2],
-    /// Each side's sources' idle boards: a side idle everywhere holds nothing back.
+    /// Each side's sources' idle boards.
     pub idle: [Vec<Arc<IdleBoard>>; 2],
+    /// Live input (a broker): a side idle everywhere holds nothing back, and idle
+    /// partitions' time counts, as for windows; both depend on wall time. Input held in
+    /// memory is all there from the start: no side is skipped, and no side's watermark is
+    /// taken past what its partitions reached by their own records, so what a run makes
+    /// depends on the input alone.
+    pub live_input: bool,
     /// Applies one record, in event-time order, emitting keyed outputs.
     pub step: F,
     /// Emits outputs for a record as soon as it arrives, before it is applied.
@@ -291,7 +305,8 @@ impl<L: Data, R: Data, S: Data> Sequencer<L, R, S> {
 }
 
 /// Outputs of one input record as records: its event time and origin, each with its own
-/// position, so that every output has its own deterministic id.
+/// position (combined with the record's own, as an expansion does), so that every output
+/// has its own deterministic id.
 fn stamp_outputs<O>(
     emitted: &mut Vec<(String, O)>,
     event_time: i64,
@@ -306,25 +321,53 @@ fn stamp_outputs<O>(
             event_time,
             watermark,
             origin: Origin {
-                index: index as u32,
+                index: crate::dsl::stream::expanded_position(origin.index, index as u32),
                 ..origin
             },
             value,
         })
 }
 
-/// The watermark of one side: `None` when it holds nothing back (stopped, empty, or idle
-/// on every partition).
-fn side_watermark(frontier: &[Time], idle: &[Arc<IdleBoard>]) -> Option<u64> {
-    if side_is_quiet(idle) {
-        return None;
+/// The watermark both sides allow, from each side's watermark and whether it is quiet (idle
+/// on every partition). A quiet side holds nothing back, so the others decide. When every
+/// side is quiet, the highest watermark decides, as in Flink's watermark valve: nothing
+/// older can come, and without it the records below the last watermark would wait for the
+/// next record forever.
+fn combined_watermark(sides: [(Option<u64>, bool); 2]) -> Option<u64> {
+    let active = sides.iter().filter(|(_, quiet)| !quiet);
+    if sides.iter().all(|(_, quiet)| *quiet) {
+        sides.iter().filter_map(|(watermark, _)| *watermark).max()
+    } else {
+        active.filter_map(|(watermark, _)| *watermark).min()
     }
-    watermark_of(frontier)
 }
 
-/// Whether every source of a side is idle on every partition.
-fn side_is_quiet(idle: &[Arc<IdleBoard>]) -> bool {
-    !idle.is_empty() && idle.iter().all(|board| board.is_quiet())
+/// A side's watermark: its input frontier's, but no further than its partitions reached by
+/// their own records. Idle partitions follow the others' time (see `render::idle`), which
+/// depends on wall time: records must not be applied on the strength of it, or a run would
+/// apply what a slower or faster one would not.
+fn own_watermark(frontier: &[Time], idle: &[Arc<IdleBoard>]) -> Option<u64> {
+    let reached = idle
+        .iter()
+        .filter_map(|board| board.least_own_watermark())
+        .min();
+    match (watermark_of(frontier), reached) {
+        (Some(watermark), Some(reached)) => Some(watermark.min(reached)),
+        // A side whose sources are done (or hold only their epoch) stands where its
+        // partitions stopped.
+        (None, reached) => reached,
+        (watermark, None) => watermark,
+    }
+}
+
+/// Whether every source of a side is idle on every partition, and every record they sent
+/// has reached `frontier`, this side's input: a record still on its way may be older
+/// than the other side's records.
+fn side_is_quiet(idle: &[Arc<IdleBoard>], frontier: &[Time]) -> bool {
+    !idle.is_empty()
+        && idle
+            .iter()
+            .all(|board| board.is_quiet() && board.delivered_by(frontier))
 }
 
 /// A stream of keyed records.
@@ -351,6 +394,7 @@ where
         routing,
         topics,
         idle,
+        live_input,
         mut step,
         mut on_arrival,
     } = sequencing;
@@ -463,31 +507,49 @@ where
 
             let stopped = frontier.is_empty();
             let watermark = if stopped {
-                // The sources stopped: apply what each side's stopped watermark allows,
-                // as windows close at the end of a run; the rest waits for the next run.
+                // The sources stopped: apply what both sides' stopped watermarks allow, as
+                // windows close at the end of a run; the rest waits, checkpointed, for the
+                // next run, which may bring older records on the lagging side. Idleness, a
+                // matter of wall time, has no say here, so the end of a run does not depend
+                // on its speed. A side that never read anything has no watermark and holds
+                // nothing back.
                 for records in gate.release(None) {
                     admit(&mut sequencer, records);
                 }
                 let side = |side: usize| {
-                    if side_is_quiet(&idle[side]) {
-                        return None;
-                    }
-                    state
+                    let watermark = state
                         .as_ref()
-                        .and_then(|state| state.stopped_watermark(&topics[side]))
+                        .and_then(|state| state.stopped_watermark(&topics[side]));
+                    (watermark, false)
                 };
-                side(0).into_iter().chain(side(1)).min()
+                combined_watermark([side(0), side(1)])
             } else {
                 if hand_in(&mut sequencer, &mut gate) {
                     for records in gate.release(None) {
                         admit(&mut sequencer, records);
                     }
                 }
-                held.downgrade(frontier.iter());
-                let watermark = side_watermark(&left_frontier, &idle[0])
-                    .into_iter()
-                    .chain(side_watermark(&right_frontier, &idle[1]))
-                    .min();
+                // Held at the input frontier, but not past the oldest waiting record: its
+                // outputs must travel at a time no later than its place, or windows
+                // downstream would close before it comes.
+                let oldest_waiting = sequencer
+                    .pending
+                    .first_key_value()
+                    .map(|(sequence, _)| u64::try_from(sequence.0).unwrap_or(0));
+                let hold_at: Vec<Time> = frontier
+                    .iter()
+                    .map(|time| match oldest_waiting {
+                        Some(place) => at(time.outer, time.inner.min(place)),
+                        None => *time,
+                    })
+                    .collect();
+                held.downgrade(hold_at.iter());
+                let side = |side: usize, frontier: &[Time]| match live_input {
+                    true => (watermark_of(frontier), side_is_quiet(&idle[side], frontier)),
+                    false => (own_watermark(frontier, &idle[side]), false),
+                };
+                let watermark =
+                    combined_watermark([side(0, &left_frontier), side(1, &right_frontier)]);
                 // Not past held-back records: they are not in the buffer yet.
                 match (watermark, gate.held_back_watermark()) {
                     (Some(watermark), Some(held_back)) => Some(watermark.min(held_back)),
@@ -516,4 +578,35 @@ where
         }
     });
     stream
+}
+
+#[cfg(test)]
+mod tests {
+    use super::combined_watermark;
+
+    #[test]
+    fn a_quiet_side_holds_nothing_back_unless_every_side_is_quiet() {
+        // Both active: the slower decides.
+        assert_eq!(
+            combined_watermark([(Some(5), false), (Some(9), false)]),
+            Some(5)
+        );
+        // One quiet: the active one decides, even when it is ahead.
+        assert_eq!(
+            combined_watermark([(Some(5), true), (Some(9), false)]),
+            Some(9)
+        );
+        assert_eq!(
+            combined_watermark([(Some(9), false), (Some(5), true)]),
+            Some(9)
+        );
+        // Both quiet: the highest, so the records below it are not left waiting.
+        assert_eq!(
+            combined_watermark([(Some(5), true), (Some(9), true)]),
+            Some(9)
+        );
+        assert_eq!(combined_watermark([(None, true), (Some(9), true)]), Some(9));
+        // An active side with no watermark yet lets nothing through.
+        assert_eq!(combined_watermark([(None, false), (Some(9), true)]), None);
+    }
 }

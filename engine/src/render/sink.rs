@@ -20,12 +20,16 @@ use crate::time::format_millis;
 /// The deterministic id of an output record: its input's `topic/partition/offset/index`.
 pub fn record_id(source_topics: &[String], origin: &Origin) -> String {
     let mut id = String::new();
-    write_record_id(&mut id, source_topics, origin);
+    write_record_id(&mut id, source_topics, origin, 0);
     id
 }
 
 /// Writes [`record_id`] into `id`, replacing what it held: sinks reuse one buffer.
-fn write_record_id(id: &mut String, source_topics: &[String], origin: &Origin) {
+///
+/// `writer` tells apart the sinks that write to the same topic: two of them can emit an
+/// output for the same input record at the same position, and a consumer dropping
+/// duplicates by id must keep both. The first writer (0) has no suffix, the others `@n`.
+fn write_record_id(id: &mut String, source_topics: &[String], origin: &Origin, writer: usize) {
     use std::fmt::Write;
     let topic = source_topics
         .get(origin.source as usize)
@@ -38,6 +42,9 @@ fn write_record_id(id: &mut String, source_topics: &[String], origin: &Origin) {
         "{topic}/{}/{}/{}",
         origin.partition, origin.offset, origin.index
     );
+    if writer > 0 {
+        let _ = write!(id, "@{writer}");
+    }
 }
 
 /// The input record an output came from, if it came from one.
@@ -52,11 +59,13 @@ fn input_position<'a>(source_topics: &'a [String], origin: &Origin) -> Option<In
 }
 
 /// Writes every record as JSON to `topic`, keyed by the record key, with its id header.
+/// `writer` is the sink's position among the topology's sinks to `topic`.
 pub(crate) fn to_topic<T: Data>(
     stream: Stream<'_, Time, Vec<Record<T>>>,
     env: Arc<RunEnv>,
     topic: String,
     source_topics: Vec<String>,
+    writer: usize,
 ) {
     let state = OperatorState::new(Arc::clone(&env), format!("to {topic}"));
     let mut gate: CheckpointGate<()> = CheckpointGate::new(Some(&state));
@@ -82,7 +91,7 @@ pub(crate) fn to_topic<T: Data>(
                         EngineStatus::add(&env.status.delivery_failures, 1);
                         continue;
                     }
-                    write_record_id(&mut id, &source_topics, &record.origin);
+                    write_record_id(&mut id, &source_topics, &record.origin, writer);
                     env.output.send(&OutputRecord {
                         topic: &topic,
                         key: record.key.as_bytes(),

@@ -381,6 +381,7 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                         continue;
                     };
                     if !records.is_empty() {
+                        idle_board.sent_data_in(capability.time().outer);
                         let floor = capability.time().inner;
                         let mut session = output.session(&*capability);
                         for mut record in records.drain(..) {
@@ -490,6 +491,10 @@ fn advance_idle_partitions(
         .map(|r| r.clock.capability_watermark())
         .min();
     let max_watermark = readers.iter().map(|r| r.clock.capability_watermark()).max();
+    board.report_own(
+        worker,
+        readers.iter().map(|r| r.clock.capability_watermark()).min(),
+    );
     let follow = board
         .report(worker, active_min, max_watermark, now, rule.wall_clock)
         .map(|watermark| watermark - watermark % rule.tick_ms.max(1) as u64);

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod model;
+
 use serde_json::{Value, json};
 use sluice::dsl::EventTime;
 use sluice_topologies::events::{

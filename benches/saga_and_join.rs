@@ -1,0 +1,165 @@
+//! The inventory saga and the catalog join in process, with a catalog of 10,000 items: orders
+//! per second through the saga (`inventory` topology), order lines per second through the
+//! stream-table join and the enriched windows, and the saga's state per item. No broker:
+//! records are read from memory and outputs kept in memory.
+//!
+//! `cargo bench --bench saga_and_join`
+
+use std::time::Duration;
+
+/// The allocator the `shop` binary uses, so that the figures match.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sluice::dsl::{EventTime, Topology};
+use sluice::record::key_hash;
+use sluice::testkit::{MemoryInput, MemoryRecord, run_to_completion};
+use sluice_topologies::events::{
+    OrderEvent, OrderLine, OrderPlaced, OrderStatus, ProductEventType, ProductUpdated,
+};
+use sluice_topologies::topics::{ORDER_EVENTS, PRODUCT_UPDATES};
+use sluice_topologies::{catalog, orders, sales};
+
+const ITEMS: usize = 10_000;
+const ORDERS: usize = 50_000;
+const PARTITIONS: u64 = 4;
+const START_MS: i64 = 1_705_314_600_000;
+
+fn push(input: &mut MemoryInput, topic: &str, key: &str, payload: Vec<u8>) {
+    let partition = (key_hash(key) % PARTITIONS) as usize;
+    let record = MemoryRecord {
+        key: key.as_bytes().to_vec(),
+        payload,
+        timestamp: 0,
+        watermark_only: false,
+    };
+    input.push(topic, partition, record);
+}
+
+/// The catalog (every item with enough stock for about half the orders' demand, so some
+/// orders fail and items cross their thresholds), then orders of one to three lines, 10 ms
+/// apart, spread over the items by a fixed pseudo-random sequence.
+fn input() -> MemoryInput {
+    let mut input = MemoryInput::default();
+    for item in 0..ITEMS {
+        let product = ProductUpdated {
+            event_type: ProductEventType::ProductUpdated,
+            product_id: format!("item_{item:05}"),
+            name: format!("Item {item}"),
+            price: 1.0 + (item % 50) as f64 / 4.0,
+            stock: 6,
+            threshold: 2,
+            timestamp: EventTime(START_MS - 1),
+        };
+        let payload = serde_json::to_vec(&product).expect("encodes");
+        push(&mut input, PRODUCT_UPDATES, &product.product_id, payload);
+    }
+    let mut state: u64 = 7;
+    let mut next = |below: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize % below
+    };
+    for order in 0..ORDERS {
+        let items = (0..1 + next(3))
+            .map(|_| OrderLine {
+                item_id: format!("item_{:05}", next(ITEMS)),
+                quantity: 1 + next(2) as u32,
+                price: 2.0,
+            })
+            .collect();
+        let placed = OrderPlaced {
+            order_id: format!("order_{order:06}"),
+            user_id: "user_1".into(),
+            items,
+            total_amount: 2.0,
+            status: OrderStatus::Placed,
+            timestamp: EventTime(START_MS + order as i64 * 10),
+        };
+        let key = placed.order_id.clone();
+        let payload = serde_json::to_vec(&OrderEvent::OrderPlaced(placed)).expect("encodes");
+        push(&mut input, ORDER_EVENTS, &key, payload);
+    }
+    input
+}
+
+/// Orders and the catalog, joined for the enriched views, without the saga.
+fn join(topology: &mut Topology<'_>) {
+    let orders = orders::order_events(topology);
+    let catalog = catalog::catalog_table(topology);
+    sales::sales(&orders, &catalog);
+}
+
+fn saga_and_join(c: &mut Criterion) {
+    let input = input();
+    let dir = tempfile::tempdir().expect("temporary state directory");
+
+    // The work is real: every order is decided, and the saga's state per item is measured.
+    let run = run_to_completion(
+        std::sync::Arc::new(sluice_topologies::inventory),
+        input.clone(),
+        dir.path(),
+        2,
+        100,
+    )
+    .expect("run");
+    let mut decided = 0;
+    run.state
+        .table_store("order_status")
+        .expect("view")
+        .for_each(|_, value| {
+            decided += usize::from(!String::from_utf8_lossy(&value).contains("placed"));
+        })
+        .expect("read");
+    let (mut items, mut item_bytes) = (0usize, 0usize);
+    for store in run.plan.stores() {
+        if store.starts_with("state.sequence") {
+            run.state
+                .table_store(&store)
+                .expect("store")
+                .for_each(|key, value| {
+                    if key.starts_with(b"s/item/") {
+                        items += 1;
+                        item_bytes += key.len() + value.len();
+                    }
+                })
+                .expect("read");
+        }
+    }
+    eprintln!(
+        "{decided} of {ORDERS} orders decided; saga state {items} items, {:.0} bytes per item \
+         in RocksDB (key and JSON value)",
+        item_bytes as f64 / items.max(1) as f64
+    );
+    assert_eq!(items, ITEMS);
+    drop(run);
+
+    let mut group = c.benchmark_group("catalog_of_10000_items");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    group.throughput(Throughput::Elements(ORDERS as u64));
+    group.bench_function("saga_orders", |b| {
+        b.iter(|| {
+            run_to_completion(
+                std::sync::Arc::new(sluice_topologies::inventory),
+                input.clone(),
+                dir.path(),
+                2,
+                100,
+            )
+            .expect("run")
+        });
+    });
+    group.bench_function("join_orders", |b| {
+        b.iter(|| {
+            run_to_completion(std::sync::Arc::new(join), input.clone(), dir.path(), 2, 100)
+                .expect("run")
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, saga_and_join);
+criterion_main!(benches);

@@ -82,6 +82,31 @@ fn input() -> MemoryInput {
         let payload = serde_json::to_vec(&OrderEvent::OrderPlaced(placed)).expect("encodes");
         push(&mut input, ORDER_EVENTS, &key, payload);
     }
+    // The catalog publishes one more product on every partition a minute after the last
+    // order: the orders wait for the catalog's watermark to pass them, as they would for
+    // its next updates.
+    let after = START_MS + ORDERS as i64 * 10 + 60_000;
+    let mut covered = std::collections::BTreeSet::new();
+    for n in 0.. {
+        if covered.len() == PARTITIONS as usize {
+            break;
+        }
+        let product_id = format!("new_{n}");
+        if !covered.insert(key_hash(&product_id) % PARTITIONS) {
+            continue;
+        }
+        let product = ProductUpdated {
+            event_type: ProductEventType::ProductUpdated,
+            name: product_id.clone(),
+            product_id,
+            price: 1.0,
+            stock: 1,
+            threshold: 1,
+            timestamp: EventTime(after),
+        };
+        let payload = serde_json::to_vec(&product).expect("encodes");
+        push(&mut input, PRODUCT_UPDATES, &product.product_id, payload);
+    }
     input
 }
 
@@ -134,6 +159,10 @@ fn saga_and_join(c: &mut Criterion) {
         item_bytes as f64 / items.max(1) as f64
     );
     assert_eq!(items, ITEMS);
+    assert!(
+        decided * 10 >= ORDERS * 9,
+        "{decided} of {ORDERS} orders decided"
+    );
     drop(run);
 
     let mut group = c.benchmark_group("catalog_of_10000_items");

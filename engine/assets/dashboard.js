@@ -9,6 +9,8 @@
 
 const MAX_WINDOWS = 30;
 const MAX_KEYS = 12;
+// A table with more keys (one row per order, say) shows its last ones in key order.
+const MAX_ROWS = 50;
 const STATUS_EVERY_MS = 1000;
 
 const dashboard = { views: {}, charts: {}, status: null };
@@ -140,7 +142,8 @@ function followTable(spec) {
       if (value && typeof value === "object") Object.keys(value).forEach((f) => fields.add(f));
     }
     const columns = fields.size ? [...fields] : ["value"];
-    const keys = [...rows.keys()].sort();
+    const allKeys = [...rows.keys()].sort();
+    const keys = allKeys.slice(-MAX_ROWS);
     const cell = (key, column) => {
       const value = rows.get(key);
       const shown = fields.size ? value?.[column] : value;
@@ -157,6 +160,9 @@ function followTable(spec) {
         table.append(row);
       }
       return;
+    }
+    if (allKeys.length > keys.length) {
+      table.append(element("caption", {}, `the last ${keys.length} of ${allKeys.length} keys`));
     }
     const head = element("tr");
     head.append(element("th", {}, spec.key));

@@ -29,6 +29,10 @@ function shown() {
   for (const cell of document.querySelectorAll('[data-table="order_totals"] td[data-key="all"][data-field]')) {
     cells[cell.dataset.field] = cell.textContent;
   }
+  const stock = {};
+  for (const cell of document.querySelectorAll('[data-table="stock_levels"] td[data-field="state"]')) {
+    stock[cell.dataset.key] = { state: cell.textContent, colored: cell.className === `state-${cell.textContent}` };
+  }
   const partitions = [...document.querySelectorAll("#partition-rows tr")].map((row) => row.dataset.partition);
   const counters = {};
   for (const box of document.querySelectorAll("[data-counter]")) {
@@ -41,14 +45,24 @@ function shown() {
     demand: demand ? { type: demand.config.type, labels: demand.data.labels,
       data: demand.data.datasets[0]?.data ?? [], starts: demand.data.datasets[0]?.starts ?? [] } : null,
     totals: cells,
+    stock,
     partitions,
     counters,
   };
 }
 
 // The differences between the page and the API, as messages; none means they agree.
-function differences(page, perMinute, totals, demand, status) {
+function differences(page, perMinute, totals, demand, status, stock) {
   const found = [];
+  // Every item's stock state, as the API has it, colored by its state.
+  const states = Object.fromEntries(stock.body.entries.map((entry) => [entry.key, entry.value.state]));
+  if (Object.keys(states).length === 0) found.push("no stock levels yet");
+  for (const [item, state] of Object.entries(states)) {
+    const cell = page.stock[item];
+    if (!cell || cell.state !== state || !cell.colored) {
+      found.push(`stock_levels ${item}: page ${JSON.stringify(cell)} != API ${state}`);
+    }
+  }
   const windows = perMinute.body.windows.slice(-30);
   const count = page.perMinute.count;
   if (!count) return ["no `count` line in the orders_per_minute chart"];
@@ -113,17 +127,18 @@ async function main() {
     let last = [];
     let compared = 0;
     for (;;) {
-      const [perMinute, totals, demand, status] = await Promise.all([
+      const [perMinute, totals, demand, status, stock] = await Promise.all([
         api("/views/orders_per_minute/all"), api("/views/order_totals/all"),
-        api("/views/item_demand?limit=1000"), api("/status")]);
+        api("/views/item_demand?limit=1000"), api("/status"), api("/views/stock_levels")]);
       const page_ = await page.evaluate(shown);
       compared += 1;
       const ready = perMinute.status === 200 && totals.status === 200 && demand.body.entries?.length;
-      last = ready ? differences(page_, perMinute, totals, demand, status) : ["the views have no data yet"];
+      last = ready ? differences(page_, perMinute, totals, demand, status, stock) : ["the views have no data yet"];
       if (last.length === 0 && errors.length === 0) {
         await page.screenshot({ path: screenshot, fullPage: true });
         console.log(JSON.stringify({ compared, windows: perMinute.body.windows.length,
           total_orders: totals.body.value.total_orders, bars: page_.demand.labels.length,
+          stock_levels: Object.keys(page_.stock).length,
           chart: page_.perMinuteType }));
         return 0;
       }

@@ -61,6 +61,18 @@ impl<T> Record<T> {
             value: transform(self.value),
         }
     }
+
+    /// The same record with its value transformed, or `None` when `transform` keeps
+    /// nothing.
+    pub fn filter_map_value<U>(self, transform: impl FnOnce(T) -> Option<U>) -> Option<Record<U>> {
+        Some(Record {
+            key: self.key,
+            event_time: self.event_time,
+            watermark: self.watermark,
+            origin: self.origin,
+            value: transform(self.value)?,
+        })
+    }
 }
 
 /// A stable 64-bit hash of a key, used to route keys to workers. FNV-1a, so that routing

@@ -212,8 +212,8 @@ pub fn inventory_saga<'scope>(
 }
 
 /// An order is `placed` as soon as it arrives, before its turn.
-fn announce(arrival: &Arrival<Either<OrderEvent, ProductUpdated>>, outputs: &mut Outputs) {
-    if let Either::Left(OrderEvent::OrderPlaced(order)) = &arrival.value
+fn announce(value: &Either<OrderEvent, ProductUpdated>, outputs: &mut Outputs) {
+    if let Either::Left(OrderEvent::OrderPlaced(order)) = value
         && order.status == OrderStatus::Placed
     {
         outputs.push((

@@ -18,7 +18,7 @@ type Step<L, R, S, O> =
     Box<dyn FnMut(&mut StateMap<S>, Arrival<Either<L, R>>, &mut Vec<(String, O)>)>;
 
 /// What a record emits as soon as it arrives, before its turn comes.
-type OnArrival<L, R, O> = Box<dyn FnMut(&Arrival<Either<L, R>>, &mut Vec<(String, O)>)>;
+type OnArrival<L, R, O> = Box<dyn FnMut(&Either<L, R>, &mut Vec<(String, O)>)>;
 
 impl<'scope, L: Data> Stream<'scope, L> {
     /// This stream and `other` together, to be applied in event-time order: each record
@@ -62,7 +62,7 @@ impl<'scope, L: Data, R: Data> EventTimeOrdered<'scope, L, R> {
         &self,
         name: &str,
         key_name: &str,
-        on_arrival: impl FnMut(&Arrival<Either<L, R>>, &mut Vec<(String, O)>) + 'static,
+        on_arrival: impl FnMut(&Either<L, R>, &mut Vec<(String, O)>) + 'static,
         step: impl FnMut(&mut StateMap<S>, Arrival<Either<L, R>>, &mut Vec<(String, O)>) + 'static,
     ) -> Stream<'scope, O> {
         self.process(

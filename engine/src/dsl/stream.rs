@@ -122,21 +122,8 @@ impl<'scope, T: Data> Stream<'scope, T> {
         transform: impl Fn(T) -> Option<U> + 'static,
     ) -> Stream<'scope, U> {
         let inner = self.flat_map_records("FilterMap", move |record, emit| {
-            let Record {
-                key,
-                event_time,
-                watermark,
-                origin,
-                value,
-            } = record;
-            if let Some(value) = transform(value) {
-                emit(Record {
-                    key,
-                    event_time,
-                    watermark,
-                    origin,
-                    value,
-                });
+            if let Some(record) = record.filter_map_value(&transform) {
+                emit(record);
             }
         });
         self.derive("filter_map", inner, self.key_name.clone())

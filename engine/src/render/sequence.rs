@@ -10,10 +10,11 @@
 //! applied yet. Records are routed by key, or all to one worker when a decision needs the
 //! state of many keys at once (a saga whose orders span items).
 //!
-//! A side whose every partition is idle (see [`crate::render::idle`]) does not hold the
-//! other back, as Flink's idle inputs do not: product updates that stopped would otherwise
-//! stop the orders. A record that then arrives with an older event time than what was
-//! applied is applied at once, after it.
+//! A record behind its partition's watermark takes its place at that watermark. With live
+//! input, a side whose every partition is idle (see [`crate::render::idle`]) does not hold
+//! the other back, as Flink's idle inputs do not: product updates that stopped would
+//! otherwise stop the orders. A record that then arrives older than what was applied is
+//! applied after it. Input held in memory is never treated so (see [`Sequencing`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -282,7 +283,11 @@ impl<L: Data, R: Data, S: Data> Sequencer<L, R, S> {
                 break;
             }
             let (sequence, record) = entry.remove_entry();
-            self.pending_dirty.insert(sequence);
+            // A record that came since the last checkpoint was never written: forgetting
+            // it is enough. One written before must be deleted.
+            if !self.pending_dirty.remove(&sequence) {
+                self.pending_dirty.insert(sequence);
+            }
             let Record {
                 key,
                 event_time,
@@ -386,7 +391,7 @@ where
     S: Data,
     O: Data,
     F: FnMut(&mut StateMap<S>, Arrival<Either<L, R>>, &mut Vec<(String, O)>) + 'static,
-    A: FnMut(&Arrival<Either<L, R>>, &mut Vec<(String, O)>) + 'static,
+    A: FnMut(&Either<L, R>, &mut Vec<(String, O)>) + 'static,
 {
     let scope = left.scope();
     let (worker, peers) = (scope.index(), scope.peers());
@@ -436,12 +441,7 @@ where
                              records: Vec<Record<Either<L, R>>>| {
                 for record in records {
                     if let Some(announce) = on_arrival.as_mut() {
-                        let arrival = Arrival {
-                            key: record.key.clone(),
-                            event_time: record.event_time,
-                            value: record.value.clone(),
-                        };
-                        announce(&arrival, &mut emitted);
+                        announce(&record.value, &mut emitted);
                         arrived.extend(stamp_outputs(
                             &mut emitted,
                             record.event_time,

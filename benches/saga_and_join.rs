@@ -1,6 +1,8 @@
 //! The inventory saga and the catalog join in process, with a catalog of 10,000 items: orders
 //! per second through the saga (`inventory` topology), order lines per second through the
-//! stream-table join and the enriched windows, and the saga's state per item. No broker:
+//! stream-table join and the enriched windows, orders per second through the saga with
+//! the table-table join of the catalog and the levels behind it (`product_stock`), and the
+//! saga's state per item. No broker:
 //! records are read from memory and outputs kept in memory.
 //!
 //! `cargo bench --bench saga_and_join`
@@ -19,7 +21,7 @@ use sluice_topologies::events::{
     OrderEvent, OrderLine, OrderPlaced, OrderStatus, ProductEventType, ProductUpdated,
 };
 use sluice_topologies::topics::{ORDER_EVENTS, PRODUCT_UPDATES};
-use sluice_topologies::{catalog, orders, sales};
+use sluice_topologies::{catalog, inventory, orders, product_stock, sales};
 
 const ITEMS: usize = 10_000;
 const ORDERS: usize = 50_000;
@@ -117,6 +119,46 @@ fn join(topology: &mut Topology<'_>) {
     sales::sales(&orders, &catalog);
 }
 
+/// The saga, and the catalog left-joined with its levels (a table-table join).
+fn saga_with_product_stock(topology: &mut Topology<'_>) {
+    let orders = orders::order_events(topology);
+    let catalog = catalog::catalog_table(topology);
+    let levels = inventory::inventory_saga(&orders, &catalog);
+    product_stock::product_stock(&catalog, &levels);
+}
+
+/// Checks that `product_stock` holds a row per catalog product, with the level
+/// `stock_levels` has for it.
+fn check_product_stock(input: &MemoryInput, dir: &std::path::Path) {
+    let run = run_to_completion(
+        std::sync::Arc::new(saga_with_product_stock),
+        input.clone(),
+        dir,
+        2,
+        100,
+    )
+    .expect("run");
+    let rows = |view: &str| {
+        let mut rows = std::collections::BTreeMap::new();
+        run.state
+            .table_store(view)
+            .expect("view")
+            .for_each(|key, value| {
+                let value: serde_json::Value = serde_json::from_slice(&value).expect("json");
+                rows.insert(key.to_vec(), value["level"].clone());
+            })
+            .expect("read");
+        rows
+    };
+    let joined = rows("product_stock");
+    let levels = rows("stock_levels");
+    assert_eq!(joined.len(), rows("catalog").len());
+    assert!(levels.len() >= ITEMS);
+    for (item, level) in &levels {
+        assert_eq!(joined.get(item), Some(level));
+    }
+}
+
 fn saga_and_join(c: &mut Criterion) {
     let input = input();
     let dir = tempfile::tempdir().expect("temporary state directory");
@@ -164,6 +206,7 @@ fn saga_and_join(c: &mut Criterion) {
         "{decided} of {ORDERS} orders decided"
     );
     drop(run);
+    check_product_stock(&input, dir.path());
 
     let mut group = c.benchmark_group("catalog_of_10000_items");
     group.sample_size(10);
@@ -173,6 +216,18 @@ fn saga_and_join(c: &mut Criterion) {
         b.iter(|| {
             run_to_completion(
                 std::sync::Arc::new(sluice_topologies::inventory),
+                input.clone(),
+                dir.path(),
+                2,
+                100,
+            )
+            .expect("run")
+        });
+    });
+    group.bench_function("saga_with_product_stock_orders", |b| {
+        b.iter(|| {
+            run_to_completion(
+                std::sync::Arc::new(saga_with_product_stock),
                 input.clone(),
                 dir.path(),
                 2,

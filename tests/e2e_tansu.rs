@@ -61,7 +61,7 @@ fn shop_on_tansu_matches_an_independent_computation() {
     assert_views(&mut run, &base, &want);
 
     let views = get_json(&base, "/views").1;
-    assert_eq!(views["views"].as_array().map(Vec::len), Some(11), "{views}");
+    assert_eq!(views["views"].as_array().map(Vec::len), Some(12), "{views}");
     let (code, missing) = get_json(&base, "/views/nope/x");
     assert_eq!(code, 404, "{missing}");
 

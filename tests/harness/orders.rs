@@ -334,13 +334,15 @@ pub fn assert_saga_views(base: &str, want: &Expected) {
         statuses.insert(order.clone(), json!({"status": "placed"}));
     }
     let statuses = Value::Object(statuses);
+    let products = product_stock(&levels);
     let deadline = std::time::Instant::now() + super::DEADLINE;
     loop {
         let got = (
             view_entries(base, "stock_levels"),
             view_entries(base, "order_status"),
+            view_entries(base, "product_stock"),
         );
-        if got.0 == levels && got.1 == statuses {
+        if got.0 == levels && got.1 == statuses && got.2 == products {
             return;
         }
         if std::time::Instant::now() >= deadline {
@@ -352,9 +354,30 @@ pub fn assert_saga_views(base: &str, want: &Expected) {
                 got.1, statuses,
                 "order_status never came to equal the model's"
             );
+            assert_eq!(
+                got.2, products,
+                "product_stock never came to equal the menu joined with the model's levels"
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
+}
+
+/// `product_stock` as the generator's menu joined with the model's `levels`.
+fn product_stock(levels: &Value) -> Value {
+    let rows = MENU
+        .iter()
+        .map(|item| {
+            let level = &levels[item.id];
+            let row = json!({
+                "name": item.name, "price": item.price,
+                "stock": level["stock"], "threshold": level["threshold"],
+                "level": level["level"], "reserved": level["reserved"], "state": level["state"],
+            });
+            (item.id.to_string(), row)
+        })
+        .collect();
+    Value::Object(rows)
 }
 
 /// Every entry of a key-value view, as an object from key to value.

@@ -176,11 +176,12 @@ fn order_key(order_id: &str) -> String {
 /// What one saga step emits, keyed: events and levels by item, statuses by order.
 type Outputs = Vec<(String, SagaOutput)>;
 
-/// Declares the saga over the orders and the catalog's changes, and its views.
+/// Declares the saga over the orders and the catalog's changes, and its views; returns
+/// the stock levels' table.
 pub fn inventory_saga<'scope>(
     orders: &Stream<'scope, OrderEvent>,
     catalog: &Table<'scope, ProductUpdated>,
-) {
+) -> Table<'scope, StockLevel> {
     // A product deleted from the catalog keeps its last stock: orders still held must be
     // releasable, and the contract has no event for it.
     let products = catalog.changes().filter_map(|change| change.new);
@@ -195,13 +196,13 @@ pub fn inventory_saga<'scope>(
             _ => None,
         })
         .to(INVENTORY_EVENTS);
-    outputs
+    let levels = outputs
         .filter_map(|output| match output {
             SagaOutput::Level(level) => Some(level),
             _ => None,
         })
-        .to_table("item_id")
-        .materialize("stock_levels");
+        .to_table("item_id");
+    levels.materialize("stock_levels");
     outputs
         .filter_map(|output| match output {
             SagaOutput::Status(status) => Some(status),
@@ -209,6 +210,7 @@ pub fn inventory_saga<'scope>(
         })
         .to_table("order_id")
         .materialize("order_status");
+    levels
 }
 
 /// An order is `placed` as soon as it arrives, before its turn.

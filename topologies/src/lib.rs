@@ -10,6 +10,8 @@
 //!   compensation, in event-time order across orders and catalog.
 //! - [`sales`]: order lines joined with the catalog as of their event time: demand with
 //!   names and prices, and revenue per minute.
+//! - [`product_stock`]: each catalog product with its live stock level (a table-table
+//!   join).
 //! - [`monitoring`]: the monitoring topology: processing reports as throughput and health
 //!   views per component.
 //! - [`generator`]: the deterministic order generator behind `shop produce`.
@@ -22,6 +24,7 @@ pub mod generator;
 pub mod inventory;
 pub mod monitoring;
 pub mod orders;
+pub mod product_stock;
 pub mod sales;
 pub mod topics;
 
@@ -37,7 +40,8 @@ pub fn shop(topology: &mut Topology<'_>) {
     let orders = orders::order_events(topology);
     orders::analytics(&orders);
     let catalog = catalog::catalog_table(topology);
-    inventory::inventory_saga(&orders, &catalog);
+    let levels = inventory::inventory_saga(&orders, &catalog);
+    product_stock::product_stock(&catalog, &levels);
     sales::sales(&orders, &catalog);
     monitoring::monitoring(topology);
 }

@@ -18,6 +18,8 @@ use sluice_state::StateDb;
 use sluice_topologies::Shop;
 use sluice_topologies::events::{ProductEventType, ProductUpdated};
 use sluice_topologies::generator::generated_input;
+use sluice_topologies::inventory::StockLevel;
+use sluice_topologies::product_stock::ProductStock;
 use sluice_topologies::topics::{ORDER_EVENTS, PRODUCT_UPDATES};
 
 /// The items the order generator sells.
@@ -292,6 +294,18 @@ fn order_totals_agree_with_the_windows_for_any_worker_count() {
                 .all(|product| product.price == 3.0 && product.stock == 30),
             "{catalog:?}"
         );
+        // product_stock is the catalog left-joined with stock_levels, key by key.
+        let levels: BTreeMap<String, StockLevel> = table_of(&run.state, "stock_levels");
+        let want: BTreeMap<String, ProductStock> = catalog
+            .iter()
+            .map(|(id, product)| (id.clone(), ProductStock::of(product, levels.get(id))))
+            .collect();
+        assert!(want.values().any(|row| row.level.is_some()), "{want:?}");
+        assert_eq!(
+            table_of::<ProductStock>(&run.state, "product_stock"),
+            want,
+            "workers {workers}"
+        );
         // The monitoring topology summed every report of each component.
         for component in ["shop", "http-producer"] {
             let health: Value = serde_json::from_slice(
@@ -400,15 +414,33 @@ fn assert_same_state(got: &BTreeMap<String, Vec<String>>, want: &BTreeMap<String
     );
 }
 
+/// Every row of the table view `view`.
+fn table_of<T: serde::de::DeserializeOwned>(db: &StateDb, view: &str) -> BTreeMap<String, T> {
+    let mut rows = BTreeMap::new();
+    db.table_store(view)
+        .expect("view")
+        .for_each(|key, json| {
+            let row = serde_json::from_slice(&json).expect("a row");
+            rows.insert(String::from_utf8_lossy(key).into_owned(), row);
+        })
+        .expect("read");
+    rows
+}
+
 /// Every entry of every store of the topology (views and operator state), as bytes.
 fn dump(db: &StateDb, plan: &Plan) -> BTreeMap<String, Vec<String>> {
     let mut all = BTreeMap::new();
     for store in plan.stores() {
         let mut entries = Vec::new();
         let is_table = plan.view(&store).is_some_and(|view| !view.is_windowed());
-        let is_keyed_state = ["state.summarize", "state.upsert", "state.sequence"]
-            .iter()
-            .any(|prefix| store.starts_with(prefix));
+        let is_keyed_state = [
+            "state.summarize",
+            "state.upsert",
+            "state.sequence",
+            "state.join",
+        ]
+        .iter()
+        .any(|prefix| store.starts_with(prefix));
         if is_keyed_state || is_table {
             db.table_store(&store)
                 .expect("store")

@@ -24,6 +24,7 @@
 //! - [`exact_sum`]: the order-independent float sum behind `sum`.
 //! - [`accumulators`]: minimum, maximum and average, also order-independent.
 //! - [`table`]: tables: read from a topic (upserts), or derived from windowed views.
+//! - [`table_join`]: table-table joins by key, on differential arrangements.
 //! - [`sequenced`]: two streams applied together in event-time order, to state of their
 //!   own (sagas, joins as of event time).
 //! - [`temporal_join`]: stream-table joins as of each record's event time.
@@ -33,6 +34,7 @@ pub mod exact_sum;
 pub mod sequenced;
 pub mod stream;
 pub mod table;
+pub mod table_join;
 pub mod temporal_join;
 pub mod topology;
 pub mod windowed;
@@ -49,5 +51,7 @@ pub use table::{GroupedTable, Table};
 pub use topology::{Source, Topology, TopologyFn};
 pub use windowed::{Merging, TimeAligned, WindowedStream, WindowedTable, Windowing};
 
+#[cfg(test)]
+mod table_join_tests;
 #[cfg(test)]
 mod tests;

@@ -51,11 +51,11 @@ impl<'scope, T: Data + PartialEq + Default> Stream<'scope, T> {
 
 /// A table: the latest value per key, as a stream of changes.
 pub struct Table<'scope, B: Data> {
-    updates: TableUpdates<'scope, B>,
-    node: NodeId,
-    key_name: String,
+    pub(super) updates: TableUpdates<'scope, B>,
+    pub(super) node: NodeId,
+    pub(super) key_name: String,
     value_shape: serde_json::Value,
-    context: Rc<BuildContext>,
+    pub(super) context: Rc<BuildContext>,
 }
 
 impl<'scope, B: Data> Table<'scope, B> {

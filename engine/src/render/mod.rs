@@ -6,12 +6,15 @@
 //! - [`window`]: tumbling-window aggregation with lateness.
 //! - [`table`]: tables folded from windows with add and subtract.
 //! - [`upsert`]: tables read from a topic, one value per record key.
+//! - [`arranged`]: tables as differential collections of rows, and back;
+//!   [`table_join`] joins two of them by key on their arrangements.
 //! - [`regroup`]: tables regrouped by another key and aggregated with add and subtract.
 //! - [`sequence`]: two streams applied together in event-time order, to state per key.
 //! - [`materialize`]: view state in RocksDB, written at checkpoints.
 //! - [`state`]: what stateful operators share to take part in checkpoints.
 //! - [`sink`]: writers of output and late records to Kafka.
 
+pub(crate) mod arranged;
 pub(crate) mod idle;
 pub(crate) mod materialize;
 pub mod reader;
@@ -21,5 +24,6 @@ pub mod sink;
 pub(crate) mod source;
 pub(crate) mod state;
 pub(crate) mod table;
+pub(crate) mod table_join;
 pub(crate) mod upsert;
 pub mod window;

@@ -84,6 +84,7 @@ where
         Exchange::new(|record: &Record<GroupChange<V>>| key_hash(&record.key)),
         "AggregateGroups",
         state,
+        None,
         move |record, aggregates, emit| {
             let aggregate = aggregates
                 .entry(record.key.clone())

@@ -14,6 +14,7 @@ use crate::checkpoint::{ParticipantId, Request};
 use crate::runtime::RunEnv;
 
 /// A stateful operator's handle on the engine's state.
+#[derive(Clone)]
 pub(crate) struct OperatorState {
     env: Arc<RunEnv>,
     /// The column family the operator checkpoints into.

@@ -59,6 +59,7 @@ where
         Pipeline,
         "Summarize",
         state,
+        None,
         move |record, summaries, emit| {
             let summary = summaries
                 .entry(record.key.clone())
@@ -81,15 +82,21 @@ where
     )
 }
 
+/// Makes the change a restored value is emitted again as, with the value's key.
+pub(super) type Replay<B> = fn(&str, &B) -> Record<TableChange<B>>;
+
 /// An operator that keeps one value per key and emits the changes `step` makes to it:
 /// restored from `state` at start, gated at checkpoints, and writing the keys it changed
 /// to `state` at each one. `step` changes the values of a record's key and emits the
-/// change, if any; each key it emits for is written at the next checkpoint.
+/// change, if any; each key it emits for is written at the next checkpoint. With
+/// `replay_restored`, the restored values are emitted again, before anything else (for
+/// operators downstream that keep no state of their own); without, restoring is silent.
 pub(super) fn keyed_changes<'scope, I, B, P>(
     input: Stream<'scope, Time, Vec<Record<I>>>,
     pact: P,
     name: &str,
     state: Option<OperatorState>,
+    replay_restored: Option<Replay<B>>,
     mut step: impl FnMut(Record<I>, &mut HashMap<String, B>, &mut dyn FnMut(Record<TableChange<B>>))
     + 'static,
 ) -> TableUpdates<'scope, B>
@@ -103,16 +110,25 @@ where
     input.unary_frontier::<CapacityContainerBuilder<Vec<Record<TableChange<B>>>>, _, _, _>(
         pact,
         name,
-        move |_capability, _info| {
+        move |capability, _info| {
             let mut values: HashMap<String, B> = HashMap::new();
             if let Some(state) = &state {
                 restore_values(state, worker, peers, &mut values);
             }
+            let mut replay = replay_restored
+                .filter(|_| !values.is_empty())
+                .map(|replay| (capability, replay));
             let mut dirty: HashSet<String> = HashSet::new();
             type Batch<I> = (Capability<Time>, Vec<Record<I>>);
             let mut gate: CheckpointGate<Batch<I>> = CheckpointGate::new(state.as_ref());
 
             move |(input, frontier), output| {
+                if let Some((capability, replay)) = replay.take() {
+                    let mut session = output.session(&capability);
+                    for (key, value) in &values {
+                        session.give(replay(key, value));
+                    }
+                }
                 let owed = gate.owed(state.as_ref());
                 let mut apply = |(capability, records): Batch<I>,
                                  values: &mut HashMap<String, B>,

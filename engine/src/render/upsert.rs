@@ -24,6 +24,7 @@ pub(crate) fn upsert<'scope, T: Data + PartialEq>(
         Exchange::new(|record: &Record<Option<T>>| key_hash(&record.key)),
         "Upsert",
         state,
+        None,
         |record, values, emit| {
             if values.get(&record.key) == record.value.as_ref() {
                 return;

@@ -337,7 +337,18 @@ pub fn wait_for(
     path: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + DEADLINE;
+    wait_for_within(process, base, path, DEADLINE, done)
+}
+
+/// As [`wait_for`], with a deadline of its own: for waits on a whole backlog.
+pub fn wait_for_within(
+    process: &mut ShopProcess,
+    base: &str,
+    path: &str,
+    within: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
     loop {
         process.assert_running();
         let (status, body) = get_json(base, path);

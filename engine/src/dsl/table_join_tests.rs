@@ -226,18 +226,15 @@ type JoinedChange = (Option<Labeled>, Option<Labeled>);
 /// the first from nothing, none changes nothing, and the last leaves the view's value.
 fn assert_changes_chain(changes: &[OwnedRecord], view: BTreeMap<String, Labeled>, case: &str) {
     let mut values: BTreeMap<String, Labeled> = BTreeMap::new();
-    {
-        for record in changes {
-            let key = String::from_utf8_lossy(&record.key).into_owned();
-            let (old, new): JoinedChange =
-                serde_json::from_slice(&record.payload).expect("a change");
-            assert_ne!(old, new, "{key} changed nothing, {case}");
-            assert_eq!(values.get(&key), old.as_ref(), "{key}'s old value, {case}");
-            match new {
-                Some(new) => values.insert(key, new),
-                None => values.remove(&key),
-            };
-        }
+    for record in changes {
+        let key = String::from_utf8_lossy(&record.key).into_owned();
+        let (old, new): JoinedChange = serde_json::from_slice(&record.payload).expect("a change");
+        assert_ne!(old, new, "{key} changed nothing, {case}");
+        assert_eq!(values.get(&key), old.as_ref(), "{key}'s old value, {case}");
+        match new {
+            Some(new) => values.insert(key, new),
+            None => values.remove(&key),
+        };
     }
     assert_eq!(values, view, "changes end at the view, {case}");
 }

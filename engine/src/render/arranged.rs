@@ -226,10 +226,10 @@ pub(crate) fn rows_table<'scope, B: Data>(
                     let frontier = frontier.frontier().to_vec();
                     // An epoch is closed when every time still to come is of a later one;
                     // one a checkpoint owes its part for waits until it is handed in.
+                    let first_open_epoch = frontier.iter().map(|time| time.outer).min();
                     let closed = |owed: Option<Request>| {
-                        let frontier = frontier.clone();
                         move |time: &Time| {
-                            frontier.iter().all(|pending| pending.outer > time.outer)
+                            first_open_epoch.is_none_or(|open| time.outer < open)
                                 && owed.is_none_or(|request| request.includes(time.outer))
                         }
                     };

@@ -98,15 +98,7 @@ struct JoinRows<A, B, F> {
 impl<A: Data, B: Data, O: Data, F: Fn(Option<&A>, Option<&B>) -> Option<O>> JoinRows<A, B, F> {
     /// The joined row of `key` from its rows `left` and `right`, if the joiner keeps one.
     fn row(&self, key: &str, left: Option<&Row>, right: Option<&Row>) -> Option<(String, Row)> {
-        let joined = (|| {
-            let left_value = left.map(Row::decode::<A>).transpose()?;
-            let right_value = right.map(Row::decode::<B>).transpose()?;
-            match (self.joiner)(left_value.as_ref(), right_value.as_ref()) {
-                Some(value) => Row::joined(left, right, &value).map(Some),
-                None => Ok(None),
-            }
-        })();
-        match joined {
+        match self.joined(left, right) {
             Ok(row) => row.map(|row| (key.to_string(), row)),
             Err(error) => {
                 if let Some(state) = &self.state {
@@ -114,6 +106,15 @@ impl<A: Data, B: Data, O: Data, F: Fn(Option<&A>, Option<&B>) -> Option<O>> Join
                 }
                 None
             }
+        }
+    }
+
+    fn joined(&self, left: Option<&Row>, right: Option<&Row>) -> Result<Option<Row>, String> {
+        let left_value = left.map(Row::decode::<A>).transpose()?;
+        let right_value = right.map(Row::decode::<B>).transpose()?;
+        match (self.joiner)(left_value.as_ref(), right_value.as_ref()) {
+            Some(value) => Row::joined(left, right, &value).map(Some),
+            None => Ok(None),
         }
     }
 }

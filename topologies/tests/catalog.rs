@@ -73,6 +73,12 @@ fn the_catalog_holds_the_latest_record_per_product_and_tombstones_delete() {
     pipe(&mut driver, &broken);
     // JSON `null` is not a tombstone (that has no value at all): it is refused too.
     driver.pipe_raw(PRODUCT_UPDATES, 0, b"null", BASE + 4_500);
+    // An event the product system's contract does not have (only `ProductUpdated`) is an
+    // update the catalog cannot know what to do with.
+    let mut removal = serde_json::to_value(&fries).expect("json");
+    removal["event_type"] = json!("ProductRemoved");
+    let removal = serde_json::to_vec(&removal).expect("json");
+    driver.pipe_raw(PRODUCT_UPDATES, 0, &removal, BASE + 4_600);
     assert_eq!(
         driver.view("catalog").expect("view"),
         json!({"burger": dearer_burger})
@@ -80,13 +86,19 @@ fn the_catalog_holds_the_latest_record_per_product_and_tombstones_delete() {
     let dead = driver
         .read_output(&format!("{PRODUCT_UPDATES}.dlq"))
         .expect("dead letters");
-    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(dead.len(), 3, "{dead:?}");
     assert_eq!(dead[0].headers["sluice-error"], "stock -1 is negative");
     assert_eq!(dead[0].value, serde_json::to_value(&broken).expect("json"));
     assert_eq!(
         dead[1].headers["sluice-error"],
         "a null value is not a record; a tombstone has no value"
     );
+    let reason = dead[2].headers["sluice-error"].as_str();
+    assert!(
+        reason.contains("unknown variant `ProductRemoved`"),
+        "{reason}"
+    );
+    assert_eq!(dead[2].value["event_type"], "ProductRemoved");
 
     // A tombstone for a product that is not there deletes nothing and breaks nothing.
     driver.pipe_tombstone(PRODUCT_UPDATES, partition_of("soup"), "soup", BASE + 5_000);

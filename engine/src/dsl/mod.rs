@@ -52,6 +52,8 @@ pub use topology::{Source, Topology, TopologyFn};
 pub use windowed::{Merging, TimeAligned, WindowedStream, WindowedTable, Windowing};
 
 #[cfg(test)]
+mod table_aggregate_tests;
+#[cfg(test)]
 mod table_join_tests;
 #[cfg(test)]
 mod tests;

@@ -3,16 +3,15 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::stream::{Inner, Stream};
+use super::stream::Stream;
 use super::topology::BuildContext;
 use crate::plan::shape_of;
 use crate::plan::{NodeId, ViewKind, ViewSpec};
 use crate::record::Data;
 use crate::render::materialize::materialize_table;
-use crate::render::regroup::{GroupChange, aggregate_groups, regroup};
 use crate::render::state::OperatorState;
-use crate::render::table::AddSubtract;
 use crate::render::table::{TableChange, TableUpdates};
+use crate::render::table_aggregate::{AggregateStates, Fold, aggregate_groups};
 use crate::render::upsert::upsert;
 
 impl<'scope, T: Data + PartialEq + Default> Stream<'scope, Option<T>> {
@@ -117,14 +116,15 @@ impl<'scope, B: Data> Table<'scope, B> {
         &self,
         key_name: &str,
         select: impl Fn(&str, &B) -> (String, V) + 'static,
-    ) -> GroupedTable<'scope, V> {
+    ) -> GroupedTable<'scope, B, V> {
         let node = self
             .context
             .plan
             .borrow_mut()
             .add_node(format!("group_by {key_name}"), vec![self.node]);
         GroupedTable {
-            changes: regroup(self.updates.clone(), select),
+            rows: self.updates.clone(),
+            select: Rc::new(select),
             node,
             key_name: key_name.to_string(),
             context: Rc::clone(&self.context),
@@ -155,41 +155,61 @@ impl<'scope, B: Data> Table<'scope, B> {
     }
 }
 
+/// Gives a row (its key and value) its group and the value it brings there.
+type Selector<B, V> = Rc<dyn Fn(&str, &B) -> (String, V)>;
+
 /// A table's rows regrouped by another key, ready to aggregate.
-pub struct GroupedTable<'scope, V: Data> {
-    changes: Inner<'scope, GroupChange<V>>,
+pub struct GroupedTable<'scope, B: Data, V: Data> {
+    rows: TableUpdates<'scope, B>,
+    select: Selector<B, V>,
     node: NodeId,
     key_name: String,
     context: Rc<BuildContext>,
 }
 
-impl<'scope, V: Data> GroupedTable<'scope, V> {
-    /// One aggregate per group, like Kafka Streams' `KGroupedTable::aggregate`: a row's
-    /// value is added to its group when it joins, and subtracted when it leaves or changes
-    /// (`subtract` then `add` for a row that stays). Rows of one group come from several
-    /// workers in an order that can change between runs, so for a replay to reproduce the
-    /// aggregates `add` and `subtract` must give the same result in any order, as sums and
-    /// counts do.
+impl<'scope, B: Data, V: Data> GroupedTable<'scope, B, V> {
+    /// One aggregate per group, like Kafka Streams' `KGroupedTable::aggregate` and SQL's
+    /// `GROUP BY`: `add` folds the values of a group's rows into `init()`, in the order of
+    /// the rows (by the event time of the change that set them, then where it was read),
+    /// and the group's aggregate is made again whenever its rows change. No subtractor is
+    /// needed, so any fold works: a maximum or a distinct count as well as a sum. A group
+    /// whose rows all left has no aggregate: its key is deleted. Like a table-table join,
+    /// the aggregates settle once per checkpoint epoch.
     pub fn aggregate<A: Data>(
         &self,
         init: impl Fn() -> A + 'static,
         add: impl Fn(&mut A, &V) + 'static,
-        subtract: impl Fn(&mut A, &V) + 'static,
     ) -> Table<'scope, A> {
         let example = init();
-        Table::stateful(
-            &self.context,
-            ("aggregate groups (add, subtract)", "aggregate"),
-            (self.node, &self.key_name),
-            &example,
-            |state| {
-                let aggregator = AddSubtract {
-                    init,
-                    add,
-                    subtract,
-                };
-                aggregate_groups(self.changes.clone(), state, aggregator)
-            },
+        let (node, stores) = {
+            let mut plan = self.context.plan.borrow_mut();
+            let node = plan.add_node("aggregate groups (fold)", vec![self.node]);
+            let stores = ["aggregate_rows", "aggregate"].map(|part| {
+                let store = format!("state.{part}#{node}");
+                plan.state_stores.push(store.clone());
+                store
+            });
+            (node, stores)
+        };
+        let [rows, aggregates] = stores.map(|store| {
+            self.context
+                .env
+                .as_ref()
+                .map(|env| OperatorState::new(Arc::clone(env), store))
+        });
+        let select = Rc::clone(&self.select);
+        let updates = aggregate_groups(
+            self.rows.clone(),
+            AggregateStates { rows, aggregates },
+            move |key: &str, row: &B| select(key, row),
+            Fold { init, add },
+        );
+        Table::new(
+            updates,
+            node,
+            self.key_name.clone(),
+            shape_of(&example),
+            Rc::clone(&self.context),
         )
     }
 }

@@ -220,15 +220,21 @@ fn assert_views(run: &CompletedRun, changes: &[Change], case: &str) {
     }
 }
 
-type JoinedChange = (Option<Labeled>, Option<Labeled>);
-
 /// Checks that each key's changes chain: each starts from the value the one before left,
 /// the first from nothing, none changes nothing, and the last leaves the view's value.
-fn assert_changes_chain(changes: &[OwnedRecord], view: BTreeMap<String, Labeled>, case: &str) {
-    let mut values: BTreeMap<String, Labeled> = BTreeMap::new();
+/// Shared with the aggregate tests, whose tables chain alike.
+pub(super) fn assert_changes_chain<V>(
+    changes: &[OwnedRecord],
+    view: BTreeMap<String, V>,
+    case: &str,
+) where
+    V: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let mut values: BTreeMap<String, V> = BTreeMap::new();
     for record in changes {
         let key = String::from_utf8_lossy(&record.key).into_owned();
-        let (old, new): JoinedChange = serde_json::from_slice(&record.payload).expect("a change");
+        let (old, new): (Option<V>, Option<V>) =
+            serde_json::from_slice(&record.payload).expect("a change");
         assert_ne!(old, new, "{key} changed nothing, {case}");
         assert_eq!(values.get(&key), old.as_ref(), "{key}'s old value, {case}");
         match new {

@@ -68,6 +68,16 @@ impl Row {
         })
     }
 
+    /// A row with this row's envelope around `value`.
+    pub(crate) fn with_value<B: Serialize>(&self, value: &B) -> Result<Row, String> {
+        Ok(Row {
+            event_time: self.event_time,
+            watermark: self.watermark,
+            origin: self.origin,
+            value: canonical_json(value)?,
+        })
+    }
+
     /// The row's value.
     pub(crate) fn decode<B: Data>(&self) -> Result<B, String> {
         serde_json::from_str(&self.value).map_err(|error| error.to_string())

@@ -8,7 +8,8 @@
 //! - [`upsert`]: tables read from a topic, one value per record key.
 //! - [`arranged`]: tables as differential collections of rows, and back;
 //!   [`table_join`] joins two of them by key on their arrangements.
-//! - [`regroup`]: tables regrouped by another key and aggregated with add and subtract.
+//! - [`table_aggregate`]: tables regrouped by another key and aggregated on an
+//!   arrangement of each group's values.
 //! - [`sequence`]: two streams applied together in event-time order, to state per key.
 //! - [`materialize`]: view state in RocksDB, written at checkpoints.
 //! - [`state`]: what stateful operators share to take part in checkpoints.
@@ -18,12 +19,12 @@ pub(crate) mod arranged;
 pub(crate) mod idle;
 pub(crate) mod materialize;
 pub mod reader;
-pub(crate) mod regroup;
 pub(crate) mod sequence;
 pub mod sink;
 pub(crate) mod source;
 pub(crate) mod state;
 pub(crate) mod table;
+pub(crate) mod table_aggregate;
 pub(crate) mod table_join;
 pub(crate) mod upsert;
 pub mod window;

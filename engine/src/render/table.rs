@@ -32,8 +32,7 @@ pub struct TableChange<B> {
 /// A table's changes, keyed.
 pub(crate) type TableUpdates<'scope, B> = Stream<'scope, Time, Vec<Record<TableChange<B>>>>;
 
-/// How values fold into an aggregate that can take them out again: window values into a
-/// summary, or rows into their group's aggregate.
+/// How window values fold into a summary that can take them out again.
 pub(crate) struct AddSubtract<I, F, G> {
     pub init: I,
     pub add: F,

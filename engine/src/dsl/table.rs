@@ -181,22 +181,11 @@ impl<'scope, B: Data, V: Data> GroupedTable<'scope, B, V> {
         add: impl Fn(&mut A, &V) + 'static,
     ) -> Table<'scope, A> {
         let example = init();
-        let (node, stores) = {
-            let mut plan = self.context.plan.borrow_mut();
-            let node = plan.add_node("aggregate groups (fold)", vec![self.node]);
-            let stores = ["aggregate_rows", "aggregate"].map(|part| {
-                let store = format!("state.{part}#{node}");
-                plan.state_stores.push(store.clone());
-                store
-            });
-            (node, stores)
-        };
-        let [rows, aggregates] = stores.map(|store| {
-            self.context
-                .env
-                .as_ref()
-                .map(|env| OperatorState::new(Arc::clone(env), store))
-        });
+        let (node, [rows, aggregates]) = self.context.add_with_stores(
+            "aggregate groups (fold)",
+            vec![self.node],
+            ["aggregate_rows", "aggregate"],
+        );
         let select = Rc::clone(&self.select);
         let updates = aggregate_groups(
             self.rows.clone(),

@@ -7,12 +7,10 @@
 //! same on every replay, whatever order the sides' changes arrived in within the epoch.
 
 use std::rc::Rc;
-use std::sync::Arc;
 
 use super::table::Table;
 use crate::plan::shape_of;
 use crate::record::Data;
-use crate::render::state::OperatorState;
 use crate::render::table_join::{JoinStates, Unmatched, join_tables};
 
 impl<'scope, A: Data> Table<'scope, A> {
@@ -72,25 +70,11 @@ impl<'scope, A: Data> Table<'scope, A> {
         unmatched: Unmatched,
         joiner: impl Fn(Option<&A>, Option<&B>) -> Option<O> + 'static,
     ) -> Table<'scope, O> {
-        let (node, stores) = {
-            let mut plan = self.context.plan.borrow_mut();
-            let node = plan.add_node(
-                format!("{kind} tables by {}", self.key_name),
-                vec![self.node, other.node],
-            );
-            let stores = ["join_left", "join_right", "join"].map(|part| {
-                let store = format!("state.{part}#{node}");
-                plan.state_stores.push(store.clone());
-                store
-            });
-            (node, stores)
-        };
-        let [left, right, joined] = stores.map(|store| {
-            self.context
-                .env
-                .as_ref()
-                .map(|env| OperatorState::new(Arc::clone(env), store))
-        });
+        let (node, [left, right, joined]) = self.context.add_with_stores(
+            &format!("{kind} tables by {}", self.key_name),
+            vec![self.node, other.node],
+            ["join_left", "join_right", "join"],
+        );
         let updates = join_tables(
             self.updates.clone(),
             other.updates.clone(),

@@ -40,18 +40,34 @@ impl BuildContext {
         input: NodeId,
         kind: &str,
     ) -> (NodeId, Option<OperatorState>) {
-        let (node, store) = {
-            let mut plan = self.plan.borrow_mut();
-            let node = plan.add_node(label, vec![input]);
-            let store = format!("state.{kind}#{node}");
-            plan.state_stores.push(store.clone());
-            (node, store)
-        };
-        let state = self
-            .env
-            .as_ref()
-            .map(|env| OperatorState::new(Arc::clone(env), store));
+        let (node, [state]) = self.add_with_stores(label, vec![input], [kind]);
         (node, state)
+    }
+
+    /// Adds the node of an operator made of parts with state of their own, each kept in the
+    /// store `state.{part}#{node}`, and their handles (none when only describing).
+    pub(crate) fn add_with_stores<const N: usize>(
+        &self,
+        label: &str,
+        inputs: Vec<NodeId>,
+        parts: [&str; N],
+    ) -> (NodeId, [Option<OperatorState>; N]) {
+        let (node, stores) = {
+            let mut plan = self.plan.borrow_mut();
+            let node = plan.add_node(label, inputs);
+            let stores = parts.map(|part| {
+                let store = format!("state.{part}#{node}");
+                plan.state_stores.push(store.clone());
+                store
+            });
+            (node, stores)
+        };
+        let states = stores.map(|store| {
+            self.env
+                .as_ref()
+                .map(|env| OperatorState::new(Arc::clone(env), store))
+        });
+        (node, states)
     }
 }
 

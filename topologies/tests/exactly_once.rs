@@ -132,7 +132,7 @@ fn ids_on(brokers: &str, topic: &str, want: usize) -> BTreeMap<String, usize> {
             *counts.entry(id).or_insert(0) += 1;
             // The saga's results come beside the order lines, in a number this test does
             // not compute: past `want`, read on until the topic stays quiet for a while
-            // (three seconds: one was once too short for a loaded CI machine's fetches).
+            // (three seconds: one may be too short for a fetch on a loaded machine).
             if read >= want {
                 quiet_until = Instant::now() + Duration::from_secs(3);
             }

@@ -180,7 +180,7 @@ fn saga_and_join(c: &mut Criterion) {
             decided += usize::from(!String::from_utf8_lossy(&value).contains("placed"));
         })
         .expect("read");
-    let (mut items, mut item_bytes) = (0usize, 0usize);
+    let (mut items, mut item_bytes, mut kept_orders, mut order_bytes) = (0, 0, 0, 0);
     for store in run.plan.stores() {
         if store.starts_with("state.sequence") {
             run.state
@@ -190,17 +190,24 @@ fn saga_and_join(c: &mut Criterion) {
                     if key.starts_with(b"s/item/") {
                         items += 1;
                         item_bytes += key.len() + value.len();
+                    } else if key.starts_with(b"s/order/") {
+                        kept_orders += 1;
+                        order_bytes += key.len() + value.len();
                     }
                 })
                 .expect("read");
         }
     }
     eprintln!(
-        "{decided} of {ORDERS} orders decided; saga state {items} items, {:.0} bytes per item \
-         in RocksDB (key and JSON value)",
-        item_bytes as f64 / items.max(1) as f64
+        "{decided} of {ORDERS} orders decided; saga state {items} items, {:.0} bytes per item, \
+         and {kept_orders} orders (all within the retention), {:.0} bytes per order, in RocksDB \
+         (key and JSON value)",
+        item_bytes as f64 / items.max(1) as f64,
+        order_bytes as f64 / kept_orders.max(1) as f64
     );
     assert_eq!(items, ITEMS);
+    // Every decided order is within the day's retention, so the saga still knows it.
+    assert_eq!(kept_orders, decided);
     assert!(
         decided * 10 >= ORDERS * 9,
         "{decided} of {ORDERS} orders decided"

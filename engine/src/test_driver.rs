@@ -211,6 +211,29 @@ impl TopologyTestDriver {
         }
     }
 
+    /// The entries of the operator state stores whose names start with `prefix`
+    /// (`state.sequence` for those of `process_together`), each stored key to its JSON
+    /// value, as of now: how a test sees what an operator keeps, as Kafka Streams' driver
+    /// opens any store.
+    pub fn state_entries(&mut self, prefix: &str) -> Result<BTreeMap<String, Value>, EngineError> {
+        self.step()?;
+        let mut entries = BTreeMap::new();
+        let Some(run) = &self.last else {
+            return Ok(entries);
+        };
+        for store in &self.plan.state_stores {
+            if store.starts_with(prefix) {
+                run.state.table_store(store)?.for_each(|key, json| {
+                    entries.insert(
+                        String::from_utf8_lossy(key).into_owned(),
+                        serde_json::from_slice(&json).unwrap_or(Value::Null),
+                    );
+                })?;
+            }
+        }
+        Ok(entries)
+    }
+
     fn push(
         &mut self,
         topic: &str,

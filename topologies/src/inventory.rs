@@ -17,7 +17,13 @@
 //! it arrived, then `confirmed`, `failed` or `cancelled`).
 //!
 //! An order's decision reads the levels of all its items, which live on no single worker,
-//! so the saga runs on one worker (see `docs/decisions.md`).
+//! so the saga runs on one worker (see `docs/decisions.md`). It remembers a failed or
+//! cancelled order for a day of event time, and a confirmed one while it holds stock
+//! ([`retention`]).
+
+mod retention;
+
+pub use retention::DECIDED_ORDER_RETENTION;
 
 use serde::{Deserialize, Serialize};
 use sluice::dsl::{Arrival, Either, EventTime, StateMap, Stream, Table};
@@ -152,6 +158,9 @@ pub struct OrderHold {
     pub status: OrderStatusRow,
     /// The lines it holds, `(item_id, quantity)`: empty unless confirmed.
     pub held: Vec<(String, u32)>,
+    /// The event time of its decision, from which its retention counts.
+    #[serde(default)]
+    pub decided_at: i64,
 }
 
 /// What the saga emits.
@@ -185,9 +194,18 @@ pub fn inventory_saga<'scope>(
     // A product deleted from the catalog keeps its last stock: orders still held must be
     // releasable, and the contract has no event for it.
     let products = catalog.changes().filter_map(|change| change.new);
+    let mut sweeper = retention::Sweeper::default();
     let outputs = orders
         .in_event_time_with(&products)
-        .process_together_announcing("inventory saga", "item_id or order_id", announce, apply);
+        .process_together_announcing(
+            "inventory saga",
+            "item_id or order_id",
+            announce,
+            move |state, arrival, outputs| {
+                sweeper.sweep_if_due(state, arrival.event_time);
+                apply(state, arrival, outputs)
+            },
+        );
     // filter_map, not flat_map: each output keeps its position among its record's outputs,
     // which its id is made of.
     outputs
@@ -225,7 +243,8 @@ fn announce(value: &Either<OrderEvent, ProductUpdated>, outputs: &mut Outputs) {
     }
 }
 
-/// Applies one record, in event-time order.
+/// Applies one record, in event-time order. (The saga also sweeps forgotten orders out
+/// of `state` now and then; that changes no decision.)
 pub fn apply(
     state: &mut StateMap<SagaEntry>,
     arrival: Arrival<Either<OrderEvent, ProductUpdated>>,
@@ -248,9 +267,14 @@ fn item<'a>(state: &'a StateMap<SagaEntry>, item_id: &str) -> Option<&'a ItemSto
     }
 }
 
-fn order_hold<'a>(state: &'a StateMap<SagaEntry>, order_id: &str) -> Option<&'a OrderHold> {
+/// The order's hold, unless the saga no longer remembers it at `at`.
+fn order_hold<'a>(
+    state: &'a StateMap<SagaEntry>,
+    order_id: &str,
+    at: EventTime,
+) -> Option<&'a OrderHold> {
     match state.get(&order_key(order_id)) {
-        Some(SagaEntry::Order(hold)) => Some(hold),
+        Some(entry @ SagaEntry::Order(hold)) if !retention::is_forgotten(entry, at.0) => Some(hold),
         _ => None,
     }
 }
@@ -320,7 +344,7 @@ fn place(
     at: EventTime,
     outputs: &mut Outputs,
 ) {
-    if let Some(known) = order_hold(state, &order.order_id) {
+    if let Some(known) = order_hold(state, &order.order_id, at) {
         // A duplicate, or an order cancelled before it was placed: the decision stands,
         // and is said again, since its arrival announced `placed`.
         let status = known.status.clone();
@@ -339,6 +363,7 @@ fn place(
             OrderHold {
                 status,
                 held: Vec::new(),
+                decided_at: at.0,
             },
             outputs,
         );
@@ -396,6 +421,7 @@ fn place(
             OrderHold {
                 status,
                 held: Vec::new(),
+                decided_at: at.0,
             },
             outputs,
         );
@@ -428,7 +454,16 @@ fn place(
         reason: None,
         item_id: None,
     };
-    decide(state, &order.order_id, OrderHold { status, held }, outputs);
+    decide(
+        state,
+        &order.order_id,
+        OrderHold {
+            status,
+            held,
+            decided_at: at.0,
+        },
+        outputs,
+    );
 }
 
 fn cancel_order(
@@ -437,12 +472,13 @@ fn cancel_order(
     at: EventTime,
     outputs: &mut Outputs,
 ) {
-    let hold = match order_hold(state, order_id) {
+    let hold = match order_hold(state, order_id, at) {
         Some(hold) if hold.status.status != OrderState::Confirmed => return,
         Some(hold) => hold.clone(),
         None => OrderHold {
             status: OrderStatusRow::default(),
             held: Vec::new(),
+            decided_at: at.0,
         },
     };
     for (item_id, quantity) in &hold.held {
@@ -472,6 +508,7 @@ fn cancel_order(
         OrderHold {
             status,
             held: Vec::new(),
+            decided_at: at.0,
         },
         outputs,
     );

@@ -12,6 +12,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use sluice::testkit::TopologyTestDriver;
 use sluice_topologies::events::{OrderEvent, OrderStatus, ProductUpdated};
+use sluice_topologies::inventory::DECIDED_ORDER_RETENTION;
 use sluice_topologies::topics::{INVENTORY_EVENTS, ORDER_EVENTS, PRODUCT_UPDATES};
 
 use saga::model::Model;
@@ -124,6 +125,68 @@ fn a_restock_of_a_depleted_item_brings_it_back_to_normal_once() {
         driver.view("stock_levels").expect("view")["cola"]["level"],
         json!(3)
     );
+}
+
+/// A failed order is remembered for `DECIDED_ORDER_RETENTION` of event time: a resent copy
+/// within it meets the decision, one after it is decided afresh, and the forgotten order
+/// leaves the saga's state (not `order_status`). A confirmed order holds stock, so it is
+/// remembered past the retention, and its cancellation a day later still releases.
+#[test]
+fn a_failed_order_is_forgotten_after_the_retention_and_a_confirmed_one_is_not() {
+    let day = i64::try_from(DECIDED_ORDER_RETENTION.as_millis()).expect("a day in ms");
+    let mut driver = driver();
+    pipe_product(&mut driver, &product("cola", 2, 0, 0));
+    pipe_order(&mut driver, &order("big", &[("cola", 5)], 1_000));
+    pipe_order(&mut driver, &order("small", &[("cola", 1)], 2_000));
+    pipe_product(&mut driver, &product("cola", 10, 0, 3_000));
+    pipe_order(&mut driver, &order("gone", &[("juice", 1)], 4_000));
+    pipe_order(&mut driver, &order("big", &[("cola", 5)], 3_600_000));
+    pipe_order(&mut driver, &order("big", &[("cola", 5)], 1_000 + day));
+    pipe_order(&mut driver, &cancel("small", 2 * day));
+    driver.advance_watermark(BASE + 3 * day);
+
+    let story: Vec<(Value, Value, Value)> = events(&mut driver)
+        .into_iter()
+        .map(|event| {
+            (
+                event["event_type"].clone(),
+                event["order_id"].clone(),
+                event["timestamp"].clone(),
+            )
+        })
+        .collect();
+    let at = |offset: i64| json!(sluice::dsl::EventTime(BASE + offset));
+    assert_eq!(
+        story,
+        vec![
+            (json!("ReservationFailed"), json!("big"), at(1_000)),
+            (json!("StockReserved"), json!("small"), at(2_000)),
+            (json!("ReservationFailed"), json!("gone"), at(4_000)),
+            // The copy an hour later met the refusal and said nothing; the one a day later
+            // found no refusal to meet, and the restocked cola fits.
+            (json!("StockReserved"), json!("big"), at(1_000 + day)),
+            (json!("InventoryEvent"), json!("small"), at(2 * day)),
+        ]
+    );
+    assert_eq!(
+        driver.view("order_status").expect("view"),
+        json!({
+            "big": {"status": "confirmed"},
+            "small": {"status": "cancelled"},
+            "gone": {"status": "failed", "item_id": "juice", "reason": "unknown_item"},
+        })
+    );
+    assert_eq!(
+        driver.view("stock_levels").expect("view")["cola"],
+        json!({"level": 5, "threshold": 0, "state": "normal", "stock": 10, "reserved": 5})
+    );
+    let kept: Vec<String> = driver
+        .state_entries("state.sequence")
+        .expect("state")
+        .into_keys()
+        .filter(|key| key.starts_with("s/"))
+        .collect();
+    assert_eq!(kept, vec!["s/item/cola", "s/order/big", "s/order/small"]);
 }
 
 /// The end of a run is not the end of the input: a topic that has read nothing yet (its

@@ -121,6 +121,19 @@ impl<S> StateMap<S> {
         self.values.remove(key)
     }
 
+    /// Keeps the keys for which `keep` says so and removes the others, as
+    /// [`StateMap::remove`] would each: a sweep for state that has outlived its use.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &S) -> bool) {
+        let dirty = &mut self.dirty;
+        self.values.retain(|key, value| {
+            let kept = keep(key, value);
+            if !kept {
+                dirty.insert(key.clone());
+            }
+            kept
+        });
+    }
+
     /// How many keys have a value.
     pub fn len(&self) -> usize {
         self.values.len()
@@ -582,7 +595,23 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::combined_watermark;
+    use super::{StateMap, combined_watermark};
+
+    #[test]
+    fn a_retain_removes_what_it_does_not_keep_and_marks_it_for_deletion() {
+        let mut state = StateMap::new();
+        for (key, value) in [("a", 1), ("b", 2), ("c", 3)] {
+            state.insert(key, value);
+        }
+        state.dirty.clear();
+        state.retain(|key, value| key == "a" || *value == 3);
+        assert_eq!(
+            (state.get("a"), state.get("b"), state.get("c")),
+            (Some(&1), None, Some(&3))
+        );
+        // Only the removed key is written (as a delete) at the next checkpoint.
+        assert_eq!(state.dirty.iter().collect::<Vec<_>>(), vec!["b"]);
+    }
 
     #[test]
     fn a_quiet_side_holds_nothing_back_unless_every_side_is_quiet() {

@@ -158,7 +158,8 @@ pub struct OrderHold {
     pub status: OrderStatusRow,
     /// The lines it holds, `(item_id, quantity)`: empty unless confirmed.
     pub held: Vec<(String, u32)>,
-    /// The event time of its decision, from which its retention counts.
+    /// The event time of its decision, from which its retention counts. (State written
+    /// before there was a retention has none, reads as 0, and so counts as long decided.)
     #[serde(default)]
     pub decided_at: i64,
 }

@@ -9,6 +9,8 @@
 //! - a transaction that cannot commit is aborted and stops the engine before its
 //!   checkpoint is written; the restart reprocesses from the last one, and nothing is lost
 //!   or doubled;
+//! - a commit refused after its checkpoint was written aborts once; the restart settles
+//!   that checkpoint's outbox, and nothing is lost or doubled;
 //! - a zombie: after another producer initialized the same transactional id, the broker
 //!   answers the old instance as fenced, and it stops without committing. Its checkpoint
 //!   was already written, so the next instance writes that transaction's outbox again.
@@ -230,6 +232,36 @@ async fn a_transaction_that_cannot_commit_is_aborted_and_the_restart_loses_nothi
     })
     .await;
     assert!(written_before <= checkpointed(&done));
+    assert!(done["error"].is_null(), "{done}");
+    stop_and_expect_each_once(engine, &brokers, &ids).await;
+}
+
+/// A commit the broker refuses after the checkpoint's batch (with its outbox) was
+/// written: the transaction is aborted, counted once, and the engine stops; the restart
+/// settles that checkpoint's outbox and goes on, and nothing is lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_refused_after_its_checkpoint_aborts_once_and_the_restart_resends_its_outbox() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let ids = produce_orders(&brokers, 0..ORDERS);
+    let state = tempfile::tempdir().expect("state dir");
+    // Every EndTxn of the first instance is refused with an error librdkafka says must be
+    // aborted: the first commit fails after its checkpoint was written.
+    cluster.request_errors(
+        RDKafkaApiKey::EndTxn,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+    );
+    let engine = start_exactly_once(&brokers, state.path()).await;
+    let failed = wait_for(&engine, "/status", |status| status["error"].is_string()).await;
+    assert!(engine.join().await.is_err(), "the failure stops the engine");
+    assert_eq!(failed["transactions"]["aborted"], json!(1), "{failed}");
+    assert_eq!(failed["transactions"]["committed"], json!(0), "{failed}");
+
+    let engine = start_exactly_once(&brokers, state.path()).await;
+    let done = wait_for(&engine, "/status", |status| {
+        checkpointed(status) == ORDERS as i64
+    })
+    .await;
     assert!(done["error"].is_null(), "{done}");
     stop_and_expect_each_once(engine, &brokers, &ids).await;
 }

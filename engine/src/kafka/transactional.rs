@@ -115,6 +115,10 @@ pub struct TransactionalOutput {
     status: Arc<EngineStatus>,
     /// Set when the broker refused a record of the open transaction.
     refused: Arc<AtomicBool>,
+    /// Whether the transaction begun last was aborted already. A failed commit aborts in
+    /// `transaction_error` and then again in the coordinator's `abort`: the second must
+    /// neither reach librdkafka nor count as another abort.
+    aborted: AtomicBool,
     open: Mutex<OpenTransaction>,
     /// The state directory's id, set by [`TransactionalOutput::recover`].
     state_id: std::sync::OnceLock<String>,
@@ -181,6 +185,7 @@ impl TransactionalOutput {
             transactional_id,
             status,
             refused,
+            aborted: AtomicBool::new(false),
             state_id: std::sync::OnceLock::new(),
             open: Mutex::new(OpenTransaction {
                 cut: u64::MAX,
@@ -274,7 +279,9 @@ impl TransactionalOutput {
     fn begin(&self) -> Result<(), EngineError> {
         self.producer
             .begin_transaction()
-            .map_err(|error| self.transaction_error("beginning a transaction", error))
+            .map_err(|error| self.transaction_error("beginning a transaction", error))?;
+        self.aborted.store(false, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Queues one record in the open transaction, waiting while librdkafka's queue is full.
@@ -390,8 +397,14 @@ impl TransactionalOutput {
     }
 
     fn abort_open(&self) {
+        if self.aborted.load(Ordering::Relaxed) {
+            return;
+        }
         match self.producer.abort_transaction(TRANSACTION_TIMEOUT) {
-            Ok(()) => EngineStatus::add(&self.status.transactions_aborted, 1),
+            Ok(()) => {
+                self.aborted.store(true, Ordering::Relaxed);
+                EngineStatus::add(&self.status.transactions_aborted, 1);
+            }
             Err(error) => warn!(%error, "cannot abort the output transaction"),
         }
     }

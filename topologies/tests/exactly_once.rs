@@ -201,20 +201,39 @@ async fn checkpoints_commit_transactions_whose_output_holds_each_event_once() {
     stop_and_expect_each_once(engine, &brokers, &ids).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transaction_that_cannot_commit_is_aborted_and_the_restart_loses_nothing() {
+/// The first instance over all the orders, on a cluster that refuses the first `api`
+/// request with an error librdkafka says must be aborted, until that failure stops it;
+/// then a second instance on the same state, to the end. Returns the first's last status
+/// and the second's status once it checkpointed every order; the output is checked as in
+/// [`stop_and_expect_each_once`].
+async fn refuse_once_then_restart(api: RDKafkaApiKey) -> (Value, Value) {
     let cluster = cluster();
     let brokers = cluster.bootstrap_servers();
     let ids = produce_orders(&brokers, 0..ORDERS);
     let state = tempfile::tempdir().expect("state dir");
-    // The first transaction that writes output cannot add its partitions: librdkafka says
-    // the transaction must be aborted.
     cluster.request_errors(
-        RDKafkaApiKey::AddPartitionsToTxn,
+        api,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
     );
     let engine = start_exactly_once(&brokers, state.path()).await;
     let failed = wait_for(&engine, "/status", |status| status["error"].is_string()).await;
+    assert!(engine.join().await.is_err(), "the failure stops the engine");
+
+    let engine = start_exactly_once(&brokers, state.path()).await;
+    let done = wait_for(&engine, "/status", |status| {
+        checkpointed(status) == ORDERS as i64
+    })
+    .await;
+    assert!(done["error"].is_null(), "{done}");
+    stop_and_expect_each_once(engine, &brokers, &ids).await;
+    (failed, done)
+}
+
+/// The first transaction that writes output cannot add its partitions: it is aborted
+/// before its checkpoint is written, and the restart reads its records again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_that_cannot_commit_is_aborted_and_the_restart_loses_nothing() {
+    let (failed, done) = refuse_once_then_restart(RDKafkaApiKey::AddPartitionsToTxn).await;
     assert_eq!(failed["transactions"]["aborted"], json!(1), "{failed}");
     assert!(
         failed["error"]
@@ -222,48 +241,17 @@ async fn a_transaction_that_cannot_commit_is_aborted_and_the_restart_loses_nothi
             .is_some_and(|error| error.contains("cannot write a checkpoint")),
         "{failed}"
     );
-    let written_before = checkpointed(&failed);
-    assert!(engine.join().await.is_err(), "the failure stops the engine");
-
-    // No checkpoint took the aborted transaction's records: the restart reads them again.
-    let engine = start_exactly_once(&brokers, state.path()).await;
-    let done = wait_for(&engine, "/status", |status| {
-        checkpointed(status) == ORDERS as i64
-    })
-    .await;
-    assert!(written_before <= checkpointed(&done));
-    assert!(done["error"].is_null(), "{done}");
-    stop_and_expect_each_once(engine, &brokers, &ids).await;
+    assert!(checkpointed(&failed) <= checkpointed(&done));
 }
 
-/// A commit the broker refuses after the checkpoint's batch (with its outbox) was
-/// written: the transaction is aborted, counted once, and the engine stops; the restart
-/// settles that checkpoint's outbox and goes on, and nothing is lost or doubled.
+/// The first commit (EndTxn) is refused after its checkpoint was written: the transaction
+/// is aborted, counted once, and the engine stops; the restart settles that checkpoint
+/// (writing its outbox again if it had one), and nothing is lost or doubled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_commit_refused_after_its_checkpoint_aborts_once_and_the_restart_resends_its_outbox() {
-    let cluster = cluster();
-    let brokers = cluster.bootstrap_servers();
-    let ids = produce_orders(&brokers, 0..ORDERS);
-    let state = tempfile::tempdir().expect("state dir");
-    // Every EndTxn of the first instance is refused with an error librdkafka says must be
-    // aborted: the first commit fails after its checkpoint was written.
-    cluster.request_errors(
-        RDKafkaApiKey::EndTxn,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
-    );
-    let engine = start_exactly_once(&brokers, state.path()).await;
-    let failed = wait_for(&engine, "/status", |status| status["error"].is_string()).await;
-    assert!(engine.join().await.is_err(), "the failure stops the engine");
+async fn a_commit_refused_after_its_checkpoint_aborts_once_and_the_restart_loses_nothing() {
+    let (failed, _) = refuse_once_then_restart(RDKafkaApiKey::EndTxn).await;
     assert_eq!(failed["transactions"]["aborted"], json!(1), "{failed}");
     assert_eq!(failed["transactions"]["committed"], json!(0), "{failed}");
-
-    let engine = start_exactly_once(&brokers, state.path()).await;
-    let done = wait_for(&engine, "/status", |status| {
-        checkpointed(status) == ORDERS as i64
-    })
-    .await;
-    assert!(done["error"].is_null(), "{done}");
-    stop_and_expect_each_once(engine, &brokers, &ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,12 @@
 //! - [`app`]: the command line (`run`, `replay`, `produce`, `demo`, `bench`, `describe`,
 //!   `dedupe`) a topology binary gets by calling [`app::main`].
 
+// Input and I/O reach nearly every path: a failure is a typed error, never a panic (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
+)]
+
 pub mod app;
 pub mod checkpoint;
 pub mod dsl;

@@ -13,6 +13,12 @@
 //! - [`snapshot`] gives consistent reads: a [`ReadView`] sees every store as of one instant.
 //! - [`error`] is the crate's typed error.
 
+// Input and I/O reach nearly every path: a failure is a typed error, never a panic (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
+)]
+
 pub mod codec;
 pub mod db;
 pub mod envelope;

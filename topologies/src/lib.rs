@@ -18,6 +18,12 @@
 //! - [`shop`]: all of them in one dataflow; [`Shop`]: the [`Application`] the `shop`
 //!   binary runs.
 
+// Input and I/O reach nearly every path: a failure is a typed error, never a panic (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
+)]
+
 pub mod catalog;
 pub mod events;
 pub mod generator;

@@ -33,7 +33,7 @@ use sluice::kafka::KafkaSettings;
 use sluice::runtime::{EngineConfig, RunningEngine, start};
 use sluice_topologies::Shop;
 
-use common::{checkpointed, wait_for};
+use common::{checkpointed, get, wait_for};
 
 const BASE: i64 = 1_705_314_600_000; // 2024-01-15T10:30:00Z
 const ORDERS: usize = 400;
@@ -104,12 +104,17 @@ async fn start_exactly_once(brokers: &str, state_dir: &std::path::Path) -> Runni
 /// How many times each `sluice-id` occurs on `topic`, read until `want` records came or
 /// nothing more arrives for a while.
 fn ids_on(brokers: &str, topic: &str, want: usize) -> BTreeMap<String, usize> {
+    ids_read(brokers, topic, want, "read_committed")
+}
+
+/// As [`ids_on`], at `isolation` (`read_committed` or `read_uncommitted`).
+fn ids_read(brokers: &str, topic: &str, want: usize, isolation: &str) -> BTreeMap<String, usize> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", "exactly-once-reader")
+        .set("group.id", format!("exactly-once-reader-{isolation}"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
+        .set("isolation.level", isolation)
         .create()
         .expect("consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
@@ -143,6 +148,32 @@ fn ids_on(brokers: &str, topic: &str, want: usize) -> BTreeMap<String, usize> {
     counts
 }
 
+/// The low and high offsets of each partition of `topic`: how much was written to it,
+/// whatever a reader made of it (transaction markers take offsets too).
+fn partition_bounds(brokers: &str, topic: &str) -> Vec<(i64, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("consumer");
+    (0..PARTITIONS)
+        .map(|partition| {
+            consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .unwrap_or((-1, -1))
+        })
+        .collect()
+}
+
+/// How many orders of an `order_status` answer have each status.
+fn status_counts(answer: &Value) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for entry in answer["entries"].as_array().into_iter().flatten() {
+        let status = entry["value"]["status"].as_str().unwrap_or("?").to_string();
+        *counts.entry(status).or_insert(0) += 1;
+    }
+    counts
+}
+
 /// The order-line events among the ids read: the saga writes second to
 /// `inventory-events`, so its ids end in `@1`.
 fn order_lines(found: &BTreeMap<String, usize>) -> BTreeMap<String, usize> {
@@ -156,6 +187,10 @@ fn order_lines(found: &BTreeMap<String, usize>) -> BTreeMap<String, usize> {
 /// Stops the engine cleanly, then checks that `inventory-events` holds each of `ids` once,
 /// and each of the saga's results once.
 async fn stop_and_expect_each_once(engine: RunningEngine, brokers: &str, ids: &[String]) {
+    // Kept for the message of a failure: what the saga had decided by the last checkpoint
+    // before the stop, and what the engine said of its output.
+    let statuses = get(&engine, "/views/order_status?limit=1000").await;
+    let before_stop = get(&engine, "/status").await;
     engine.shutdown();
     engine.join().await.expect("a clean stop");
     let once: BTreeMap<String, usize> = ids.iter().map(|id| (id.clone(), 1)).collect();
@@ -164,9 +199,18 @@ async fn stop_and_expect_each_once(engine: RunningEngine, brokers: &str, ids: &[
     let saga: Vec<_> = found.iter().filter(|(id, _)| id.ends_with("@1")).collect();
     assert!(
         !saga.is_empty(),
-        "the saga refused none of the orders for unknown items: {} ids read, {} distinct",
+        "the saga refused none of the orders for unknown items: {} ids read, {} distinct \
+         ({} of the saga's read uncommitted); inventory-events holds {:?} (low, high) per \
+         partition; order statuses before the stop: {:?}; status before the stop: \
+         {before_stop}",
         found.values().sum::<usize>(),
-        found.len()
+        found.len(),
+        ids_read(brokers, "inventory-events", found.len(), "read_uncommitted")
+            .keys()
+            .filter(|id| id.ends_with("@1"))
+            .count(),
+        partition_bounds(brokers, "inventory-events"),
+        status_counts(&statuses),
     );
     assert!(saga.iter().all(|(_, count)| **count == 1), "{saga:?}");
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use tracing::warn;
 
 use crate::status::EngineStatus;
@@ -48,6 +48,14 @@ pub(crate) trait RecordReader {
     /// silent partition counts as idle only when it is caught up: one whose records simply
     /// have not been fetched yet must keep holding the watermark.
     fn is_caught_up(&self, partition: i32, next_offset: i64) -> bool;
+
+    /// As [`RecordReader::is_caught_up`], but asks the broker when nothing is known yet.
+    /// For a source that stops: a partition that read nothing and is not known to be empty
+    /// holds back every operator that waits on it, so the end of a run must not depend on
+    /// whether the watermark monitor happened to get an answer in time.
+    fn confirm_caught_up(&self, partition: i32, next_offset: i64) -> bool {
+        self.is_caught_up(partition, next_offset)
+    }
 }
 
 /// Reads assigned partitions through an rdkafka consumer.
@@ -102,7 +110,25 @@ impl RecordReader for KafkaReader {
             .high_watermark(&self.topic, partition)
             .is_some_and(|high| next_offset >= high)
     }
+
+    fn confirm_caught_up(&self, partition: i32, next_offset: i64) -> bool {
+        if self.status.high_watermark(&self.topic, partition).is_none() {
+            match self
+                .consumer
+                .fetch_watermarks(&self.topic, partition, STOP_WATERMARK_TIMEOUT)
+            {
+                Ok((_, high)) => self.status.set_high_watermark(&self.topic, partition, high),
+                Err(error) => {
+                    warn!(%error, topic = %self.topic, partition, "cannot tell whether a partition that read nothing is empty: it holds back what waits on it")
+                }
+            }
+        }
+        self.is_caught_up(partition, next_offset)
+    }
 }
+
+/// How long a stopping source waits for the broker to say where a partition ends.
+const STOP_WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A record held in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,5 +241,59 @@ impl RecordReader for MemoryReader {
             .iter()
             .find(|(candidate, _, _)| *candidate == partition)
             .is_none_or(|(_, records, _)| next_offset >= records.len() as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::ClientConfig;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    use super::*;
+
+    /// A reader of `topic` on rdkafka's in-process MOCK cluster (a development broker),
+    /// whose status has heard nothing from a watermark monitor.
+    fn reader_without_monitor(
+        cluster: &MockCluster<'_, impl rdkafka::ClientContext>,
+    ) -> KafkaReader {
+        let status = Arc::new(EngineStatus::new());
+        for partition in 0..2 {
+            status.register_partition("t", partition);
+        }
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("group.id", "reader-test")
+            .create()
+            .expect("consumer");
+        KafkaReader {
+            consumer,
+            topic: "t".into(),
+            status,
+        }
+    }
+
+    #[test]
+    fn a_stopping_reader_asks_the_broker_where_an_unknown_partition_ends() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("t", 2, 1).expect("topic");
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .create()
+            .expect("producer");
+        producer
+            .send(BaseRecord::to("t").partition(1).key("k").payload("v"))
+            .expect("queued");
+        producer.flush(Duration::from_secs(10)).expect("flushed");
+        let reader = reader_without_monitor(&cluster);
+
+        // Without a high watermark nothing is known to be caught up, not even the empty
+        // partition.
+        assert!(!reader.is_caught_up(0, 0));
+        // Asked, the broker says partition 0 is empty and partition 1 holds one record.
+        assert!(reader.confirm_caught_up(0, 0));
+        assert!(!reader.confirm_caught_up(1, 0));
+        assert!(reader.confirm_caught_up(1, 1));
+        assert_eq!(reader.status.high_watermark("t", 1), Some(1));
     }
 }

@@ -451,6 +451,11 @@ fn stop(
     let checkpointer = &env.checkpointer;
     for reader in readers {
         reader.publish(&env.status, topic, false);
+        // Where the partition stopped decides what waits on it at the end of the run: an
+        // empty partition must be known as empty, not left to the monitor's timing.
+        if reader.clock.max_event_time().is_none() {
+            reading.confirm_caught_up(reader.partition, reader.next_offset);
+        }
     }
     let positions: Vec<SourcePosition> = readers
         .iter()

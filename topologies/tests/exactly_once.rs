@@ -90,6 +90,12 @@ fn produce_orders(brokers: &str, orders: std::ops::Range<usize>) -> Vec<String> 
 }
 
 async fn start_exactly_once(brokers: &str, state_dir: &std::path::Path) -> RunningEngine {
+    // The engine's warnings (a transaction that cannot abort, a record that cannot be
+    // queued) go to the test's captured output, shown when it fails.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("warn")
+        .try_init();
     let mut settings = KafkaSettings::new(brokers);
     settings.partitions = PARTITIONS;
     let mut config = EngineConfig::new(settings, state_dir);

@@ -99,8 +99,10 @@ impl ProducerContext for FailureCounter {
     /// once it commits.
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Some(error) = count_delivery(&self.status, result) {
-            self.refused.store(true, Ordering::Relaxed);
-            warn!(%error, "output record was not delivered; its transaction will abort");
+            // The first refusal of a transaction says why; `delivery_failures` counts all.
+            if !self.refused.swap(true, Ordering::Relaxed) {
+                warn!(%error, "output record was not delivered; its transaction will abort");
+            }
         }
     }
 }
@@ -321,8 +323,12 @@ impl TransactionalOutput {
     fn send_now(&self, open: &mut OpenTransaction, record: &OutputRecord<'_>) {
         if let Err(error) = self.produce(record) {
             EngineStatus::add(&self.status.delivery_failures, 1);
-            warn!(%error, "cannot queue an output record; its transaction will abort");
-            open.broken.get_or_insert_with(|| error.to_string());
+            // Once a transaction is broken, every later record of it is refused the same
+            // way: the first says why, `delivery_failures` counts them all.
+            if open.broken.is_none() {
+                warn!(%error, "cannot queue an output record; its transaction will abort");
+                open.broken = Some(error.to_string());
+            }
             return;
         }
         outbox::append(&mut open.outbox, record);

@@ -49,13 +49,12 @@ pub(crate) trait RecordReader {
     /// have not been fetched yet must keep holding the watermark.
     fn is_caught_up(&self, partition: i32, next_offset: i64) -> bool;
 
-    /// As [`RecordReader::is_caught_up`], but asks the broker when nothing is known yet.
-    /// For a source that stops: a partition that read nothing and is not known to be empty
-    /// holds back every operator that waits on it, so the end of a run must not depend on
-    /// whether the watermark monitor happened to get an answer in time.
-    fn confirm_caught_up(&self, partition: i32, next_offset: i64) -> bool {
-        self.is_caught_up(partition, next_offset)
-    }
+    /// Asks the broker where `partition` ends if that is not known yet, so that
+    /// [`RecordReader::is_caught_up`] can answer. For a source that stops: a partition that
+    /// read nothing and is not known to be empty holds back every operator that waits on
+    /// it, so the end of a run must not depend on whether the watermark monitor happened
+    /// to get an answer in time. (Input in memory always knows.)
+    fn learn_where_unknown_partition_ends(&self, _partition: i32) {}
 }
 
 /// Reads assigned partitions through an rdkafka consumer.
@@ -111,19 +110,19 @@ impl RecordReader for KafkaReader {
             .is_some_and(|high| next_offset >= high)
     }
 
-    fn confirm_caught_up(&self, partition: i32, next_offset: i64) -> bool {
-        if self.status.high_watermark(&self.topic, partition).is_none() {
-            match self
-                .consumer
-                .fetch_watermarks(&self.topic, partition, STOP_WATERMARK_TIMEOUT)
-            {
-                Ok((_, high)) => self.status.set_high_watermark(&self.topic, partition, high),
-                Err(error) => {
-                    warn!(%error, topic = %self.topic, partition, "cannot tell whether a partition that read nothing is empty: it holds back what waits on it")
-                }
+    fn learn_where_unknown_partition_ends(&self, partition: i32) {
+        if self.status.high_watermark(&self.topic, partition).is_some() {
+            return;
+        }
+        match self
+            .consumer
+            .fetch_watermarks(&self.topic, partition, STOP_WATERMARK_TIMEOUT)
+        {
+            Ok((_, high)) => self.status.set_high_watermark(&self.topic, partition, high),
+            Err(error) => {
+                warn!(%error, topic = %self.topic, partition, "cannot tell whether a partition that read nothing is empty: it holds back what waits on it")
             }
         }
-        self.is_caught_up(partition, next_offset)
     }
 }
 
@@ -291,9 +290,11 @@ mod tests {
         // partition.
         assert!(!reader.is_caught_up(0, 0));
         // Asked, the broker says partition 0 is empty and partition 1 holds one record.
-        assert!(reader.confirm_caught_up(0, 0));
-        assert!(!reader.confirm_caught_up(1, 0));
-        assert!(reader.confirm_caught_up(1, 1));
+        reader.learn_where_unknown_partition_ends(0);
+        reader.learn_where_unknown_partition_ends(1);
+        assert!(reader.is_caught_up(0, 0));
+        assert!(!reader.is_caught_up(1, 0));
+        assert!(reader.is_caught_up(1, 1));
         assert_eq!(reader.status.high_watermark("t", 1), Some(1));
     }
 }

@@ -454,7 +454,7 @@ fn stop(
         // Where the partition stopped decides what waits on it at the end of the run: an
         // empty partition must be known as empty, not left to the monitor's timing.
         if reader.clock.max_event_time().is_none() {
-            reading.confirm_caught_up(reader.partition, reader.next_offset);
+            reading.learn_where_unknown_partition_ends(reader.partition);
         }
     }
     let positions: Vec<SourcePosition> = readers

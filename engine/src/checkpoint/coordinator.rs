@@ -398,14 +398,17 @@ impl Checkpointer {
         let acknowledged = started.elapsed();
         checkpoint.committed_at = chrono::Utc::now().timestamp_millis();
         checkpoint.duration_ms = started.elapsed().as_millis() as u64;
+        let (entries, bytes) = (batch.len(), batch.size_in_bytes());
         let written = self.write_batch(checkpoint, batch, outbox.as_deref());
         // Where a checkpoint's time goes: gathering the parts, the broker's acknowledgement
-        // of the output, and the batch write.
+        // of the output, and the batch write, with the batch's size.
         debug!(
             id = checkpoint.id,
             parts_ms = parts_in.as_millis() as u64,
             acknowledged_ms = (acknowledged - parts_in).as_millis() as u64,
             written_ms = (started.elapsed() - acknowledged).as_millis() as u64,
+            entries,
+            bytes,
             "checkpoint written"
         );
         let Some(output) = &self.output else {

@@ -23,7 +23,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -43,6 +43,8 @@ use crate::status::EngineStatus;
 
 /// How long one transactional call (init, offsets, commit, abort) may take.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait before retrying an abort that librdkafka calls retriable.
+const ABORT_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// The prefix of the offset metadata that names the checkpoint a transaction committed.
 const MARKER_PREFIX: &str = "sluice-checkpoint:";
 /// The meta-store key of the state directory's own id, which markers carry: checkpoint ids
@@ -299,12 +301,12 @@ impl TransactionalOutput {
             .key(record.key)
             .payload(record.payload)
             .headers(headers);
-        let deadline = std::time::Instant::now() + TRANSACTION_TIMEOUT;
+        let deadline = Instant::now() + TRANSACTION_TIMEOUT;
         loop {
             match self.producer.send(pending) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned))
-                    if std::time::Instant::now() < deadline =>
+                    if Instant::now() < deadline =>
                 {
                     pending = returned;
                     self.producer.poll(Duration::from_millis(5));
@@ -406,12 +408,28 @@ impl TransactionalOutput {
         if self.aborted.load(Ordering::Relaxed) {
             return;
         }
-        match self.producer.abort_transaction(TRANSACTION_TIMEOUT) {
-            Ok(()) => {
-                self.aborted.store(true, Ordering::Relaxed);
-                EngineStatus::add(&self.status.transactions_aborted, 1);
+        let deadline = Instant::now() + TRANSACTION_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.producer.abort_transaction(left) {
+                Ok(()) => {
+                    self.aborted.store(true, Ordering::Relaxed);
+                    EngineStatus::add(&self.status.transactions_aborted, 1);
+                    return;
+                }
+                // librdkafka's advice for a retriable abort error (a timeout, a request
+                // still in flight) is to call abort again: the abort may still complete.
+                Err(KafkaError::Transaction(detail))
+                    if detail.is_retriable() && Instant::now() < deadline =>
+                {
+                    warn!(error = %detail, "the output transaction's abort is retried");
+                    std::thread::sleep(ABORT_RETRY_PAUSE);
+                }
+                Err(error) => {
+                    warn!(%error, "cannot abort the output transaction");
+                    return;
+                }
             }
-            Err(error) => warn!(%error, "cannot abort the output transaction"),
         }
     }
 }

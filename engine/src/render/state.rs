@@ -8,7 +8,7 @@ use sluice_state::{StateDb, WriteBatch};
 use timely::communication::Pull;
 use timely::dataflow::channels::Message;
 use timely::dataflow::operators::generic::InputHandleCore;
-use tracing::error;
+use tracing::{error, trace};
 
 use crate::checkpoint::{ParticipantId, Request};
 use crate::runtime::RunEnv;
@@ -46,7 +46,18 @@ impl OperatorState {
         let db = &self.env.db;
         self.env
             .checkpointer
-            .contribute(participant, request, Vec::new(), |batch| write(db, batch))
+            .contribute(participant, request, Vec::new(), |batch| {
+                let (entries, bytes) = (batch.len(), batch.size_in_bytes());
+                write(db, batch)?;
+                // Which operator's state makes a checkpoint large.
+                trace!(
+                    store = %self.store,
+                    entries = batch.len() - entries,
+                    bytes = batch.size_in_bytes() - bytes,
+                    "checkpoint part"
+                );
+                Ok(())
+            })
     }
 
     /// Once every source has stopped, the least watermark among the partitions of

@@ -446,6 +446,7 @@ pub(crate) fn spawn_workers(
                 env.checkpointer.maybe_begin();
             }
         }
+        env.checkpointer.wait_for_commit();
     })
     .map_err(EngineError::Dataflow)
 }

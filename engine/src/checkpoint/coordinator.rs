@@ -6,14 +6,16 @@
 //! commits the whole batch. Only one checkpoint is in flight at a time.
 //!
 //! The commit waits for the output of the records it takes to be acknowledged, then
-//! writes the batch. It does so without holding the coordinator's lock, which every
-//! operator takes on every activation: the other workers go on processing meanwhile, and
-//! only the worker that happened to hand in last waits. The next checkpoint opens only
-//! once the commit is written, so batches are written in order.
+//! writes the batch. It does so on a thread of its own, without holding the coordinator's
+//! lock, which every operator takes on every activation: every worker goes on processing
+//! meanwhile, the one that happened to hand in last too (it was often the busiest, whose
+//! operator is slowest to reach the cut). The next checkpoint opens only once the commit
+//! is written, so batches are written in order, and a worker whose dataflow has ended
+//! waits for the commit still being written before it stops.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sluice_state::{StateDb, WriteBatch};
@@ -68,6 +70,8 @@ pub struct Checkpointer {
     /// acknowledged (what makes output at least once across crashes).
     output: Option<Arc<dyn OutputSink>>,
     progress: Mutex<Progress>,
+    /// Signalled whenever a commit thread ends, so that stopping workers can wait for it.
+    commit_ended: Condvar,
 }
 
 struct Progress {
@@ -77,8 +81,11 @@ struct Progress {
     /// The latest epoch opened.
     epoch: u64,
     in_flight: Option<InFlight>,
-    /// A checkpoint whose parts are all in is being written (outside the lock).
+    /// A checkpoint whose parts are all in is being written (by the commit thread).
     committing: bool,
+    /// The last commit thread: joined at the end, so that the state it holds is let go
+    /// (a test driver opens the same state directory again at once).
+    commit_thread: Option<std::thread::JoinHandle<()>>,
     /// Sources that stopped; they count as contributors from now.
     retired: BTreeSet<ParticipantId>,
     /// Where the partitions of stopped sources stopped. A source may stop after its cut for
@@ -146,6 +153,7 @@ impl Checkpointer {
                 epoch: restored.map_or(0, |checkpoint| checkpoint.epoch),
                 in_flight: None,
                 committing: false,
+                commit_thread: None,
                 retired: BTreeSet::new(),
                 stopped_at: BTreeMap::new(),
                 positions,
@@ -153,6 +161,7 @@ impl Checkpointer {
                 last_started: Instant::now(),
                 finished: false,
             }),
+            commit_ended: Condvar::new(),
         }
     }
 
@@ -187,7 +196,7 @@ impl Checkpointer {
     }
 
     /// Says that a worker has built its dataflow, with all its participants registered.
-    pub fn worker_ready(&self) {
+    pub fn worker_ready(self: &Arc<Self>) {
         let mut progress = self.lock();
         progress.ready_workers += 1;
         // Sources that stopped before every worker was built (no partitions, or input
@@ -243,7 +252,7 @@ impl Checkpointer {
     /// checkpoint no longer in flight (it became final meanwhile) is not, and the
     /// participant keeps its changes for the next one.
     pub fn contribute(
-        &self,
+        self: &Arc<Self>,
         participant: ParticipantId,
         request: Request,
         positions: Vec<SourcePosition>,
@@ -274,7 +283,7 @@ impl Checkpointer {
     /// Says that a source has stopped for good after handing in `positions`: it counts as a
     /// contributor to every later checkpoint. When the last source stops, the final
     /// checkpoint begins (or the one in flight becomes final).
-    pub fn retire(&self, participant: ParticipantId, positions: Vec<SourcePosition>) {
+    pub fn retire(self: &Arc<Self>, participant: ParticipantId, positions: Vec<SourcePosition>) {
         let mut progress = self.lock();
         progress.retired.insert(participant);
         keep_positions(&mut progress.stopped_at, positions.clone());
@@ -307,15 +316,45 @@ impl Checkpointer {
         }
     }
 
-    /// Commits the checkpoint in flight if every part is in, and then any that completed
-    /// while it was being written (a final one). The lock is let go while output is awaited
-    /// and the batch written.
-    fn commit_if_complete<'a>(&'a self, mut progress: MutexGuard<'a, Progress>) {
-        while let Some((mut checkpoint, batch, started)) = self.take_complete(&mut progress) {
-            progress.committing = true;
-            drop(progress);
+    /// Commits the checkpoint in flight if every part is in, on a thread of its own that
+    /// then commits any checkpoint that completed while it was being written (a final one).
+    fn commit_if_complete(self: &Arc<Self>, mut progress: MutexGuard<'_, Progress>) {
+        let Some(complete) = self.take_complete(&mut progress) else {
+            return;
+        };
+        progress.committing = true;
+        drop(progress);
+        let checkpointer = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("sluice-commit".to_string())
+            .spawn(move || checkpointer.commit_in_turn(complete));
+        let mut progress = self.lock();
+        match spawned {
+            Ok(thread) => {
+                // The one before has written its last commit: it only has its exit left.
+                if let Some(before) = progress.commit_thread.replace(thread) {
+                    drop(progress);
+                    if before.join().is_err() {
+                        error!("the commit thread panicked");
+                    }
+                }
+            }
+            Err(error) => {
+                progress.committing = false;
+                stop_checkpointing(&mut progress);
+                drop(progress);
+                self.commit_ended.notify_all();
+                self.fail(&format!("cannot start the commit thread: {error}"));
+            }
+        }
+    }
+
+    /// Writes `complete`, then each checkpoint that completed meanwhile, in order.
+    fn commit_in_turn(&self, complete: (Checkpoint, WriteBatch, Instant)) {
+        let mut next = Some(complete);
+        while let Some((mut checkpoint, batch, started)) = next.take() {
             let written = self.write(&mut checkpoint, batch, started);
-            progress = self.lock();
+            let mut progress = self.lock();
             progress.committing = false;
             match written {
                 Ok(()) => {
@@ -328,15 +367,37 @@ impl Checkpointer {
                     progress.last_id = checkpoint.id;
                     progress.finished = checkpoint.is_final;
                     self.status.checkpoint_committed(checkpoint);
+                    next = self.take_complete(&mut progress);
+                    progress.committing = next.is_some();
                 }
                 Err(reason) => {
                     // Before the lock is let go: nothing may open or complete after this.
                     stop_checkpointing(&mut progress);
                     drop(progress);
                     self.fail(&reason);
-                    return;
                 }
             }
+        }
+        self.commit_ended.notify_all();
+    }
+
+    /// Waits until no commit is being written: a worker whose dataflow has ended calls it,
+    /// so that a run ends only once its last checkpoint is written (or has failed), and
+    /// its commit thread has let go of the state.
+    pub fn wait_for_commit(&self) {
+        let mut progress = self.lock();
+        while progress.committing {
+            progress = self
+                .commit_ended
+                .wait(progress)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        let thread = progress.commit_thread.take();
+        drop(progress);
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            error!("the commit thread panicked");
         }
     }
 
@@ -510,7 +571,11 @@ mod tests {
         }
     }
 
-    fn coordinator(dir: &std::path::Path) -> Checkpointer {
+    fn coordinator(dir: &std::path::Path) -> Arc<Checkpointer> {
+        Arc::new(unshared_coordinator(dir))
+    }
+
+    fn unshared_coordinator(dir: &std::path::Path) -> Checkpointer {
         let db = Arc::new(StateDb::open(dir, []).expect("state opens"));
         Checkpointer::new(
             db,
@@ -546,6 +611,7 @@ mod tests {
         // The source reads on after its cut, then stops before the checkpoint completes.
         checkpointer.retire(late, vec![position(1, 35)]);
         assert!(checkpointer.contribute(window, request, Vec::new(), |_| Ok(())));
+        checkpointer.wait_for_commit();
         let status = &checkpointer.status;
         let first = status.checkpoint().expect("committed");
         // The checkpoint takes the cut: what was read after it is not in its state.
@@ -558,9 +624,74 @@ mod tests {
         let last = checkpointer.request().expect("the final checkpoint began");
         assert!(last.is_final);
         assert!(checkpointer.contribute(window, last, Vec::new(), |_| Ok(())));
+        checkpointer.wait_for_commit();
         let final_checkpoint = status.checkpoint().expect("committed");
         assert!(final_checkpoint.is_final);
         assert_eq!(offsets(&final_checkpoint), vec![(0, 12), (1, 35)]);
+    }
+
+    /// Output whose acknowledgement waits until the test lets it go.
+    struct HeldAcknowledgement {
+        released: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl OutputSink for HeldAcknowledgement {
+        fn send(&self, _record: &crate::output::OutputRecord<'_>) {}
+
+        fn flush(&self, _timeout: Duration) -> Result<(), crate::error::EngineError> {
+            Ok(())
+        }
+
+        fn prepare(&self, timeout: Duration) -> Result<Option<Vec<u8>>, crate::error::EngineError> {
+            self.released
+                .lock()
+                .map_err(|error| crate::error::EngineError::Dataflow(error.to_string()))?
+                .recv_timeout(timeout)
+                .map_err(|error| crate::error::EngineError::Dataflow(error.to_string()))?;
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn the_last_part_in_does_not_wait_for_the_broker_and_a_stopping_worker_does() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (release, released) = std::sync::mpsc::channel();
+        let checkpointer = Arc::new(unshared_coordinator(dir.path()).with_output(Arc::new(
+            HeldAcknowledgement {
+                released: Mutex::new(released),
+            },
+        )));
+        let source = checkpointer.register(true);
+        checkpointer.worker_ready();
+        checkpointer.maybe_begin();
+        let first = checkpointer.request().expect("began");
+        // The part is taken and the worker goes on while the output is unacknowledged.
+        assert!(checkpointer.contribute(source, first, vec![position(0, 5)], |_| Ok(())));
+        assert!(checkpointer.status.checkpoint().is_none());
+        assert!(checkpointer.lock().committing);
+        // No checkpoint opens before this one is written.
+        checkpointer.maybe_begin();
+        assert_eq!(checkpointer.request(), None);
+
+        let waiter = {
+            let checkpointer = Arc::clone(&checkpointer);
+            std::thread::spawn(move || {
+                checkpointer.wait_for_commit();
+                checkpointer
+                    .status
+                    .checkpoint()
+                    .map(|checkpoint| checkpoint.id)
+            })
+        };
+        release.send(()).expect("the commit thread waits");
+        // The stopping worker returns only once the commit is written.
+        assert_eq!(waiter.join().expect("no panic"), Some(1));
+        checkpointer.maybe_begin();
+        assert!(
+            checkpointer
+                .request()
+                .is_some_and(|next| next.epoch > first.epoch)
+        );
     }
 
     #[test]
@@ -580,6 +711,7 @@ mod tests {
         let mut progress = checkpointer.lock();
         progress.committing = false;
         checkpointer.commit_if_complete(progress);
+        checkpointer.wait_for_commit();
         assert_eq!(
             checkpointer
                 .status

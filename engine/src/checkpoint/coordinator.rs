@@ -10,12 +10,12 @@
 //! lock, which every operator takes on every activation: every worker goes on processing
 //! meanwhile, the one that happened to hand in last too (it was often the busiest, whose
 //! operator is slowest to reach the cut). The next checkpoint opens only once the commit
-//! is written, so batches are written in order, and a worker whose dataflow has ended
-//! waits for the commit still being written before it stops.
+//! is written, so batches are written in order, and the workers, once their dataflow has
+//! ended, join the commit thread before they stop.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sluice_state::{StateDb, WriteBatch};
@@ -70,8 +70,6 @@ pub struct Checkpointer {
     /// acknowledged (what makes output at least once across crashes).
     output: Option<Arc<dyn OutputSink>>,
     progress: Mutex<Progress>,
-    /// Signalled whenever a commit thread ends, so that stopping workers can wait for it.
-    commit_ended: Condvar,
 }
 
 struct Progress {
@@ -81,10 +79,12 @@ struct Progress {
     /// The latest epoch opened.
     epoch: u64,
     in_flight: Option<InFlight>,
-    /// A checkpoint whose parts are all in is being written (by the commit thread).
+    /// A checkpoint whose parts are all in is being written (by the commit thread, which
+    /// ends when this turns false).
     committing: bool,
-    /// The last commit thread: joined at the end, so that the state it holds is let go
-    /// (a test driver opens the same state directory again at once).
+    /// The last commit thread, joined at the end: a run ends once its last checkpoint is
+    /// written and the state the thread holds is let go (a test driver opens the same
+    /// state directory again at once).
     commit_thread: Option<std::thread::JoinHandle<()>>,
     /// Sources that stopped; they count as contributors from now.
     retired: BTreeSet<ParticipantId>,
@@ -161,7 +161,6 @@ impl Checkpointer {
                 last_started: Instant::now(),
                 finished: false,
             }),
-            commit_ended: Condvar::new(),
         }
     }
 
@@ -343,7 +342,6 @@ impl Checkpointer {
                 progress.committing = false;
                 stop_checkpointing(&mut progress);
                 drop(progress);
-                self.commit_ended.notify_all();
                 self.fail(&format!("cannot start the commit thread: {error}"));
             }
         }
@@ -378,22 +376,14 @@ impl Checkpointer {
                 }
             }
         }
-        self.commit_ended.notify_all();
     }
 
-    /// Waits until no commit is being written: a worker whose dataflow has ended calls it,
-    /// so that a run ends only once its last checkpoint is written (or has failed), and
-    /// its commit thread has let go of the state.
+    /// Joins the last commit thread, which ends once no checkpoint is left to write. Every
+    /// worker whose dataflow has ended calls it; the one that started that thread stored
+    /// it before, so one of them waits for it, and the run (which joins all workers) ends
+    /// only once its last checkpoint is written or has failed.
     pub fn wait_for_commit(&self) {
-        let mut progress = self.lock();
-        while progress.committing {
-            progress = self
-                .commit_ended
-                .wait(progress)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-        let thread = progress.commit_thread.take();
-        drop(progress);
+        let thread = self.lock().commit_thread.take();
         if let Some(thread) = thread
             && thread.join().is_err()
         {

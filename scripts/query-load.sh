@@ -6,9 +6,11 @@
 #   1. ingestion alone: orders read per second, and window-close latency;
 #   2. wrk (CONNECTIONS connections) on GET /views/order_totals/all, a table key;
 #   3. wrk on GET /views/item_demand/burger, a window key with all its windows;
-# each with the orders read per second beside it, and the window closes of that phase.
+# each with the orders read per second beside it, the window closes of that phase, and
+# where the two cores went (each process's share of a core, and `shop`'s by thread kind).
 # Usage: scripts/query-load.sh [RATE] [SECONDS] [CONNECTIONS] [extra `shop run` flags...]
-# LOG sets `shop run`'s log filter (default warn), SHOP_LOG where its log goes.
+# LOG sets `shop run`'s log filter (default warn), SHOP_LOG where its log goes,
+# FETCH_WAIT_MS its --fetch-wait-max-ms (default 10, which Tansu needs; see settings.rs).
 # Needs `tansu` (scripts/setup.sh --tansu), wrk (apt-get install wrk) and a release build
 # of `shop` (cargo build --release -p sluice-topologies --bin shop).
 set -euo pipefail
@@ -27,8 +29,8 @@ BASE="http://127.0.0.1:$HTTP"
 PIDS=()
 trap 'kill "${PIDS[@]}" $BROKER 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
-"$SHOP" run --brokers "$BROKERS" --partitions 4 --fetch-wait-max-ms 10 --log "${LOG:-warn}" \
-  --http "127.0.0.1:$HTTP" --state-dir "$DIR/state" "$@" > "${SHOP_LOG:-$DIR/shop.log}" 2>&1 &
+"$SHOP" run --brokers "$BROKERS" --partitions 4 --fetch-wait-max-ms "${FETCH_WAIT_MS:-10}" \
+  --log "${LOG:-warn}" --http "127.0.0.1:$HTTP" --state-dir "$DIR/state" "$@" > "${SHOP_LOG:-$DIR/shop.log}" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 300); do
   curl -sf "$BASE/healthz" > /dev/null && break
@@ -75,21 +77,31 @@ print(f"{int(count)}, p50 <= {1000 * quantile(0.5):g} ms, p99 <= {1000 * quantil
 EOF
 }
 
+CPU_USE="$(dirname "$0")/cpu-use.py"
+cpu_snapshot() {
+  python3 "$CPU_USE" snapshot tansu="$BROKER" shop="${PIDS[0]}" producer="${PIDS[1]}"
+}
+
 # Runs one phase: ingestion alone (no URL) or wrk on a URL, with the orders read per second,
-# the window closes and the checkpoints over the same span.
+# the window closes, the checkpoints and the CPU use over the same span.
 phase() {
   local name=$1 url=${2:-}
-  local closes_before checkpoints_before read_before started finished read_after
+  local closes_before checkpoints_before read_before cpu_before started finished read_after
+  local cpu_after wrk_cpu=""
   closes_before=$(buckets sluice_window_close_latency_seconds)
   checkpoints_before=$(buckets sluice_checkpoint_duration_seconds)
   read_before=$(orders_read)
+  cpu_before=$(cpu_snapshot)
   started=$(date +%s.%N)
   if [ -n "$url" ]; then
-    wrk -t2 -c"$CONNECTIONS" -d"${PHASE_SECONDS}s" --latency "$url" > "$DIR/wrk.txt"
+    # wrk's own CPU (user and system seconds), from bash's `time`.
+    wrk_cpu=$( { TIMEFORMAT='%U %S'; time wrk -t2 -c"$CONNECTIONS" -d"${PHASE_SECONDS}s" \
+      --latency "$url" > "$DIR/wrk.txt"; } 2>&1 )
   else
     sleep "$PHASE_SECONDS"
   fi
   finished=$(date +%s.%N)
+  cpu_after=$(cpu_snapshot)
   read_after=$(orders_read)
   local ingest
   ingest=$(python3 -c "print(round(($read_after - $read_before) / ($finished - $started)))")
@@ -100,6 +112,13 @@ phase() {
   if [ -n "$url" ]; then
     grep -E "Requests/sec|Non-2xx|Socket errors" "$DIR/wrk.txt" || true
     grep -E "^ +(50|75|90|99)%" "$DIR/wrk.txt" | tr -s ' ' | sed 's/^ /latency /'
+  fi
+  local seconds
+  seconds=$(python3 -c "print($finished - $started)")
+  python3 "$CPU_USE" report "$cpu_before" "$cpu_after" "$seconds"
+  if [ -n "$wrk_cpu" ]; then
+    python3 -c "import sys; u, s = map(float, sys.argv[1].split()); \
+print(f'cpu wrk: {100 * (u + s) / float(sys.argv[2]):5.1f} % of a core')" "$wrk_cpu" "$seconds"
   fi
 }
 

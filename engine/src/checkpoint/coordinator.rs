@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sluice_state::{StateDb, WriteBatch};
-use tracing::{debug, error};
+use tracing::{debug, error, trace};
 
 use super::record::{Checkpoint, SourcePosition, least_watermark};
 use crate::kafka::outbox::OUTBOX_KEY;
@@ -275,6 +275,14 @@ impl Checkpointer {
         }
         keep_positions(&mut flight.positions, positions);
         flight.contributed.insert(participant);
+        // When each part came in: the last one decides how long the checkpoint gathers
+        // (scripts/checkpoint-parts.py reads these, with the `checkpoint participant` lines).
+        trace!(
+            participant,
+            epoch = request.epoch,
+            since_open_us = flight.started.elapsed().as_micros() as u64,
+            "checkpoint part in"
+        );
         self.commit_if_complete(progress);
         true
     }

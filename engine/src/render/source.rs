@@ -23,7 +23,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
-use tracing::{debug, error};
+use tracing::{debug, error, trace};
 
 use super::idle::IdleBoard;
 use super::reader::{KafkaReader, MemoryReader, RawRecord, ReadOutcome, RecordReader};
@@ -176,6 +176,8 @@ pub(crate) fn kafka_source<'scope, T: Data>(
             let checkpointer = Arc::clone(&env.checkpointer);
             let idle_board = env.idle_board(config.index, peers as usize);
             let participant = checkpointer.register(true);
+            let thread = std::thread::current();
+            trace!(participant, source = %config.topic, thread = thread.name().unwrap_or("?"), "checkpoint participant");
             let epoch = checkpointer.current_epoch();
             let mut readers: Vec<PartitionReader> = match input {
                 Some(_) => start_offsets

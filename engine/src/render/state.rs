@@ -28,7 +28,10 @@ impl OperatorState {
 
     /// Registers the operator as a checkpoint participant.
     pub(crate) fn register(&self) -> ParticipantId {
-        self.env.checkpointer.register(false)
+        let participant = self.env.checkpointer.register(false);
+        let thread = std::thread::current();
+        trace!(participant, store = %self.store, thread = thread.name().unwrap_or("?"), "checkpoint participant");
+        participant
     }
 
     /// The checkpoint in flight, if any.

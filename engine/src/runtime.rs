@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use crate::plan::{Plan, describe};
 use crate::query::{QueryState, router};
 use crate::render::idle::IdleBoard;
 use crate::render::reader::MemoryInput;
+use crate::render::worker_consumer::WorkerConsumer;
 use crate::replay::{
     ReplayFrom, ReplayOptions, ReplayOutput, ReplaySink, has_pending_outbox, previous_checkpoint,
     versioned_topic,
@@ -119,6 +120,8 @@ pub(crate) struct RunEnv {
     pub exactly_once: bool,
     /// Per source: where its partitions stand on every worker, for idle partitions.
     pub idle_boards: Mutex<BTreeMap<u32, Arc<IdleBoard>>>,
+    /// Per worker, the Kafka consumer its sources share, while one of them reads.
+    pub worker_consumers: Mutex<BTreeMap<i32, Weak<WorkerConsumer>>>,
 }
 
 impl RunEnv {
@@ -133,6 +136,26 @@ impl RunEnv {
                 .entry(source)
                 .or_insert_with(|| Arc::new(IdleBoard::new(workers))),
         )
+    }
+
+    /// The Kafka consumer of worker `worker`, created by its first source. Held by the
+    /// sources alone, so that it closes when the last of them stops.
+    pub(crate) fn worker_consumer(&self, worker: i32) -> Result<Arc<WorkerConsumer>, String> {
+        let mut consumers = self
+            .worker_consumers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(shared) = consumers.get(&worker).and_then(Weak::upgrade) {
+            return Ok(shared);
+        }
+        let consumer = self
+            .settings
+            .consumer_config(&format!("sluice-w{worker}"))
+            .create()
+            .map_err(|error| format!("cannot create the consumer of worker {worker}: {error}"))?;
+        let shared = Arc::new(WorkerConsumer::new(consumer));
+        consumers.insert(worker, Arc::downgrade(&shared));
+        Ok(shared)
     }
 }
 
@@ -330,6 +353,7 @@ pub async fn start(
         start_offsets,
         exactly_once: config.exactly_once,
         idle_boards: Default::default(),
+        worker_consumers: Default::default(),
     });
 
     let monitored: Vec<(String, i32)> = partitions

@@ -107,6 +107,7 @@ pub fn resume_with_checkpoints(
         start_offsets: Default::default(),
         exactly_once: false,
         idle_boards: Default::default(),
+        worker_consumers: Default::default(),
     });
     let guards = spawn_workers(workers, env, topology)?;
     for result in guards.join() {

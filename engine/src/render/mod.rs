@@ -1,8 +1,9 @@
 //! Rendering: the timely operators the DSL compiles into.
 //!
 //! - [`source`]: the source operator with per-partition watermarks and checkpoint cuts;
-//!   [`reader`] feeds it from Kafka or from memory, and [`idle`] lets quiet partitions
-//!   stop holding the watermark back.
+//!   [`reader`] feeds it from Kafka or from memory, [`worker_consumer`] is the one Kafka
+//!   consumer a worker's sources share, and [`idle`] lets quiet partitions stop holding
+//!   the watermark back.
 //! - [`window`]: tumbling-window aggregation with lateness.
 //! - [`table`]: tables folded from windows with add and subtract.
 //! - [`upsert`]: tables read from a topic, one value per record key.
@@ -28,3 +29,4 @@ pub(crate) mod table_aggregate;
 pub(crate) mod table_join;
 pub(crate) mod upsert;
 pub mod window;
+pub(crate) mod worker_consumer;

@@ -3,11 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use tracing::warn;
+use rdkafka::consumer::Consumer;
+use tracing::{error, warn};
+
+use super::worker_consumer::{SourceShare, WorkerConsumer};
 
 use crate::status::EngineStatus;
 
@@ -57,12 +60,55 @@ pub(crate) trait RecordReader {
     fn learn_where_unknown_partition_ends(&self, _partition: i32) {}
 }
 
-/// Reads assigned partitions through an rdkafka consumer.
+/// Reads a source's partitions from their queues of the worker's shared consumer.
 pub(crate) struct KafkaReader {
-    pub consumer: BaseConsumer,
+    pub shared: Arc<WorkerConsumer>,
     pub topic: String,
     /// Where the watermark monitor keeps high watermarks.
     pub status: Arc<EngineStatus>,
+    /// Stops the engine when the partitions cannot be read.
+    pub shutdown: Arc<AtomicBool>,
+    /// The source's queues, taken at its first read, once every source has said what it
+    /// reads; and the records fetched before they were split off.
+    share: Option<SourceShare>,
+    /// The queue the next read starts with, so that every partition gets its turn.
+    next_queue: usize,
+}
+
+impl KafkaReader {
+    /// Reads `topic`'s partitions that the source asked `shared` for.
+    pub(crate) fn new(
+        shared: Arc<WorkerConsumer>,
+        topic: String,
+        status: Arc<EngineStatus>,
+        shutdown: Arc<AtomicBool>,
+    ) -> Self {
+        KafkaReader {
+            shared,
+            topic,
+            status,
+            shutdown,
+            share: None,
+            next_queue: 0,
+        }
+    }
+
+    fn fail(&self, reason: String) {
+        error!(%reason, topic = %self.topic, "cannot read the source's partitions");
+        self.status.set_fatal(reason);
+        self.shutdown.store(true, Ordering::Relaxed);
+    }
+}
+
+fn raw_of<M: Message>(message: &M) -> RawRecord<'_> {
+    RawRecord {
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key(),
+        payload: message.payload(),
+        timestamp: message.timestamp().to_millis(),
+        watermark_only: false,
+    }
 }
 
 impl RecordReader for KafkaReader {
@@ -72,36 +118,63 @@ impl RecordReader for KafkaReader {
         deadline: Instant,
         handle: &mut dyn FnMut(RawRecord<'_>),
     ) -> ReadOutcome {
+        if let Err(reason) = self.shared.serve_events() {
+            self.fail(reason);
+            return ReadOutcome::Read(0);
+        }
+        if self.share.is_none() {
+            match self.shared.take(&self.topic) {
+                Ok(share) => self.share = Some(share),
+                Err(reason) => {
+                    self.fail(reason);
+                    return ReadOutcome::Read(0);
+                }
+            }
+        }
+        let Some(SourceShare {
+            queues,
+            fetched_early,
+        }) = self.share.as_mut()
+        else {
+            return ReadOutcome::Read(0);
+        };
         let mut read = 0;
         while read < budget {
-            // Reading the clock for every record showed in profiles; every 64 is enough.
-            if read % 64 == 0 && Instant::now() >= deadline {
+            let Some(message) = fetched_early.pop_front() else {
                 break;
-            }
-            match self.consumer.poll(Duration::ZERO) {
-                None => break,
-                Some(Ok(message)) => {
-                    read += 1;
-                    handle(RawRecord {
-                        partition: message.partition(),
-                        offset: message.offset(),
-                        key: message.key(),
-                        payload: message.payload(),
-                        timestamp: message.timestamp().to_millis(),
-                        watermark_only: false,
-                    });
-                }
-                Some(Err(error)) => {
-                    warn!(%error, topic = %self.topic, "consumer error; librdkafka retries");
+            };
+            read += 1;
+            handle(raw_of(&message));
+        }
+        let count = queues.len();
+        for turn in 0..count {
+            let (_, queue) = &queues[(self.next_queue + turn) % count];
+            while read < budget {
+                // Reading the clock for every record showed in profiles; every 64 is enough.
+                if read % 64 == 0 && Instant::now() >= deadline {
                     break;
                 }
+                match queue.poll(Duration::ZERO) {
+                    None => break,
+                    Some(Ok(message)) => {
+                        read += 1;
+                        handle(raw_of(&message));
+                    }
+                    Some(Err(error)) => {
+                        warn!(%error, topic = %self.topic, "consumer error; librdkafka retries");
+                        break;
+                    }
+                }
             }
+        }
+        if count > 0 {
+            self.next_queue = (self.next_queue + 1) % count;
         }
         ReadOutcome::Read(read)
     }
 
     fn commit(&self, offsets: &[(i32, i64)]) {
-        super::source::commit_to_group(&self.consumer, &self.topic, offsets);
+        super::source::commit_to_group(self.shared.consumer(), &self.topic, offsets);
     }
 
     fn is_caught_up(&self, partition: i32, next_offset: i64) -> bool {
@@ -114,10 +187,11 @@ impl RecordReader for KafkaReader {
         if self.status.high_watermark(&self.topic, partition).is_some() {
             return;
         }
-        match self
-            .consumer
-            .fetch_watermarks(&self.topic, partition, STOP_WATERMARK_TIMEOUT)
-        {
+        match self.shared.consumer().fetch_watermarks(
+            &self.topic,
+            partition,
+            STOP_WATERMARK_TIMEOUT,
+        ) {
             Ok((_, high)) => self.status.set_high_watermark(&self.topic, partition, high),
             Err(error) => {
                 warn!(%error, topic = %self.topic, partition, "cannot tell whether a partition that read nothing is empty: it holds back what waits on it")
@@ -246,6 +320,7 @@ impl RecordReader for MemoryReader {
 #[cfg(test)]
 mod tests {
     use rdkafka::ClientConfig;
+    use rdkafka::consumer::BaseConsumer;
     use rdkafka::mocking::MockCluster;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -265,11 +340,12 @@ mod tests {
             .set("group.id", "reader-test")
             .create()
             .expect("consumer");
-        KafkaReader {
-            consumer,
-            topic: "t".into(),
+        KafkaReader::new(
+            Arc::new(WorkerConsumer::new(consumer)),
+            "t".into(),
             status,
-        }
+            Arc::new(AtomicBool::new(false)),
+        )
     }
 
     #[test]

@@ -158,15 +158,23 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                 .collect();
             let mut input: Option<Box<dyn RecordReader>> = match (&env.input, mine.is_empty()) {
                 (_, true) => None,
-                (InputMode::Kafka, false) => {
-                    open_consumer(&env, &config.topic, &start_offsets, worker).map(|consumer| {
-                        Box::new(KafkaReader {
-                            consumer,
-                            topic: config.topic.clone(),
-                            status: Arc::clone(&env.status),
-                        }) as Box<dyn RecordReader>
-                    })
-                }
+                (InputMode::Kafka, false) => match env.worker_consumer(worker) {
+                    Ok(shared) => {
+                        shared.want(&config.topic, &start_offsets);
+                        Some(Box::new(KafkaReader::new(
+                            shared,
+                            config.topic.clone(),
+                            Arc::clone(&env.status),
+                            Arc::clone(&env.shutdown),
+                        )) as Box<dyn RecordReader>)
+                    }
+                    Err(reason) => {
+                        error!(%reason, "cannot create a consumer");
+                        env.status.set_fatal(reason);
+                        env.shutdown.store(true, Ordering::Relaxed);
+                        None
+                    }
+                },
                 (InputMode::Memory(records), false) => Some(Box::new(MemoryReader::new(
                     records,
                     &config.topic,
@@ -519,46 +527,6 @@ fn advance_idle_partitions(
             capability.downgrade(&moved);
         }
     }
-}
-
-fn open_consumer(
-    env: &RunEnv,
-    topic: &str,
-    start_offsets: &[(i32, i64)],
-    worker: i32,
-) -> Option<BaseConsumer> {
-    let client_id = format!("sluice-{topic}-w{worker}");
-    let consumer: BaseConsumer = match env.settings.consumer_config(&client_id).create() {
-        Ok(consumer) => consumer,
-        Err(error) => {
-            error!(%error, "cannot create a consumer");
-            env.status
-                .set_fatal(format!("cannot create a consumer for {topic}: {error}"));
-            env.shutdown.store(true, Ordering::Relaxed);
-            return None;
-        }
-    };
-    let mut assignment = TopicPartitionList::new();
-    for &(partition, offset) in start_offsets {
-        let offset = if offset > 0 {
-            Offset::Offset(offset)
-        } else {
-            Offset::Beginning
-        };
-        if let Err(error) = assignment.add_partition_offset(topic, partition, offset) {
-            env.status
-                .set_fatal(format!("cannot assign {topic}/{partition}: {error}"));
-            env.shutdown.store(true, Ordering::Relaxed);
-            return None;
-        }
-    }
-    if let Err(error) = consumer.assign(&assignment) {
-        env.status
-            .set_fatal(format!("cannot assign partitions of {topic}: {error}"));
-        env.shutdown.store(true, Ordering::Relaxed);
-        return None;
-    }
-    Some(consumer)
 }
 
 /// Commits checkpointed offsets to the consumer group, for monitoring tools only.

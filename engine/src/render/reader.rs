@@ -148,7 +148,7 @@ impl RecordReader for KafkaReader {
         }
         let count = queues.len();
         for turn in 0..count {
-            let (_, queue) = &queues[(self.next_queue + turn) % count];
+            let queue = &queues[(self.next_queue + turn) % count];
             while read < budget {
                 // Reading the clock for every record showed in profiles; every 64 is enough.
                 if read % 64 == 0 && Instant::now() >= deadline {

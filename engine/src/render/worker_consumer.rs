@@ -24,8 +24,8 @@ pub(crate) struct WorkerConsumer {
 
 /// A source's share of the consumer, as it takes it at its first read.
 pub(crate) struct SourceShare {
-    /// Each partition and its queue.
-    pub queues: Vec<(i32, Queue)>,
+    /// Its partitions' queues.
+    pub queues: Vec<Queue>,
     /// Records fetched before the queues were split off, in the order they came.
     pub fetched_early: VecDeque<OwnedMessage>,
 }
@@ -113,7 +113,7 @@ impl WorkerConsumer {
                     fetched_early: VecDeque::new(),
                 })
                 .queues
-                .push((*partition, queue));
+                .push(queue);
         }
         // Records fetched between the assignment and the split went to the consumer's own
         // queue; they come before anything in the partitions' queues.

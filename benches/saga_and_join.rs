@@ -35,6 +35,7 @@ fn push(input: &mut MemoryInput, topic: &str, key: &str, payload: Vec<u8>) {
         payload,
         timestamp: 0,
         watermark_only: false,
+        headers: Vec::new(),
     };
     input.push(topic, partition, record);
 }

@@ -48,6 +48,7 @@ fn input(per_ms: usize) -> MemoryInput {
                 payload: serde_json::to_vec(&reading).expect("encodes"),
                 timestamp: reading.at,
                 watermark_only: false,
+                headers: Vec::new(),
             },
         );
     }

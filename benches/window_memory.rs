@@ -43,6 +43,7 @@ fn input(readings: usize, keys: usize) -> MemoryInput {
                 payload: serde_json::to_vec(&reading).expect("encodes"),
                 timestamp: reading.at,
                 watermark_only: false,
+                headers: Vec::new(),
             },
         );
     }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing Sluice needs on a fresh Debian machine that has the
 # Rust toolchain: libclang-dev (bindgen, for RocksDB) and, with --test (or its old name
-# --tansu), what the tests use besides: the Tansu broker of the end-to-end tests,
-# schemathesis (PyPI, in its own virtualenv) for the API contract test, and Debian's
-# Chromium with playwright-core (npm) for the dashboard's browser test. Safe to run again:
-# it skips what is already there.
+# --tansu), what the tests use besides: Apache Kafka's jars from Maven Central (with Java
+# 17 and Maven from Debian where they are missing) for the end-to-end tests, the Tansu
+# broker of the second-broker smoke test, schemathesis (PyPI, in its own virtualenv) for
+# the API contract test, and Debian's Chromium with playwright-core (npm) for the
+# dashboard's browser test. Safe to run again: it skips what is already there.
 set -euo pipefail
 
 as_root() {
@@ -20,6 +21,23 @@ fi
 if [ "${1:-}" != "--test" ] && [ "${1:-}" != "--tansu" ]; then
   exit 0
 fi
+
+java_ok() {
+  command -v java >/dev/null 2>&1 || return 1
+  local version
+  version=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = //p')
+  version=${version#1.}
+  [[ $version =~ ^[0-9]+$ ]] && [ "$version" -ge 17 ]
+}
+missing=()
+java_ok || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]} for Apache Kafka, the end-to-end tests' broker"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+bash "$(dirname "$0")/local-kafka.sh" fetch
 
 if ! command -v tansu >/dev/null 2>&1; then
   echo "setup: installing the Tansu broker for the end-to-end tests (about 9 minutes on 2 cores)"

@@ -1,6 +1,6 @@
-//! Crashes at random points against Tansu with SQLite storage, with `shop` as a separate
-//! process: 200,000 orders, `shop run` killed with SIGKILL five times at random moments
-//! and restarted on the same state each time. Afterwards:
+//! Crashes at random points against Apache Kafka (KRaft, `scripts/local-kafka.sh`), with
+//! `shop` as a separate process: 200,000 orders, `shop run` killed with SIGKILL five times
+//! at random moments and restarted on the same state each time. Afterwards:
 //! - every view equals the independent computation from the generator (nothing counted
 //!   twice, nothing lost);
 //! - the at-least-once `inventory-events` holds every expected event, and the duplicates
@@ -14,13 +14,11 @@
 mod harness;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
-use harness::orders::{add_sentinels, assert_views, expected, produce_orders};
-use harness::{
-    DEADLINE, ShopPlace, ShopProcess, Tansu, checkpointed, free_port, order_partitions,
-    orders_processed, shop_binary, wait_for, wait_for_within,
-};
+use harness::crashes::{KillPoints, finish_and_check_views, kill_while_catching_up};
+use harness::kafka::Kafka;
+use harness::orders::produce_orders;
+use harness::{DEADLINE, ShopPlace, free_port, shop_binary};
 use serde_json::Value;
 use sluice::kafka::KafkaSettings;
 use sluice::kafka::dedupe::{DedupeReport, read_deduplicated};
@@ -29,26 +27,6 @@ use sluice_topologies::events::OrderEvent;
 const EVENTS: u64 = 200_000;
 const SEED: u64 = 31;
 const KILLS: usize = 5;
-
-/// How far the run has read: the sum of its partitions' next offsets.
-fn read_position(status: &Value) -> i64 {
-    order_partitions(status)
-        .iter()
-        .map(|partition| partition["offset"].as_i64().unwrap_or(0))
-        .sum()
-}
-
-/// A small deterministic generator for the kill points (xorshift64*).
-struct KillPoints(u64);
-
-impl KillPoints {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % below.max(1)
-    }
-}
 
 /// The `sluice-id` of every inventory event the orders on `order-events` must produce: one
 /// per line, named by the order's partition, offset and line.
@@ -70,19 +48,10 @@ fn expected_ids(settings: &KafkaSettings) -> BTreeSet<String> {
 
 #[test]
 fn five_kills_lose_nothing_and_the_dedupe_helper_reads_exactly_once() {
-    let seed = std::env::var("SLUICE_CRASH_SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |since| since.as_nanos() as u64 | 1)
-        });
-    eprintln!("kill points from SLUICE_CRASH_SEED={seed}");
-    let mut kill_points = KillPoints(seed);
+    let mut kill_points = KillPoints::from_env();
 
-    let tansu = Tansu::start();
-    let brokers = tansu.brokers();
+    let kafka = Kafka::start();
+    let brokers = kafka.brokers();
     let shop = shop_binary();
     produce_orders(&shop, &brokers, EVENTS, SEED);
     let state = tempfile::tempdir().expect("state dir");
@@ -96,48 +65,15 @@ fn five_kills_lose_nothing_and_the_dedupe_helper_reads_exactly_once() {
     }
     .args("run", 2);
 
-    let mut kills = Vec::new();
-    for kill in 0..KILLS {
-        let mut run = ShopProcess::spawn(&shop, &args);
-        // Each run gets past a checkpoint beyond where it started, so the crashes make
-        // progress, then reads on for a random number of records and dies mid-stride.
-        let slice = EVENTS / (KILLS as u64 + 1);
-        let target = slice * kill as u64 + kill_points.next(slice);
-        let status = wait_for(&mut run, &base, "/status", |status| {
-            checkpointed(status) >= target as i64 && status["processed"].as_u64().is_some()
-        });
-        let read_before = orders_processed(&status);
-        let more = kill_points.next(5_000);
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let (_, status) = harness::get_json(&base, "/status");
-            let processed = orders_processed(&status);
-            if processed >= read_before + more
-                || read_position(&status) >= EVENTS as i64
-                || Instant::now() >= deadline
-            {
-                kills.push((checkpointed(&status), processed));
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        run.kill_hard();
-    }
-    eprintln!("killed at (checkpointed, read by that run): {kills:?}");
+    kill_while_catching_up(
+        &shop,
+        &args,
+        &base,
+        (EVENTS, KILLS, 5_000),
+        &mut kill_points,
+    );
 
-    let mut last = ShopProcess::spawn(&shop, &args);
-    let mut want = expected(EVENTS, SEED);
-    // The last run may have most of a partition to read (the broker serves partitions in
-    // turn, so the killed runs can leave one far behind), through the debug build.
-    wait_for_within(&mut last, &base, "/status", 3 * DEADLINE, |status| {
-        checkpointed(status) == EVENTS as i64
-    });
-    add_sentinels(&brokers, &mut want);
-    assert_views(&mut last, &base, &want);
-    wait_for(&mut last, &base, "/status", |status| {
-        checkpointed(status) == EVENTS as i64 + 4
-    });
-    last.interrupt_and_wait();
+    let want = finish_and_check_views(&shop, &args, (&base, &brokers), (EVENTS, SEED));
 
     let settings = KafkaSettings::new(&brokers);
     let want_ids = expected_ids(&settings);

@@ -1,4 +1,5 @@
-//! Crash recovery and replay against Tansu, with `shop` as a separate process:
+//! Crash recovery and replay against Apache Kafka (KRaft, `scripts/local-kafka.sh`), with
+//! `shop` as a separate process:
 //! - `kill -9` in the middle of a run, then a restart: the restart reads only what the last
 //!   checkpoint did not hold, and every view equals the independent computation (nothing
 //!   counted twice, nothing lost);
@@ -11,12 +12,13 @@
 
 mod harness;
 
+use harness::kafka::Kafka;
 use harness::orders::{
     add_sentinels, all_views, assert_views, expected, produce_orders, wait_for_views,
 };
 use harness::{
-    ShopPlace, ShopProcess, Tansu, checkpointed, free_port, get_json, orders_processed,
-    shop_binary, wait_for,
+    ShopPlace, ShopProcess, checkpointed, free_port, get_json, orders_processed, shop_binary,
+    wait_for,
 };
 use serde_json::Value;
 
@@ -36,8 +38,8 @@ fn claim_for_another_topology(state_dir: &std::path::Path) {
 
 #[test]
 fn a_killed_run_recovers_exactly_and_a_replay_reproduces_every_view() {
-    let tansu = Tansu::start();
-    let brokers = tansu.brokers();
+    let kafka = Kafka::start();
+    let brokers = kafka.brokers();
     let shop = shop_binary();
     produce_orders(&shop, &brokers, EVENTS, SEED);
     let state = tempfile::tempdir().expect("state dir");

@@ -1,20 +1,15 @@
-//! End to end against a real Kafka-protocol broker: Tansu with SQLite storage on a free
-//! loopback port. `shop produce` publishes 10,000 orders, `shop run` runs as its own
-//! process, and every orders view is checked over HTTP against an independent computation
-//! from the same deterministic generator. The monitoring topology in the same dataflow reads
-//! the shop's own processing reports back from Tansu. Ctrl-C must then stop `shop run`
-//! cleanly.
+//! End to end against a second implementation of the Kafka protocol: Tansu with SQLite
+//! storage on a free loopback port, a cheap smoke test beside Apache Kafka (which the
+//! other end-to-end tests use): a different broker catches different bugs. `shop produce`
+//! publishes 10,000 orders, `shop run` runs as its own process, and every orders view is
+//! checked over HTTP against an independent computation from the same deterministic
+//! generator. The monitoring topology in the same dataflow reads the shop's own processing
+//! reports back from Tansu. Ctrl-C must then stop `shop run` cleanly.
 
 mod harness;
 
-use harness::orders::{
-    add_sentinels, assert_views, distinct_ids, expected, order_line_ids, produce_orders,
-};
-use harness::{
-    ShopProcess, Tansu, free_port, get_json, get_text, metric_sum, order_partitions,
-    orders_processed, read_topic_until, shop_binary, wait_for,
-};
-use serde_json::json;
+use harness::Tansu;
+use harness::shop_run::shop_matches_an_independent_computation;
 
 const EVENTS: u64 = 10_000;
 const SEED: u64 = 11;
@@ -22,104 +17,6 @@ const SEED: u64 = 11;
 #[test]
 fn shop_on_tansu_matches_an_independent_computation() {
     let tansu = Tansu::start();
-    let brokers = tansu.brokers();
-    let shop = shop_binary();
-    produce_orders(&shop, &brokers, EVENTS, SEED);
-
-    let http_port = free_port();
-    let state = tempfile::tempdir().expect("state dir");
-    let mut run = ShopProcess::spawn(
-        &shop,
-        &[
-            "run",
-            "--brokers",
-            &brokers,
-            "--state-dir",
-            &state.path().display().to_string(),
-            "--http",
-            &format!("127.0.0.1:{http_port}"),
-            "--workers",
-            "2",
-            "--partitions",
-            "4",
-            "--report-interval-ms",
-            "200",
-        ],
-    );
-    let base = format!("http://127.0.0.1:{http_port}");
-
-    // Lag 0 on every partition, and every event read (Tansu's high watermark can read low,
-    // so the processed count is what proves the input was consumed).
-    wait_for(&mut run, &base, "/status", |status| {
-        let partitions = order_partitions(status);
-        partitions.len() == 4
-            && partitions.iter().all(|p| p["lag"] == json!(0))
-            && orders_processed(status) == EVENTS
-    });
-    let mut want = expected(EVENTS, SEED);
-    add_sentinels(&brokers, &mut want);
-    assert_views(&mut run, &base, &want);
-
-    let views = get_json(&base, "/views").1;
-    assert_eq!(views["views"].as_array().map(Vec::len), Some(12), "{views}");
-    let (code, missing) = get_json(&base, "/views/nope/x");
-    assert_eq!(code, 404, "{missing}");
-
-    // On inventory-events: one event per order line and every saga result the model
-    // counts (its views agreed above), each with a unique deterministic id.
-    let saga_events = want.saga.event_count();
-    let written = want.lines + saga_events;
-    let inventory = read_topic_until(&brokers, "inventory-events", |found| found.len() >= written);
-    assert_eq!(order_line_ids(&inventory).len(), want.lines);
-    assert_eq!(distinct_ids(&inventory).len(), written);
-
-    // The metrics count what was read and written.
-    // (Orders only: processing reports keep arriving on monitoring-events.)
-    let processed = orders_processed(&get_json(&base, "/status").1);
-    let (code, metrics) = get_text(&base, "/metrics");
-    assert_eq!(code, 200, "{metrics}");
-    assert_eq!(
-        metric_sum(&metrics, "sluice_records_in_total{topic=\"order-events\""),
-        processed as f64,
-        "{metrics}"
-    );
-    assert_eq!(
-        metric_sum(
-            &metrics,
-            "sluice_records_out_total{topic=\"inventory-events\"}"
-        ),
-        written as f64,
-        "{metrics}"
-    );
-    // And the broker acknowledged each of them, counted per partition by delivery reports.
-    assert_eq!(
-        metric_sum(
-            &metrics,
-            "sluice_records_delivered_total{topic=\"inventory-events\""
-        ),
-        written as f64,
-        "{metrics}"
-    );
-    assert_eq!(
-        metric_sum(&metrics, "sluice_consumer_lag{topic=\"order-events\""),
-        0.0,
-        "{metrics}"
-    );
-    // The views showed final windows, so a committed checkpoint made them visible, and
-    // each was timed from its close point to that commit.
-    assert!(
-        metric_sum(&metrics, "sluice_window_close_latency_seconds_count") >= 1.0,
-        "{metrics}"
-    );
-
-    // The shop reads its own processing reports from Tansu: its health view shows exactly
-    // the inventory events it emitted, and no failure.
-    let health = wait_for(&mut run, &base, "/views/component_health/shop", |body| {
-        body["value"]["emitted"] == json!(written)
-            && body["value"]["processed"].as_u64() >= Some(EVENTS)
-    });
-    assert_eq!(health["value"]["failed"], json!(0), "{health}");
-    assert!(health["value"]["last_seen"].is_string(), "{health}");
-
-    run.interrupt_and_wait();
+    let checked = shop_matches_an_independent_computation(&tansu.brokers(), EVENTS, SEED);
+    checked.run.interrupt_and_wait();
 }

@@ -21,7 +21,8 @@
 //! - [`status`]: live progress shared by workers and the API; [`window_latency`] times
 //!   each window from its close point to the checkpoint that makes it visible; [`feed`]
 //!   publishes each checkpoint's view changes to the live streams as it commits.
-//! - [`time`], [`window`], [`watermark`]: event time, window assignment, partition clocks.
+//! - [`time`], [`window`], [`watermark`]: event time, window assignment, partition clocks;
+//!   `late` (private): the one lateness rule, judged by the source that reads a record.
 //! - [`app`]: the command line (`run`, `replay`, `produce`, `demo`, `bench`, `describe`,
 //!   `dedupe`) a topology binary gets by calling [`app::main`].
 
@@ -38,6 +39,7 @@ pub mod epoch;
 pub mod error;
 pub mod feed;
 pub mod kafka;
+mod late;
 pub mod monitoring;
 pub mod output;
 pub mod plan;

@@ -15,8 +15,9 @@ pub struct OutputRecord<'a> {
     pub key: &'a [u8],
     /// Record value.
     pub payload: &'a [u8],
-    /// Headers as name and value pairs.
-    pub headers: &'a [(&'a str, &'a str)],
+    /// Headers as name and value pairs. Values are bytes: an input record's own headers
+    /// travel with it as they were read (to late and dead-letter topics).
+    pub headers: &'a [(&'a str, &'a [u8])],
     /// The input record it was made from, when there is exactly one.
     pub origin: Option<InputPosition<'a>>,
     /// The checkpoint epoch of the timely time it was made at: which checkpoint's
@@ -74,7 +75,7 @@ pub struct OwnedRecord {
     /// Record value.
     pub payload: Vec<u8>,
     /// Headers.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 /// Keeps every record in memory, per topic.
@@ -106,7 +107,7 @@ impl OwnedRecord {
             headers: record
                 .headers
                 .iter()
-                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .map(|(name, value)| (name.to_string(), value.to_vec()))
                 .collect(),
         }
     }

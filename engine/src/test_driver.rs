@@ -159,7 +159,11 @@ impl TopologyTestDriver {
                 Ok(OutputEvent {
                     key: String::from_utf8_lossy(&record.key).into_owned(),
                     value,
-                    headers: record.headers.into_iter().collect(),
+                    headers: record
+                        .headers
+                        .into_iter()
+                        .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+                        .collect(),
                 })
             })
             .collect()
@@ -251,6 +255,7 @@ impl TopologyTestDriver {
                 payload,
                 timestamp,
                 watermark_only,
+                headers: Vec::new(),
             },
         );
         self.pending = true;

@@ -1,9 +1,13 @@
-//! Shared by the end-to-end tests: a Tansu broker on a free port, the `shop` binary as a
-//! child process, HTTP polling with a deadline, and a topic reader.
+//! Shared by the end-to-end tests: Apache Kafka ([`kafka`]) and Tansu brokers on free
+//! ports, the `shop` binary as a child process, HTTP polling with a deadline, and a topic
+//! reader.
 
 #![allow(dead_code)]
 
+pub mod crashes;
+pub mod kafka;
 pub mod orders;
+pub mod shop_run;
 
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
@@ -197,6 +201,31 @@ impl ShopProcess {
         ShopProcess { child }
     }
 
+    /// Starts `shop` with its standard error going to `log` (for a test to read what it
+    /// said when it stopped).
+    pub fn spawn_logging(shop: &Path, args: &[impl AsRef<std::ffi::OsStr>], log: &Path) -> Self {
+        let file = std::fs::File::create(log).expect("log file");
+        let child = Command::new(shop)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("shop starts");
+        ShopProcess { child }
+    }
+
+    /// Waits for the process to exit by itself (failing at `within`) and returns how.
+    pub fn wait_for_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "shop did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Starts `shop demo` (rdkafka's in-process MOCK cluster, fed by the generator at `rate`
     /// events per second) with its HTTP API on `port` and its state in `state_dir`.
     pub fn demo(port: u16, rate: u32, state_dir: &Path) -> Self {
@@ -385,22 +414,7 @@ pub fn read_topic_until(
         .set("fetch.wait.max.ms", "10")
         .create()
         .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), DEADLINE)
-        .expect("metadata");
-    let mut assignment = TopicPartitionList::new();
-    for found in metadata
-        .topics()
-        .iter()
-        .filter(|found| found.name() == topic)
-    {
-        for partition in found.partitions() {
-            assignment
-                .add_partition_offset(topic, partition.id(), Offset::Beginning)
-                .expect("partition");
-        }
-    }
-    consumer.assign(&assignment).expect("assign");
+    assign_from_beginning(&consumer, topic);
     let deadline = Instant::now() + DEADLINE;
     let mut found = Vec::new();
     while !done(&found) {
@@ -423,6 +437,27 @@ pub fn read_topic_until(
         }
     }
     found
+}
+
+/// Assigns `consumer` every partition of `topic` from its beginning; returns them.
+pub fn assign_from_beginning(consumer: &BaseConsumer, topic: &str) -> Vec<i32> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), DEADLINE)
+        .expect("metadata");
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|found| found.name() == topic)
+        .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
+        .collect();
+    let mut assignment = TopicPartitionList::new();
+    for &partition in &partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&assignment).expect("assign");
+    partitions
 }
 
 /// The number of records in `topic`: the sum of its partitions' high watermarks.

@@ -222,6 +222,7 @@ pub fn generated_input(options: GeneratorOptions, orders: usize, partitions: u64
             payload: event.payload,
             timestamp: 0,
             watermark_only: false,
+            headers: Vec::new(),
         };
         input.push(event.topic, partition, record);
     }

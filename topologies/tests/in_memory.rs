@@ -67,6 +67,7 @@ fn generated(events: usize, partitions: u64) -> sluice::testkit::MemoryInput {
                     payload,
                     timestamp: at,
                     watermark_only: false,
+                    headers: Vec::new(),
                 },
             );
         }
@@ -81,6 +82,7 @@ fn generated(events: usize, partitions: u64) -> sluice::testkit::MemoryInput {
                 payload: serde_json::to_vec(&report).expect("encodes"),
                 timestamp: 0,
                 watermark_only: false,
+                headers: Vec::new(),
             },
         );
     }
@@ -140,6 +142,7 @@ fn disordered(events: usize, partitions: u64) -> MemoryInput {
                 payload,
                 timestamp: 0,
                 watermark_only: false,
+                headers: Vec::new(),
             },
         );
     }
@@ -154,13 +157,25 @@ fn no_result_depends_on_the_tick() {
         let dir = tempfile::tempdir().expect("state dir");
         let run =
             run_to_completion(Shop.topology(), input.clone(), dir.path(), 2, tick_ms).expect("run");
-        let mut late: Vec<String> = run
+        // Each late record's id and the views it missed.
+        let header = |record: &sluice::output::OwnedRecord, wanted: &str| {
+            record
+                .headers
+                .iter()
+                .find(|(name, _)| name == wanted)
+                .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+                .unwrap_or_default()
+        };
+        let mut late: Vec<(String, String)> = run
             .output
             .records("order-events.late")
-            .into_iter()
-            .flat_map(|record| record.headers)
-            .filter(|(name, _)| name == "sluice-id")
-            .map(|(_, id)| id)
+            .iter()
+            .map(|record| {
+                (
+                    header(record, "sluice-id"),
+                    header(record, "sluice-late-views"),
+                )
+            })
             .collect();
         late.sort();
         let inventory = run.output.records("inventory-events").len();

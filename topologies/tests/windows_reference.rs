@@ -6,8 +6,8 @@
 //! implementation of the rules, written below:
 //! - a partition's watermark is the largest event time it has seen minus the grace;
 //! - a record is late when its window ends at or before its partition's watermark after
-//!   it (late records are counted nowhere, and each aggregation sends them to
-//!   `<topic>.late`);
+//!   it: it is counted nowhere and written once to `<topic>.late`, naming the views it
+//!   missed (`updated` among them only past its allowed lateness);
 //! - a window is final once every partition's watermark has reached its end.
 
 use std::collections::BTreeMap;
@@ -24,8 +24,12 @@ use sluice::window::LatePolicy;
 const WINDOW_MS: i64 = 1_000;
 const GRACE_MS: i64 = 300;
 const PARTITIONS: usize = 3;
-/// The windowed aggregations of [`topology`] that drop late records.
+/// The windowed aggregations of [`topology`] that drop every late record.
 const AGGREGATIONS: usize = 3;
+
+/// A late record as the reference writes it: sensor, event time, how many views it
+/// missed, and whether `updated` is among them.
+type LateRecord = (String, i64, usize, bool);
 /// How long the `updated` aggregation keeps closed windows for late records.
 const ALLOWED_LATENESS_MS: i64 = 400;
 
@@ -111,7 +115,7 @@ struct Reference {
     /// The `updated` aggregation: counts including late records within the allowed
     /// lateness.
     updated: BTreeMap<(String, i64), u64>,
-    late: Vec<(String, i64)>,
+    late: Vec<LateRecord>,
 }
 
 fn reference(readings: &[Piped], final_watermark_floor: i64) -> Reference {
@@ -125,16 +129,14 @@ fn reference(readings: &[Piped], final_watermark_floor: i64) -> Reference {
         let watermark = (*seen - GRACE_MS).max(0);
         let start = reading.at - reading.at.rem_euclid(WINDOW_MS);
         let sensor = format!("sensor_{}", reading.sensor);
-        if start + WINDOW_MS + ALLOWED_LATENESS_MS > watermark {
+        let past_allowed_lateness = start + WINDOW_MS + ALLOWED_LATENESS_MS <= watermark;
+        if !past_allowed_lateness {
             *updated.entry((sensor.clone(), start)).or_default() += 1;
-        } else {
-            late.push((sensor.clone(), reading.at));
         }
         if start + WINDOW_MS <= watermark {
-            // Each windowed aggregation reports the records late for it.
-            for _ in 0..AGGREGATIONS {
-                late.push((sensor.clone(), reading.at));
-            }
+            // Written once, naming every view it missed.
+            let missed = AGGREGATIONS + usize::from(past_allowed_lateness);
+            late.push((sensor.clone(), reading.at, missed, past_allowed_lateness));
             continue;
         }
         let entry = windows
@@ -211,9 +213,12 @@ proptest! {
             next += chunk;
             // Each chunk is a step: its output is read now.
             for event in driver.read_output("readings.late").expect("late") {
+                let views: Vec<&str> = event.headers["sluice-late-views"].split(',').collect();
                 late.push((
                     event.value["sensor"].as_str().unwrap_or("").to_string(),
                     event.value["at"].as_i64().unwrap_or(-1),
+                    views.len(),
+                    views.contains(&"updated"),
                 ));
             }
             for event in driver.read_output("final-counts").expect("finals") {

@@ -140,6 +140,26 @@ impl<'scope, L: Data, R: Data> EventTimeOrdered<'scope, L, R> {
             }
             None => timely::dataflow::operators::generic::operator::empty(self.left.inner.scope()),
         };
-        Stream::new(inner, node, key_name.to_string(), Rc::clone(context))
+        // An output keeps the envelope of the record whose turn made it, from either side.
+        // When one side is derived, its outputs' envelopes are not as any source read them,
+        // and may still name a source: the windows downstream then judge every record
+        // themselves.
+        let lineage = match (self.left.lineage.is_empty(), self.right.lineage.is_empty()) {
+            (false, false) => {
+                let mut lineage = self.left.lineage.clone();
+                lineage.extend(self.right.lineage.iter().copied());
+                lineage.sort_unstable();
+                lineage.dedup();
+                lineage
+            }
+            _ => Vec::new(),
+        };
+        Stream::new(
+            inner,
+            node,
+            key_name.to_string(),
+            Rc::clone(context),
+            lineage,
+        )
     }
 }

@@ -22,6 +22,10 @@ pub struct Stream<'scope, T: Data> {
     pub(crate) node: NodeId,
     pub(crate) key_name: String,
     pub(crate) context: Rc<BuildContext>,
+    /// The sources (by index) whose records travel in this stream as they were read, with
+    /// the event time and watermark they had then: the sources that judge lateness for the
+    /// windows downstream (see [`crate::late`]). Empty for derived records.
+    pub(crate) lineage: Vec<u32>,
 }
 
 impl<'scope, T: Data> Stream<'scope, T> {
@@ -30,25 +34,29 @@ impl<'scope, T: Data> Stream<'scope, T> {
         node: NodeId,
         key_name: String,
         context: Rc<BuildContext>,
+        lineage: Vec<u32>,
     ) -> Self {
         Stream {
             inner,
             node,
             key_name,
             context,
+            lineage,
         }
     }
 
-    /// The stream `label` makes of the output of plan node `input`, recorded in the plan.
+    /// The stream `label` makes of the output of plan node `input`, recorded in the plan:
+    /// records the topology derived (window results, table changes), or records as read
+    /// from the sources of `lineage`.
     pub(crate) fn derived_from(
         context: &Rc<BuildContext>,
-        label: &str,
-        input: NodeId,
+        (label, input): (&str, NodeId),
         inner: Inner<'scope, T>,
         key_name: String,
+        lineage: Vec<u32>,
     ) -> Self {
         let node = context.plan.borrow_mut().add_node(label, vec![input]);
-        Stream::new(inner, node, key_name, Rc::clone(context))
+        Stream::new(inner, node, key_name, Rc::clone(context), lineage)
     }
 
     fn derive<U: Data>(
@@ -62,7 +70,13 @@ impl<'scope, T: Data> Stream<'scope, T> {
             .plan
             .borrow_mut()
             .add_node(label, vec![self.node]);
-        Stream::new(inner, node, key_name, Rc::clone(&self.context))
+        Stream::new(
+            inner,
+            node,
+            key_name,
+            Rc::clone(&self.context),
+            self.lineage.clone(),
+        )
     }
 
     fn flat_map_records<U: Data>(
@@ -231,6 +245,7 @@ impl<T: Data> Clone for Stream<'_, T> {
             self.node,
             self.key_name.clone(),
             Rc::clone(&self.context),
+            self.lineage.clone(),
         )
     }
 }

@@ -17,13 +17,16 @@ use crate::render::upsert::upsert;
 impl<'scope, T: Data + PartialEq + Default> Stream<'scope, Option<T>> {
     /// The table of these upserts (`None` deletes the key), keyed by record key.
     pub(crate) fn upsert(&self, key_name: &str) -> Table<'scope, T> {
-        Table::stateful(
+        let mut table = Table::stateful(
             &self.context,
             ("upsert by record key", "upsert"),
             (self.node, key_name),
             &T::default(),
             |state| upsert(self.inner.clone(), state),
-        )
+        );
+        // Each change carries the envelope of the record that made it.
+        table.lineage = self.lineage.clone();
+        table
     }
 }
 
@@ -43,6 +46,7 @@ impl<'scope, T: Data + PartialEq + Default> Stream<'scope, T> {
             node,
             self.key_name.clone(),
             Rc::clone(&self.context),
+            self.lineage.clone(),
         );
         upserts.upsert(key_name)
     }
@@ -55,6 +59,9 @@ pub struct Table<'scope, B: Data> {
     pub(super) key_name: String,
     value_shape: serde_json::Value,
     pub(super) context: Rc<BuildContext>,
+    /// The sources whose records' envelopes the table's changes carry as read: those of an
+    /// upserted stream; none for tables derived by joins and aggregates.
+    pub(super) lineage: Vec<u32>,
 }
 
 impl<'scope, B: Data> Table<'scope, B> {
@@ -91,6 +98,7 @@ impl<'scope, B: Data> Table<'scope, B> {
             key_name,
             value_shape,
             context,
+            lineage: Vec::new(),
         }
     }
 
@@ -102,10 +110,10 @@ impl<'scope, B: Data> Table<'scope, B> {
     pub fn changes(&self) -> Stream<'scope, TableChange<B>> {
         Stream::derived_from(
             &self.context,
-            "changes",
-            self.node,
+            ("changes", self.node),
             self.updates.clone(),
             self.key_name.clone(),
+            self.lineage.clone(),
         )
     }
 

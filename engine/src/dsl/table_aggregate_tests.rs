@@ -113,6 +113,7 @@ fn input_of(changes: &[(String, Option<(String, u32)>)]) -> MemoryInput {
                 payload: payload.unwrap_or_default(),
                 timestamp: at(index),
                 watermark_only: false,
+                headers: Vec::new(),
             },
         );
     }

@@ -137,6 +137,7 @@ fn input_of(changes: &[Change]) -> MemoryInput {
                     .unwrap_or_default(),
                 timestamp: at,
                 watermark_only: false,
+                headers: Vec::new(),
             },
         );
     }

@@ -39,7 +39,7 @@ impl<'scope, T: Data> Stream<'scope, T> {
         joiner: impl Fn(T, Option<&V>) -> O + 'static,
     ) -> Stream<'scope, O> {
         let key_name = self.key_name.clone();
-        self.in_event_time_with(&table.changes()).process_by_key(
+        let mut joined = self.in_event_time_with(&table.changes()).process_by_key(
             name,
             &key_name,
             move |rows, arrival, out| match arrival.value {
@@ -54,6 +54,9 @@ impl<'scope, T: Data> Stream<'scope, T> {
                     }
                 },
             },
-        )
+        );
+        // Only the stream's records come out, each in its own envelope.
+        joined.lineage = self.lineage.clone();
+        joined
     }
 }

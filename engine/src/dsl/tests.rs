@@ -109,6 +109,7 @@ fn payments() -> (crate::testkit::MemoryInput, BTreeMap<String, i128>) {
                 payload: serde_json::to_vec(&payment).expect("encodes"),
                 timestamp: payment.at,
                 watermark_only: false,
+                headers: Vec::new(),
             },
         );
     }
@@ -189,6 +190,7 @@ fn readings() -> (crate::testkit::MemoryInput, Vec<Reading>) {
                 payload: serde_json::to_vec(&reading).expect("encodes"),
                 timestamp: reading.at,
                 watermark_only: false,
+                headers: Vec::new(),
             },
         );
     };
@@ -374,6 +376,7 @@ fn late_script(prefix: Option<usize>) -> crate::testkit::MemoryInput {
                 payload: serde_json::to_vec(&reading).expect("encodes"),
                 timestamp: reading.at,
                 watermark_only: false,
+                headers: Vec::new(),
             },
         );
     };
@@ -462,8 +465,46 @@ fn late_records_are_dropped_side_output_or_update_their_window() {
         times.sort();
         times
     };
+    // Each late reading once per destination, as it was read, with the views it missed:
+    // the one at 3 s came when [0, 10) had passed its allowed lateness too.
+    let missed = |topic: &str| -> Vec<(i64, String)> {
+        let mut missed: Vec<(i64, String)> = run
+            .output
+            .records(topic)
+            .iter()
+            .map(|record| {
+                let at = serde_json::from_slice::<Reading>(&record.payload)
+                    .expect("a reading")
+                    .at
+                    / 1_000;
+                let views = record
+                    .headers
+                    .iter()
+                    .find(|(name, _)| name == "sluice-late-views")
+                    .map(|(_, views)| String::from_utf8_lossy(views).into_owned())
+                    .unwrap_or_default();
+                (at, views)
+            })
+            .collect();
+        missed.sort();
+        missed
+    };
     assert_eq!(late_at("late-readings"), vec![3, 5, 15]);
-    assert_eq!(late_at("readings.late"), vec![3, 3, 5, 15]);
+    assert_eq!(late_at("readings.late"), vec![3, 5, 15]);
+    let views = |list: [(i64, &str); 3]| -> Vec<(i64, String)> {
+        list.iter()
+            .map(|(at, views)| (*at, views.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        missed("readings.late"),
+        views([(3, "dropped,updated"), (5, "dropped"), (15, "dropped")])
+    );
+    assert_eq!(
+        missed("late-readings"),
+        views([(3, "side"), (5, "side"), (15, "side")])
+    );
+    assert_eq!(crate::status::EngineStatus::count(&run.status.late), 3);
     let late_by: BTreeMap<String, u64> = run
         .status
         .late_by()

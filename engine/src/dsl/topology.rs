@@ -10,6 +10,7 @@ use timely::dataflow::Scope;
 use super::stream::Stream;
 use super::table::Table;
 use crate::epoch::Time;
+use crate::late::LateRules;
 use crate::plan::{CheckedEvent, EventTimeKind, EventType, NodeId, Plan, SourcePlan};
 use crate::record::Data;
 use crate::render::source::{
@@ -28,6 +29,9 @@ pub(crate) struct BuildContext {
     pub plan: RefCell<Plan>,
     /// `None` when only describing: nothing reads Kafka or writes state.
     pub env: Option<Arc<RunEnv>>,
+    /// What the windowed aggregations ask the sources to judge; the sources read it once
+    /// the whole topology is built.
+    pub late_rules: Rc<RefCell<LateRules>>,
 }
 
 impl BuildContext {
@@ -82,6 +86,7 @@ impl<'scope> Topology<'scope> {
         let context = BuildContext {
             plan: RefCell::new(Plan::default()),
             env,
+            late_rules: Rc::default(),
         };
         Topology {
             scope,
@@ -149,6 +154,7 @@ impl<'scope> Topology<'scope> {
                     event_time: source.event_time,
                     check: source.check,
                     tombstone,
+                    late_rules: Rc::clone(&self.context.late_rules),
                 },
             ),
             None => timely::dataflow::operators::generic::operator::empty(self.scope),
@@ -158,6 +164,7 @@ impl<'scope> Topology<'scope> {
             node,
             "record key".to_string(),
             Rc::clone(&self.context),
+            vec![index],
         )
     }
 }

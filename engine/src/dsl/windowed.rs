@@ -16,6 +16,7 @@ use super::stream::Stream;
 use super::table::Table;
 use super::topology::BuildContext;
 use crate::epoch::Time;
+use crate::late::LateRule;
 use crate::plan::{NodeId, ViewKind, ViewSpec, shape_of};
 use crate::record::{Data, Record};
 use crate::render::materialize::materialize_windows;
@@ -223,12 +224,22 @@ impl<'scope, T: Data, K> WindowedStream<'scope, T, K> {
             .env
             .as_ref()
             .map(|env| OperatorState::new(Arc::clone(env), store));
+        let lineage = self.stream.lineage.clone();
+        context.late_rules.borrow_mut().add(LateRule {
+            node,
+            sources: lineage.clone(),
+            windows: self.windows,
+            allowed_lateness_ms: self.late.allowed_lateness_ms(),
+            destination: self.late.side_output().map(str::to_string),
+            views: Vec::new(),
+        });
         let aggregation = Aggregation {
             windows: self.windows,
             allowed_lateness_ms: self.late.allowed_lateness_ms(),
             emit_updates: self.emit_updates,
             view: format!("window #{node}"),
             sources: upstream,
+            judged_at_source: lineage,
             init: Box::new(init),
             fold: Box::new(fold),
             merge,
@@ -241,6 +252,7 @@ impl<'scope, T: Data, K> WindowedStream<'scope, T, K> {
         WindowedTable {
             changes,
             node,
+            aggregate_node: node,
             windows: self.windows,
             key_name: self.stream.key_name.clone(),
             value_shape,
@@ -271,6 +283,8 @@ impl<'scope, T: Data> WindowedStream<'scope, T, TimeAligned> {
 pub struct WindowedTable<'scope, A: Data> {
     changes: timely::dataflow::Stream<'scope, Time, Vec<Record<WindowChange<A>>>>,
     node: NodeId,
+    /// The node of the aggregation the windows come from, which late records name.
+    aggregate_node: NodeId,
     windows: WindowSpec,
     key_name: String,
     value_shape: serde_json::Value,
@@ -311,6 +325,7 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
         WindowedTable {
             changes,
             node: self.node,
+            aggregate_node: self.aggregate_node,
             windows: self.windows,
             key_name: self.key_name,
             value_shape: shape_of(&example),
@@ -352,6 +367,7 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
         WindowedTable {
             changes,
             node,
+            aggregate_node: self.aggregate_node,
             windows: self.windows,
             key_name: self.key_name.clone(),
             value_shape: self.value_shape.clone(),
@@ -381,6 +397,10 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
                 sources,
             });
         }
+        self.context
+            .late_rules
+            .borrow_mut()
+            .materialized_as(self.aggregate_node, name);
         if let Some(env) = &self.context.env {
             let state = OperatorState::new(Arc::clone(env), name.to_string());
             materialize_windows(self.changes.clone(), state, retention);
@@ -393,10 +413,10 @@ impl<'scope, A: Data> WindowedTable<'scope, A> {
     pub fn changes(&self) -> Stream<'scope, WindowChange<A>> {
         Stream::derived_from(
             &self.context,
-            "changes",
-            self.node,
+            ("changes", self.node),
             self.changes.clone(),
             self.key_name.clone(),
+            Vec::new(),
         )
     }
 

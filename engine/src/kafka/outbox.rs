@@ -36,11 +36,11 @@ impl OutboxRecord {
 
     /// Calls `send` with the record as output (of no particular epoch).
     pub fn with_output<R>(&self, send: impl FnOnce(&OutputRecord<'_>) -> R) -> R {
-        let headers: Vec<(&str, &str)> = self
+        let headers: Vec<(&str, &[u8])> = self
             .record
             .headers
             .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .map(|(name, value)| (name.as_str(), value.as_slice()))
             .collect();
         send(&OutputRecord {
             topic: &self.topic,
@@ -61,7 +61,7 @@ pub fn append(outbox: &mut Vec<u8>, record: &OutputRecord<'_>) {
     outbox.extend_from_slice(&(record.headers.len() as u16).to_be_bytes());
     for (name, value) in record.headers {
         put_bytes(outbox, name.as_bytes());
-        put_bytes(outbox, value.as_bytes());
+        put_bytes(outbox, value);
     }
 }
 
@@ -95,7 +95,7 @@ pub fn decode(mut bytes: &[u8]) -> Result<Vec<OutboxRecord>, CorruptOutbox> {
         let count = u16::from_be_bytes(reader.array()?);
         let mut headers = Vec::with_capacity(count as usize);
         for _ in 0..count {
-            headers.push((reader.text()?, reader.text()?));
+            headers.push((reader.text()?, reader.bytes()?.to_vec()));
         }
         records.push(OutboxRecord {
             topic,
@@ -164,7 +164,10 @@ mod tests {
             "[a-z.-]{1,20}",
             proptest::collection::vec(any::<u8>(), 0..40),
             proptest::collection::vec(any::<u8>(), 0..200),
-            proptest::collection::vec((".{0,10}", ".{0,30}"), 0..4),
+            proptest::collection::vec(
+                (".{0,10}", proptest::collection::vec(any::<u8>(), 0..30)),
+                0..4,
+            ),
         )
             .prop_map(|(topic, key, payload, headers)| OutboxRecord {
                 topic,

@@ -21,6 +21,13 @@ pub const RECORD_ID_HEADER: &str = "sluice-id";
 /// The header that says why a record went to a dead-letter or late topic.
 pub const ERROR_HEADER: &str = "sluice-error";
 
+/// The header of a late record that lists the views it misses, comma-separated.
+pub const LATE_VIEWS_HEADER: &str = "sluice-late-views";
+
+/// The header of a late or dead-lettered record that says where it was read:
+/// `topic/partition/offset`.
+pub const SOURCE_HEADER: &str = "sluice-source";
+
 /// Settles every delivery, and counts those the broker refused, so that at-least-once
 /// output is never silently lossy.
 pub struct DeliveryCounter {

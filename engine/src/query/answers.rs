@@ -190,9 +190,11 @@ pub struct StatusAnswer {
     pub processed: u64,
     /// Records handed to the producer.
     pub emitted: u64,
-    /// Records too late for their windows.
+    /// Input records too late for the windows of one or more views, each counted once
+    /// (and written once to its late topic); derived records a window found late count too.
     pub late: u64,
-    /// Late records per aggregation and source partition.
+    /// Late records per view and source partition: a record late for three views counts
+    /// once in each.
     pub late_by: Vec<LateCount>,
     /// Records sent to a dead-letter topic.
     pub dlq: u64,
@@ -237,10 +239,12 @@ pub struct PartitionStatus {
     pub idle: bool,
 }
 
-/// Late records of one aggregation and partition.
+/// Late records of one view and partition: the input records whose windows in the view
+/// had closed when they were read.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LateCount {
-    /// The aggregation, as `describe` names it.
+    /// The view (an aggregation that is not materialized is named as `describe` shows its
+    /// node, `window #n`).
     pub view: String,
     pub topic: String,
     pub partition: i32,

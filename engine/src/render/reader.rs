@@ -24,6 +24,43 @@ pub(crate) struct RawRecord<'a> {
     /// Not a record: it only moves the partition's event time to `timestamp` (the test
     /// driver's `advance_watermark`).
     pub watermark_only: bool,
+    /// Its headers, read only for the rare record that is written on as it came (late or
+    /// dead-lettered).
+    pub headers: RawHeaders<'a>,
+}
+
+/// A raw record's headers, where its reader keeps them.
+#[derive(Clone, Copy)]
+pub(crate) enum RawHeaders<'a> {
+    /// A message's as librdkafka handed it over, if it has any.
+    Borrowed(Option<&'a rdkafka::message::BorrowedHeaders>),
+    /// A message's kept since it was fetched.
+    Owned(Option<&'a rdkafka::message::OwnedHeaders>),
+    /// A record held in memory.
+    Memory(&'a [(String, Vec<u8>)]),
+}
+
+impl RawHeaders<'_> {
+    /// The headers, name and value (a header without a value has an empty one).
+    pub(crate) fn to_vec(self) -> Vec<(String, Vec<u8>)> {
+        match self {
+            RawHeaders::Borrowed(headers) => headers.map(owned_headers).unwrap_or_default(),
+            RawHeaders::Owned(headers) => headers.map(owned_headers).unwrap_or_default(),
+            RawHeaders::Memory(headers) => headers.to_vec(),
+        }
+    }
+}
+
+fn owned_headers(headers: &impl rdkafka::message::Headers) -> Vec<(String, Vec<u8>)> {
+    headers
+        .iter()
+        .map(|header| {
+            (
+                header.key.to_string(),
+                header.value.unwrap_or_default().to_vec(),
+            )
+        })
+        .collect()
 }
 
 /// What one read found.
@@ -100,7 +137,7 @@ impl KafkaReader {
     }
 }
 
-fn raw_of<M: Message>(message: &M) -> RawRecord<'_> {
+fn raw_of<'a, M: Message>(message: &'a M, headers: RawHeaders<'a>) -> RawRecord<'a> {
     RawRecord {
         partition: message.partition(),
         offset: message.offset(),
@@ -108,6 +145,7 @@ fn raw_of<M: Message>(message: &M) -> RawRecord<'_> {
         payload: message.payload(),
         timestamp: message.timestamp().to_millis(),
         watermark_only: false,
+        headers,
     }
 }
 
@@ -144,7 +182,7 @@ impl RecordReader for KafkaReader {
                 break;
             };
             read += 1;
-            handle(raw_of(&message));
+            handle(raw_of(&message, RawHeaders::Owned(message.headers())));
         }
         let count = queues.len();
         for turn in 0..count {
@@ -158,7 +196,7 @@ impl RecordReader for KafkaReader {
                     None => break,
                     Some(Ok(message)) => {
                         read += 1;
-                        handle(raw_of(&message));
+                        handle(raw_of(&message, RawHeaders::Borrowed(message.headers())));
                     }
                     Some(Err(error)) => {
                         warn!(%error, topic = %self.topic, "consumer error; librdkafka retries");
@@ -216,6 +254,8 @@ pub struct MemoryRecord {
     /// Not a record: it only moves the partition's event time to `timestamp`, as if a
     /// record of that time had been read (see [`crate::testkit::TopologyTestDriver`]).
     pub watermark_only: bool,
+    /// The record's headers, name and value.
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 /// Input held in memory: for each topic, the records of each partition in offset order.
@@ -297,6 +337,7 @@ impl RecordReader for MemoryReader {
                     payload: (!record.payload.is_empty()).then_some(&record.payload[..]),
                     timestamp: Some(record.timestamp),
                     watermark_only: record.watermark_only,
+                    headers: RawHeaders::Memory(&record.headers),
                 });
             }
             read += end - *position;

@@ -10,7 +10,7 @@ use super::state::{CheckpointGate, OperatorState};
 use super::window::LateRecord;
 use crate::checkpoint::Request;
 use crate::epoch::{Time, stamp_time};
-use crate::kafka::producer::{ERROR_HEADER, RECORD_ID_HEADER};
+use crate::kafka::producer::{ERROR_HEADER, LATE_VIEWS_HEADER, RECORD_ID_HEADER};
 use crate::output::{InputPosition, OutputRecord};
 use crate::record::{Data, Origin, Record};
 use crate::runtime::RunEnv;
@@ -96,7 +96,7 @@ pub(crate) fn to_topic<T: Data>(
                         topic: &topic,
                         key: record.key.as_bytes(),
                         payload: &payload,
-                        headers: &[(RECORD_ID_HEADER, &id)],
+                        headers: &[(RECORD_ID_HEADER, id.as_bytes())],
                         origin: input_position(&source_topics, &record.origin),
                         epoch,
                     });
@@ -136,8 +136,11 @@ fn hand_in_sent(
     gate.try_hand_in(Some(state), owed, frontier, |_, _| Ok(()));
 }
 
-/// Writes late records to `<source topic>.late` (or to `destination`, a side output), with
-/// the reason and the window in headers, and counts them per view and partition.
+/// Writes the records a window operator alone found late (records the topology derived,
+/// which no source judged: see [`crate::late`]) to `<source topic>.late`, or `sluice.late`
+/// when they come from no single input record (or to `destination`, a side output), as
+/// the window saw them, with the reason and the window in headers; counts them per view
+/// and partition.
 pub(crate) fn late_to_topics(
     stream: Stream<'_, Time, Vec<LateRecord>>,
     env: Arc<RunEnv>,
@@ -174,9 +177,9 @@ pub(crate) fn late_to_topics(
                     key: late.key.as_bytes(),
                     payload: late.payload.as_bytes(),
                     headers: &[
-                        (ERROR_HEADER, &reason),
-                        (RECORD_ID_HEADER, &id),
-                        ("sluice-view", &late.view),
+                        (ERROR_HEADER, reason.as_bytes()),
+                        (RECORD_ID_HEADER, id.as_bytes()),
+                        (LATE_VIEWS_HEADER, late.view.as_bytes()),
                     ],
                     origin: input_position(&source_topics, &late.origin),
                     epoch,

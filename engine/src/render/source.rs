@@ -12,6 +12,8 @@
 //! Records that cannot be decoded, or that carry no usable event time, go to the source's
 //! dead-letter topic with the reason in a header, and the partition keeps moving.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -26,14 +28,18 @@ use timely::dataflow::{Scope, Stream};
 use tracing::{debug, error, trace};
 
 use super::idle::IdleBoard;
+#[cfg(test)]
+use super::reader::RawHeaders;
 use super::reader::{KafkaReader, MemoryReader, RawRecord, ReadOutcome, RecordReader};
 use crate::checkpoint::{Request, SourcePosition};
 use crate::epoch::{NO_WATERMARK, Time, at};
-use crate::kafka::producer::ERROR_HEADER;
+use crate::kafka::producer::{ERROR_HEADER, LATE_VIEWS_HEADER, RECORD_ID_HEADER, SOURCE_HEADER};
+use crate::late::{LateRules, Missed, SourceLateness};
 use crate::output::{InputPosition, OutputRecord};
 use crate::record::{Data, Origin, Record};
 use crate::runtime::{InputMode, RunEnv};
 use crate::status::EngineStatus;
+use crate::time::format_millis;
 use crate::watermark::PartitionClock;
 
 /// How a source finds a record's event time.
@@ -65,6 +71,9 @@ pub(crate) struct SourceConfig<T> {
     pub event_time: EventTimeExtractor<T>,
     pub check: Option<RecordCheck<T>>,
     pub tombstone: Option<Tombstone<T>>,
+    /// What the windowed views downstream ask this source to judge its records by; complete
+    /// once the topology is built, before the first read.
+    pub late_rules: Rc<RefCell<LateRules>>,
 }
 
 /// Most records read in one activation, so other operators on the worker get their turn.
@@ -232,6 +241,8 @@ pub(crate) fn kafka_source<'scope, T: Data>(
             let mut last_status = Instant::now();
             // Records read in one activation, per partition.
             let mut pending: Vec<Vec<Record<T>>> = readers.iter().map(|_| Vec::new()).collect();
+            // Taken at the first read, when every view downstream has been declared.
+            let mut lateness: Option<SourceLateness> = None;
 
             move |output| {
                 let request = checkpointer.request();
@@ -310,6 +321,8 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     return;
                 }
                 let started = Instant::now();
+                let lateness = lateness
+                    .get_or_insert_with(|| config.late_rules.borrow().of_source(config.index));
                 let outcome = reader_input.read(
                     MAX_RECORDS_PER_ACTIVATION,
                     started + MAX_TIME_PER_ACTIVATION,
@@ -333,11 +346,30 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                                 event_time,
                                 moves_clock,
                             }) => {
-                                let watermark = if moves_clock {
+                                let own = if moves_clock {
                                     reader.clock.observe(event_time)
                                 } else {
                                     reader.clock.watermark()
                                 };
+                                // The record travels at its partition's capability, which an
+                                // idle partition may have moved past its own watermark (see
+                                // `advance_idle_partitions`): it is judged at that time then,
+                                // as the windows downstream will judge it.
+                                let (epoch, floor) =
+                                    reader.capability.as_ref().map_or((0, 0), |capability| {
+                                        (capability.time().outer, capability.time().inner)
+                                    });
+                                let watermark = own.max(floor);
+                                let missed = lateness.judge(event_time, watermark);
+                                if !missed.is_empty() {
+                                    write_late(
+                                        &env,
+                                        &config.topic,
+                                        &raw,
+                                        &missed,
+                                        (watermark, epoch),
+                                    );
+                                }
                                 let origin = Origin {
                                     source: config.index,
                                     partition: reader.partition,
@@ -392,15 +424,8 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     };
                     if !records.is_empty() {
                         idle_board.sent_data_in(capability.time().outer);
-                        let floor = capability.time().inner;
                         let mut session = output.session(&*capability);
-                        for mut record in records.drain(..) {
-                            // An idle partition may have been moved past its own watermark
-                            // (see `advance_idle_partitions`); what it reads then is judged at
-                            // the time it travels at.
-                            record.watermark = record.watermark.max(floor);
-                            session.give(record);
-                        }
+                        session.give_iterator(records.drain(..));
                     }
                     let target = reader.clock.capability_watermark();
                     if target > capability.time().inner {
@@ -597,6 +622,81 @@ fn decode<T: Data>(config: &SourceConfig<T>, raw: &RawRecord<'_>) -> Result<Deco
     })
 }
 
+/// Writes a late record as it was read, once per destination, with the views it misses,
+/// and counts it once (and once per view it misses).
+fn write_late(
+    env: &RunEnv,
+    topic: &str,
+    raw: &RawRecord<'_>,
+    missed: &[Missed],
+    (watermark, epoch): (u64, u64),
+) {
+    let input_headers = raw.headers.to_vec();
+    let id = format!("{topic}/{}/{}/0", raw.partition, raw.offset);
+    let source = format!("{topic}/{}/{}", raw.partition, raw.offset);
+    let default_destination = format!("{topic}.late");
+    for entry in missed {
+        let views = entry.views.join(",");
+        let reason = format!(
+            "late for views {}: window [{}, {}) had closed at partition watermark {}",
+            entry.views.join(", "),
+            format_millis(entry.window.start),
+            format_millis(entry.window.end),
+            format_millis(i64::try_from(watermark).unwrap_or(i64::MAX))
+        );
+        let headers = headers_after(
+            &input_headers,
+            [
+                (ERROR_HEADER, reason.as_bytes()),
+                (RECORD_ID_HEADER, id.as_bytes()),
+                (LATE_VIEWS_HEADER, views.as_bytes()),
+                (SOURCE_HEADER, source.as_bytes()),
+            ],
+        );
+        let destination = entry.destination.as_deref().unwrap_or(&default_destination);
+        send_as_read(env, (topic, destination), raw, &headers, epoch);
+        for view in &entry.views {
+            env.status.count_late(view, topic, raw.partition);
+        }
+    }
+    EngineStatus::add(&env.status.late, 1);
+}
+
+/// Writes the record read from `topic` to `destination` as it came (key and payload), with
+/// `headers`, in the output of `epoch`.
+fn send_as_read(
+    env: &RunEnv,
+    (topic, destination): (&str, &str),
+    raw: &RawRecord<'_>,
+    headers: &[(&str, &[u8])],
+    epoch: u64,
+) {
+    env.output.send(&OutputRecord {
+        topic: destination,
+        key: raw.key.unwrap_or_default(),
+        payload: raw.payload.unwrap_or_default(),
+        headers,
+        origin: Some(InputPosition {
+            topic,
+            partition: raw.partition,
+            offset: raw.offset,
+        }),
+        epoch,
+    });
+}
+
+/// An input record's own headers, as it came, then Sluice's.
+fn headers_after<'a, const N: usize>(
+    input: &'a [(String, Vec<u8>)],
+    ours: [(&'a str, &'a [u8]); N],
+) -> Vec<(&'a str, &'a [u8])> {
+    input
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_slice()))
+        .chain(ours)
+        .collect()
+}
+
 fn dead_letter(
     env: &RunEnv,
     dead_letter_topic: &str,
@@ -606,18 +706,15 @@ fn dead_letter(
     epoch: u64,
 ) {
     let origin = format!("{topic}/{}/{}", raw.partition, raw.offset);
-    env.output.send(&OutputRecord {
-        topic: dead_letter_topic,
-        key: raw.key.unwrap_or_default(),
-        payload: raw.payload.unwrap_or_default(),
-        headers: &[(ERROR_HEADER, reason), ("sluice-source", &origin)],
-        origin: Some(InputPosition {
-            topic,
-            partition: raw.partition,
-            offset: raw.offset,
-        }),
-        epoch,
-    });
+    let input_headers = raw.headers.to_vec();
+    let headers = headers_after(
+        &input_headers,
+        [
+            (ERROR_HEADER, reason.as_bytes()),
+            (SOURCE_HEADER, origin.as_bytes()),
+        ],
+    );
+    send_as_read(env, (topic, dead_letter_topic), raw, &headers, epoch);
     EngineStatus::add(&env.status.dead_lettered, 1);
     env.status.count_failed(topic, raw.partition);
 }
@@ -644,6 +741,7 @@ mod tests {
             })),
             check: None,
             tombstone: None,
+            late_rules: Rc::default(),
         }
     }
 
@@ -655,6 +753,7 @@ mod tests {
             payload,
             timestamp,
             watermark_only: false,
+            headers: RawHeaders::Memory(&[]),
         }
     }
 

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use super::WindowBounds;
+
 /// Milliseconds of a duration, saturating at `i64::MAX`.
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
@@ -42,7 +44,7 @@ impl TumblingWindows {
     }
 
     /// The one window that holds `event_time`.
-    pub fn assign(&self, event_time: i64) -> super::WindowBounds {
+    pub fn assign(&self, event_time: i64) -> WindowBounds {
         let start = event_time - event_time.rem_euclid(self.size_ms);
         super::WindowBounds {
             start,
@@ -230,6 +232,55 @@ impl FixedWindows {
 }
 
 impl WindowSpec {
+    /// The one lateness rule: a record at `event_time`, read when its partition's
+    /// watermark was `watermark`, is late when every window of this kind that could take it
+    /// had closed by then (its end plus the window's grace), with `allowed_lateness_ms`
+    /// more for windows that take corrections. Returns the window to name in its late
+    /// record (the last that held it), or `None` when some window still takes it.
+    ///
+    /// Sliding and session windows are built from the records themselves, so their
+    /// records are judged by their own instant: the sliding window that ends with the
+    /// record (`[t - d, t + 1)`) or the session of the record alone (`[t, t + 1)`).
+    ///
+    /// It depends on nothing but its arguments, so the source that reads the record and
+    /// every window operator it reaches decide alike.
+    pub fn late_window(
+        &self,
+        event_time: i64,
+        watermark: i64,
+        allowed_lateness_ms: i64,
+    ) -> Option<WindowBounds> {
+        let reached = watermark.saturating_sub(allowed_lateness_ms);
+        let (window, closes_at) = match *self {
+            WindowSpec::Fixed(fixed) => {
+                let last = fixed.last_start_holding(event_time);
+                let window = WindowBounds {
+                    start: last,
+                    end: last.saturating_add(fixed.size_ms),
+                };
+                return (fixed.first_open_start(reached) > last).then_some(window);
+            }
+            WindowSpec::Sliding {
+                difference_ms,
+                grace_ms,
+            } => {
+                let window = WindowBounds {
+                    start: event_time.saturating_sub(difference_ms.max(0)),
+                    end: event_time.saturating_add(1),
+                };
+                (window, window.end.saturating_add(grace_ms))
+            }
+            WindowSpec::Session { grace_ms, .. } => {
+                let window = WindowBounds {
+                    start: event_time,
+                    end: event_time.saturating_add(1),
+                };
+                (window, window.end.saturating_add(grace_ms))
+            }
+        };
+        (closes_at <= reached).then_some(window)
+    }
+
     /// The label `describe` shows, which the state fingerprint includes.
     pub fn label(&self) -> String {
         match self {

@@ -205,13 +205,6 @@ impl<T: Data, A: Data> WindowKind<T, A> for FixedKind<T, A> {
         KeyPanes::new(self.windows.first_open_start(closed_up_to))
     }
 
-    fn late_window(&self, record: &Record<T>) -> Option<WindowBounds> {
-        self.taken_by(record)
-            .next()
-            .is_none()
-            .then(|| self.bounds(self.windows.last_start_holding(record.event_time)))
-    }
-
     fn fold(
         &self,
         key: &mut KeyPanes<Pane<A>, A>,

@@ -12,10 +12,9 @@ use sluice_state::{WindowEntry, WindowStore, WriteBatch};
 
 use super::clock::Closed;
 use super::sorted::Sorted;
-use super::{Keeper, Produced, TimedChange, late_record};
+use super::{Keeper, Lateness, Produced, TimedChange, late_record};
 use crate::epoch::Time;
 use crate::record::{Data, Record};
-use crate::window::WindowBounds;
 
 /// How the records of one key make windows of one kind.
 pub(super) trait WindowKind<T, A> {
@@ -25,10 +24,6 @@ pub(super) trait WindowKind<T, A> {
     /// The state of a key seen for the first time, once windows have closed up to
     /// `closed_up_to`.
     fn new_key(&self, closed_up_to: i64) -> Self::Key;
-
-    /// `None` when some window takes `record`; otherwise the window to name in its late
-    /// record.
-    fn late_window(&self, record: &Record<T>) -> Option<WindowBounds>;
 
     /// Folds a record that some window takes. `fresh` says it is the key's first record in
     /// this batch.
@@ -96,6 +91,7 @@ struct Slot<K> {
 pub(super) struct Keyed<W: WindowKind<T, A>, T, A> {
     kind: W,
     view: String,
+    lateness: Lateness,
     keys: HashMap<String, Slot<W::Key>>,
     /// Keys by the time they next have something to close or forget.
     wakeups: BTreeSet<(i64, String)>,
@@ -108,11 +104,12 @@ pub(super) struct Keyed<W: WindowKind<T, A>, T, A> {
 }
 
 impl<W: WindowKind<T, A>, T, A> Keyed<W, T, A> {
-    /// `view` names the aggregation in late records.
-    pub(super) fn new(kind: W, view: String) -> Self {
+    /// `view` names the aggregation in late records; `lateness` tells them.
+    pub(super) fn new(kind: W, view: String, lateness: Lateness) -> Self {
         Keyed {
             kind,
             view,
+            lateness,
             keys: HashMap::new(),
             wakeups: BTreeSet::new(),
             dirty_keys: HashSet::new(),
@@ -146,8 +143,12 @@ impl<W: WindowKind<T, A>, T: Data, A: Data> Keeper<T, A> for Keyed<W, T, A> {
         let this_batch = self.batches;
         let mut touched: Vec<String> = Vec::new();
         for record in records.into_iter().flatten() {
-            if let Some(window) = self.kind.late_window(&record) {
-                produced.late.push(late_record(record, window, &self.view));
+            if let Some(window) = self.lateness.late_window(&record) {
+                // A record as its source read it was judged there, by the same rule, and
+                // written once to its late topic for every view it misses.
+                if !self.lateness.was_judged_at_source(&record) {
+                    produced.late.push(late_record(record, window, &self.view));
+                }
                 continue;
             }
             if !self.keys.contains_key(&record.key) {

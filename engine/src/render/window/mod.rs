@@ -3,7 +3,10 @@
 //! Records are exchanged by key and handed to the kind's keeper ([`fixed`] for tumbling and
 //! hopping windows, [`sliding`] and [`session`]), which folds them into its state and says
 //! which windows changed. A record that no window takes any more, by its own watermark
-//! (its partition's watermark when it was read), is late: it goes to the second output.
+//! (its partition's watermark when it was read), is late and dropped. Its source has
+//! judged it by the same rule and written it to its late topic once, for every view it
+//! misses ([`crate::late`]); only records the topology derived (from windows or tables)
+//! are judged here alone, and go to the second output.
 //! After each input batch the operator emits the changes the batch made (with emit on
 //! update); when the input frontier's watermark passes a window's end plus its grace, it
 //! emits the window's final value. With an allowed lateness ([`LatePolicy::Update`]), closed
@@ -63,6 +66,38 @@ pub struct WindowChange<A> {
     pub removed: bool,
 }
 
+/// How a window operator tells a late record, and whether its source already did.
+pub(super) struct Lateness {
+    windows: WindowSpec,
+    allowed_lateness_ms: i64,
+    judged_at_source: Vec<u32>,
+}
+
+impl Lateness {
+    fn of<T, A>(aggregation: &Aggregation<T, A>) -> Self {
+        Lateness {
+            windows: aggregation.windows,
+            allowed_lateness_ms: aggregation.allowed_lateness_ms,
+            judged_at_source: aggregation.judged_at_source.clone(),
+        }
+    }
+
+    /// The window to name when no window takes `record` any more, by the one rule
+    /// ([`WindowSpec::late_window`]) at the record's own watermark.
+    pub(super) fn late_window<T>(&self, record: &Record<T>) -> Option<WindowBounds> {
+        self.windows.late_window(
+            record.event_time,
+            as_event_time(record.watermark),
+            self.allowed_lateness_ms,
+        )
+    }
+
+    /// Whether `record`'s source judged it, and wrote it to the late topic if late.
+    pub(super) fn was_judged_at_source<T>(&self, record: &Record<T>) -> bool {
+        self.judged_at_source.contains(&record.origin.source)
+    }
+}
+
 /// A record that arrived after its window closed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LateRecord {
@@ -95,6 +130,10 @@ pub(crate) struct Aggregation<T, A> {
     /// The source topics upstream: their partitions' watermarks close its windows when the
     /// sources stop.
     pub sources: Vec<String>,
+    /// The sources (by index) whose records reach the operator as they were read, with
+    /// the event time and watermark they had then: those sources judge lateness for it
+    /// (see [`crate::late`]).
+    pub judged_at_source: Vec<u32>,
     pub init: Box<dyn Fn() -> A>,
     pub fold: Fold<T, A>,
     /// Combines two aggregates of disjoint records, when the aggregation can.
@@ -178,10 +217,12 @@ where
     builder.build(move |mut capabilities| {
         let view = aggregation.view.clone();
         let sources = aggregation.sources.clone();
+        let lateness = Lateness::of(&aggregation);
         let mut keeper: Box<dyn Keeper<T, A>> = match aggregation.windows {
             WindowSpec::Fixed(windows) => Box::new(Keyed::new(
                 fixed::FixedKind::new(windows, aggregation),
                 view,
+                lateness,
             )),
             WindowSpec::Sliding {
                 difference_ms,
@@ -189,10 +230,12 @@ where
             } => Box::new(Keyed::new(
                 sliding::SlidingKind::new(difference_ms, grace_ms, aggregation),
                 view,
+                lateness,
             )),
             WindowSpec::Session { gap_ms, grace_ms } => Box::new(Keyed::new(
                 session::SessionKind::new(gap_ms, grace_ms, aggregation),
                 view,
+                lateness,
             )),
         };
         if let Some(state) = &state {

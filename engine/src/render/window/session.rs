@@ -18,9 +18,7 @@ use sluice_state::{WindowEntry, WindowStore, WriteBatch};
 
 use super::keyed::{Persisted, Persistence, WindowKind, write_key};
 use super::sorted::Sorted;
-use super::{
-    Aggregation, Merged, TimedChange, WindowChange, as_event_time, change_record, merge_into,
-};
+use super::{Aggregation, Merged, TimedChange, WindowChange, change_record, merge_into};
 use crate::epoch::{Time, join};
 use crate::record::{Data, Record};
 use crate::window::WindowBounds;
@@ -172,14 +170,6 @@ impl<T: Data, A: Data> WindowKind<T, A> for SessionKind<T, A> {
             touched: Vec::new(),
             gone: Vec::new(),
         }
-    }
-
-    fn late_window(&self, record: &Record<T>) -> Option<WindowBounds> {
-        let t = record.event_time;
-        let instant_closes_at = t.saturating_add(1).saturating_add(self.grace_ms);
-        let late = instant_closes_at.saturating_add(self.aggregation.allowed_lateness_ms)
-            <= as_event_time(record.watermark);
-        late.then(|| bounds(t, t))
     }
 
     fn fold(

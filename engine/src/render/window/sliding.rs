@@ -16,7 +16,7 @@ use sluice_state::{WindowEntry, WindowStore, WriteBatch};
 
 use super::keyed::{KeyPanes, Persisted, Persistence, WindowKind, write_key};
 use super::sorted::Sorted;
-use super::{Aggregation, Merged, TimedChange, as_event_time};
+use super::{Aggregation, Merged, TimedChange};
 use crate::epoch::{Time, join};
 use crate::record::{Data, Record};
 use crate::window::WindowBounds;
@@ -161,15 +161,6 @@ impl<T: Data, A: Data> WindowKind<T, A> for SlidingKind<T, A> {
 
     fn new_key(&self, closed_up_to: i64) -> KeyPanes<Pane<A>, A> {
         KeyPanes::new(self.first_open_start(closed_up_to))
-    }
-
-    fn late_window(&self, record: &Record<T>) -> Option<WindowBounds> {
-        let own_window = record.event_time.saturating_sub(self.difference_ms);
-        let late = self
-            .closes_at(own_window)
-            .saturating_add(self.aggregation.allowed_lateness_ms)
-            <= as_event_time(record.watermark);
-        late.then(|| self.bounds(own_window))
     }
 
     fn fold(

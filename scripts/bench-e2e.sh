@@ -13,10 +13,11 @@ set -euo pipefail
 EVENTS=${1:-1000000}
 shift || true
 SHOP=${SHOP:-${CARGO_TARGET_DIR:-target}/release/shop}
-BROKER=${BROKER:-tansu}
+# local-tansu.sh sets BROKER to the broker's pid: keep the choice apart.
+KIND=${BROKER:-tansu}
 here=$(dirname "$0")
 
-case "$BROKER" in
+case "$KIND" in
   tansu)
     source "$here/local-tansu.sh"
     start_tansu
@@ -30,7 +31,7 @@ case "$BROKER" in
     BROKER_PID=$(cat "$KAFKA_DIR/kafka.pid")
     ;;
   *)
-    echo "BROKER must be tansu or kafka, not '$BROKER'" >&2
+    echo "BROKER must be tansu or kafka, not '$KIND'" >&2
     exit 2
     ;;
 esac
@@ -45,7 +46,7 @@ started=$(date +%s.%N)
 "$SHOP" bench --brokers "$ADDRESS" --events "$EVENTS" --partitions 4 \
   --fetch-wait-max-ms 10 --log warn "$@"
 awk -v before="$cpu_before" -v after="$(broker_cpu)" -v started="$started" -v ended="$(date +%s.%N)" \
-  -v broker="$BROKER" 'BEGIN {
+  -v broker="$KIND" 'BEGIN {
     cpu = after - before; wall = ended - started
     printf "broker (%s): %.1f CPU s over the %.1f s of the bench (preload included): %.0f %% of one core\n",
       broker, cpu, wall, 100 * cpu / wall

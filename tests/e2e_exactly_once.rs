@@ -9,6 +9,7 @@
 //! - A `read_uncommitted` consumer of the same topic sees more: the records of the
 //!   transactions the kills left open, which the broker aborted when the next instance
 //!   took over the transactional id. They were written, and hidden.
+//! - A late record and a dead letter are committed once, like any output.
 //! - A second instance with the same group (so the same transactional id) fences the
 //!   first, which stops with an error that says so and names the transactional id.
 //!
@@ -190,6 +191,29 @@ fn a_second_instance_with_the_same_group_fences_the_first() {
     });
     assert!(caught_up["error"].is_null(), "{caught_up}");
 
+    // A record no one can read and one that comes an hour late: their dead letter and late
+    // record go through the transaction like any output, each committed once.
+    harness::produce_to_partitions(&brokers, "order-events", 2, |partition| match partition {
+        0 => "not json".to_string(),
+        _ => serde_json::json!({"event_type": "OrderCancelled", "order_id": "late_1",
+            "timestamp": harness::orders::START_MS})
+        .to_string(),
+    });
+    let settled = wait_for(&mut first, &first_base, "/status", |status| {
+        checkpointed(status) == 2_002 && status["late"] == 1 && status["dlq"] == 1
+    });
+    assert!(settled["error"].is_null(), "{settled}");
+    let late = ids_read(&brokers, "order-events.late", "read_committed");
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert!(
+        late.iter()
+            .all(|(id, count)| id.starts_with("order-events/1/") && *count == 1),
+        "{late:?}"
+    );
+    let dead = ids_read(&brokers, "order-events.dlq", "read_committed");
+    // Dead letters carry where they were read, not an output id.
+    assert_eq!(dead.values().sum::<usize>(), 1, "{dead:?}");
+
     // The second instance initializes the same transactional id: the broker bumps its
     // epoch, and the first's next transactional request is refused as fenced. New orders
     // make the first write again.
@@ -215,7 +239,7 @@ fn a_second_instance_with_the_same_group_fences_the_first() {
     );
     // The newer instance goes on.
     let newer: Value = wait_for(&mut second, &second_base, "/status", |status| {
-        checkpointed(status) == 2_004
+        checkpointed(status) == 2_006
     });
     assert!(newer["error"].is_null(), "{newer}");
     second.interrupt_and_wait();

@@ -55,11 +55,22 @@ pub(crate) struct LateRules {
 }
 
 impl LateRules {
-    /// Adds an aggregation's rule; one that reads no source as read has none to give.
+    /// Adds an aggregation's rule (one that reads no source as read judges every record
+    /// itself; its rule only names it).
     pub(crate) fn add(&mut self, rule: LateRule) {
-        if !rule.sources.is_empty() {
-            self.rules.push(rule);
-        }
+        self.rules.push(rule);
+    }
+
+    /// The views the aggregation of `node` is materialized as; one that is not is named by
+    /// its plan node, as `describe` shows it.
+    pub(crate) fn views_of(&self, node: NodeId) -> Vec<String> {
+        self.rules
+            .iter()
+            .find(|rule| rule.node == node && !rule.views.is_empty())
+            .map_or_else(
+                || vec![format!("window #{node}")],
+                |rule| rule.views.clone(),
+            )
     }
 
     /// Notes that the aggregation of `node` is materialized as `view`.
@@ -78,12 +89,7 @@ impl LateRules {
             .iter()
             .filter(|rule| rule.sources.contains(&source))
             .map(|rule| JudgedView {
-                // An aggregation that is not materialized is named by its plan node, as
-                // `describe` shows it.
-                names: match rule.views.is_empty() {
-                    true => vec![format!("window #{}", rule.node)],
-                    false => rule.views.clone(),
-                },
+                names: self.views_of(rule.node),
                 windows: rule.windows,
                 allowed_lateness_ms: rule.allowed_lateness_ms,
                 destination: rule.destination.clone(),

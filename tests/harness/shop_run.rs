@@ -8,8 +8,8 @@ use super::orders::{
     Expected, add_sentinels, assert_views, distinct_ids, expected, order_line_ids, produce_orders,
 };
 use super::{
-    ShopProcess, free_port, get_json, get_text, metric_sum, order_partitions, orders_processed,
-    read_topic_until, shop_binary, wait_for,
+    DEADLINE, ShopProcess, free_port, get_json, get_text, metric_sum, order_partitions,
+    orders_processed, read_topic_until, shop_binary, wait_for,
 };
 
 /// A `shop run` that has read every generated order and whose views matched.
@@ -79,11 +79,25 @@ pub fn shop_matches_an_independent_computation(
     assert_eq!(order_line_ids(&inventory).len(), want.lines);
     assert_eq!(distinct_ids(&inventory).len(), written);
 
-    // The metrics count what was read and written.
+    // The metrics count what was read and written. Delivery reports reach the producer a
+    // moment after the broker has the records that a reader saw: wait for them.
     // (Orders only: processing reports keep arriving on monitoring-events.)
+    let delivered = |metrics: &str| {
+        metric_sum(
+            metrics,
+            "sluice_records_delivered_total{topic=\"inventory-events\"",
+        )
+    };
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let metrics = loop {
+        let (code, metrics) = get_text(&base, "/metrics");
+        assert_eq!(code, 200, "{metrics}");
+        if delivered(&metrics) >= written as f64 || std::time::Instant::now() >= deadline {
+            break metrics;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     let processed = orders_processed(&get_json(&base, "/status").1);
-    let (code, metrics) = get_text(&base, "/metrics");
-    assert_eq!(code, 200, "{metrics}");
     assert_eq!(
         metric_sum(&metrics, "sluice_records_in_total{topic=\"order-events\""),
         processed as f64,
@@ -98,14 +112,7 @@ pub fn shop_matches_an_independent_computation(
         "{metrics}"
     );
     // And the broker acknowledged each of them, counted per partition by delivery reports.
-    assert_eq!(
-        metric_sum(
-            &metrics,
-            "sluice_records_delivered_total{topic=\"inventory-events\""
-        ),
-        written as f64,
-        "{metrics}"
-    );
+    assert_eq!(delivered(&metrics), written as f64, "{metrics}");
     assert_eq!(
         metric_sum(&metrics, "sluice_consumer_lag{topic=\"order-events\""),
         0.0,

@@ -388,9 +388,17 @@ async fn every_view_matches_an_independent_computation() {
         .filter_map(|view| view["name"].as_str().map(str::to_string))
         .collect();
     minute_views.sort();
-    assert!(
-        minute_views.len() >= 3,
-        "orders_per_minute, failure_rate and item_demand at least: {views}"
+    // The analytics' three, and the two the catalog join feeds with the orders' lines.
+    assert_eq!(
+        minute_views,
+        [
+            "failure_rate",
+            "item_demand",
+            "item_demand_enriched",
+            "orders_per_minute",
+            "revenue_per_minute"
+        ],
+        "{views}"
     );
     let status = wait_for(&client, &base, "/status", |body| {
         body["late"] == json!(1) && body["dlq"] == json!(1)

@@ -247,7 +247,9 @@ impl<'scope, T: Data, K> WindowedStream<'scope, T, K> {
         let (changes, late) = window_aggregate(self.stream.inner.clone(), aggregation, state);
         if let Some(env) = &context.env {
             let destination = self.late.side_output().map(str::to_string);
-            late_to_topics(late, Arc::clone(env), source_topics, destination);
+            let rules = Rc::clone(&context.late_rules);
+            let names = Box::new(move || rules.borrow().views_of(node).join(","));
+            late_to_topics(late, Arc::clone(env), source_topics, (destination, names));
         }
         WindowedTable {
             changes,

@@ -8,13 +8,19 @@
 //! offsets, marked with the checkpoint's id, committed; if not, it writes the outbox again
 //! in a new transaction.
 //!
-//! Encoding, per record: topic, key, payload (each a `u32` big-endian length and bytes),
-//! a `u16` header count, then each header's name and value the same way.
+//! Encoding: a format byte (`2`), then per record: topic, key, payload (each a `u32`
+//! big-endian length and bytes), a `u32` header count, then each header's name and value
+//! the same way. The first format had no format byte and a `u16` header count; an outbox
+//! in it (which begins with a topic's length, so with a zero byte) is still read. The count
+//! widened when records began to carry their input's headers, which may be many.
 
 use crate::output::{OutputRecord, OwnedRecord};
 
 /// The meta-store key of the outbox of the last checkpoint.
 pub const OUTBOX_KEY: &[u8] = b"outbox";
+
+/// The first byte of an outbox in the current format.
+const FORMAT: u8 = 2;
 
 /// A record waiting in the outbox, with the topic it goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,13 +59,17 @@ impl OutboxRecord {
     }
 }
 
-/// Appends `record` to an encoded outbox.
+/// Appends `record` to an encoded outbox (empty to begin one).
 pub fn append(outbox: &mut Vec<u8>, record: &OutputRecord<'_>) {
+    if outbox.is_empty() {
+        outbox.push(FORMAT);
+    }
     put_bytes(outbox, record.topic.as_bytes());
     put_bytes(outbox, record.key);
     put_bytes(outbox, record.payload);
-    outbox.extend_from_slice(&(record.headers.len() as u16).to_be_bytes());
-    for (name, value) in record.headers {
+    let count = u32::try_from(record.headers.len()).unwrap_or(u32::MAX);
+    outbox.extend_from_slice(&count.to_be_bytes());
+    for (name, value) in record.headers.iter().take(count as usize) {
         put_bytes(outbox, name.as_bytes());
         put_bytes(outbox, value);
     }
@@ -80,9 +90,23 @@ pub struct CorruptOutbox {
     pub reason: &'static str,
 }
 
-/// Decodes an outbox written by [`append`].
+/// Decodes an outbox written by [`append`], in either format.
 pub fn decode(mut bytes: &[u8]) -> Result<Vec<OutboxRecord>, CorruptOutbox> {
     let total = bytes.len();
+    let wide_counts = match bytes.first() {
+        Some(&FORMAT) => {
+            bytes = &bytes[1..];
+            true
+        }
+        // The first format: the first topic's length, whose high byte is zero.
+        Some(0) | None => false,
+        Some(_) => {
+            return Err(CorruptOutbox {
+                at: 0,
+                reason: "unknown format",
+            });
+        }
+    };
     let mut records = Vec::new();
     while !bytes.is_empty() {
         let mut reader = Reader {
@@ -92,7 +116,15 @@ pub fn decode(mut bytes: &[u8]) -> Result<Vec<OutboxRecord>, CorruptOutbox> {
         let topic = reader.text()?;
         let key = reader.bytes()?.to_vec();
         let payload = reader.bytes()?.to_vec();
-        let count = u16::from_be_bytes(reader.array()?);
+        let count = match wide_counts {
+            true => u32::from_be_bytes(reader.array()?),
+            false => u32::from(u16::from_be_bytes(reader.array()?)),
+        };
+        // Each header takes at least eight bytes: a count beyond that is corrupt, and must
+        // not size an allocation.
+        if count as usize > reader.bytes.len() / 8 {
+            return Err(reader.fail("more headers than bytes left"));
+        }
         let mut headers = Vec::with_capacity(count as usize);
         for _ in 0..count {
             headers.push((reader.text()?, reader.bytes()?.to_vec()));
@@ -177,6 +209,33 @@ mod tests {
                     headers,
                 },
             })
+    }
+
+    #[test]
+    fn an_outbox_of_the_first_format_is_still_read() {
+        // One record of topic "t", key "k", payload "p" and the header ("h", "v"), with the
+        // u16 header count and no format byte.
+        let mut old = Vec::new();
+        for field in [&b"t"[..], b"k", b"p"] {
+            old.extend_from_slice(&(field.len() as u32).to_be_bytes());
+            old.extend_from_slice(field);
+        }
+        old.extend_from_slice(&1u16.to_be_bytes());
+        for field in [&b"h"[..], b"v"] {
+            old.extend_from_slice(&(field.len() as u32).to_be_bytes());
+            old.extend_from_slice(field);
+        }
+        let read = decode(&old).expect("the first format");
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].topic, "t");
+        assert_eq!(
+            read[0].record.headers,
+            vec![("h".to_string(), b"v".to_vec())]
+        );
+        assert_eq!(
+            decode(&[9, 0, 0]).err().map(|error| error.reason),
+            Some("unknown format")
+        );
     }
 
     proptest! {

@@ -12,6 +12,7 @@ use tracing::{error, warn};
 
 use super::worker_consumer::{SourceShare, WorkerConsumer};
 
+use crate::kafka::headers::read_all;
 use crate::status::EngineStatus;
 
 /// A record as read from a partition, borrowed from its reader.
@@ -44,23 +45,13 @@ impl RawHeaders<'_> {
     /// The headers, name and value (a header without a value has an empty one).
     pub(crate) fn to_vec(self) -> Vec<(String, Vec<u8>)> {
         match self {
-            RawHeaders::Borrowed(headers) => headers.map(owned_headers).unwrap_or_default(),
-            RawHeaders::Owned(headers) => headers.map(owned_headers).unwrap_or_default(),
+            RawHeaders::Borrowed(headers) => headers.map(read_all).unwrap_or_default(),
+            RawHeaders::Owned(headers) => headers
+                .map(|headers| read_all(headers.as_borrowed()))
+                .unwrap_or_default(),
             RawHeaders::Memory(headers) => headers.to_vec(),
         }
     }
-}
-
-fn owned_headers(headers: &impl rdkafka::message::Headers) -> Vec<(String, Vec<u8>)> {
-    headers
-        .iter()
-        .map(|header| {
-            (
-                header.key.to_string(),
-                header.value.unwrap_or_default().to_vec(),
-            )
-        })
-        .collect()
 }
 
 /// What one read found.

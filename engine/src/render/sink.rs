@@ -136,6 +136,9 @@ fn hand_in_sent(
     gate.try_hand_in(Some(state), owed, frontier, |_, _| Ok(()));
 }
 
+/// Names the views of a windowed aggregation, comma-separated, once they are known.
+pub(crate) type ViewNames = Box<dyn Fn() -> String>;
+
 /// Writes the records a window operator alone found late (records the topology derived,
 /// which no source judged: see [`crate::late`]) to `<source topic>.late`, or `sluice.late`
 /// when they come from no single input record (or to `destination`, a side output), as
@@ -145,16 +148,26 @@ pub(crate) fn late_to_topics(
     stream: Stream<'_, Time, Vec<LateRecord>>,
     env: Arc<RunEnv>,
     source_topics: Vec<String>,
-    destination: Option<String>,
+    (destination, names): (Option<String>, ViewNames),
 ) {
     let state = OperatorState::new(Arc::clone(&env), "late records".to_string());
     let mut gate: CheckpointGate<()> = CheckpointGate::new(Some(&state));
+    // Named once the topology is built, when the views it is materialized as are known.
+    let mut views: Option<String> = None;
     stream.sink(Pipeline, "LateRecords", move |(input, frontier)| {
         let owed = gate.owed(Some(&state));
+        let views = views.get_or_insert_with(&names);
         input.for_each(|stamp, records| {
             let epoch = stamp_time(stamp.stamp()).map_or(0, |time| time.outer);
             for late in records.drain(..) {
-                let id = record_id(&source_topics, &late.origin);
+                // Derived records share their origin (often none): the id names the view,
+                // key and event time too, so that it is the record's own.
+                let id = format!(
+                    "{}@{views}/{}/{}",
+                    record_id(&source_topics, &late.origin),
+                    late.key,
+                    late.event_time
+                );
                 let source = source_topics
                     .get(late.origin.source as usize)
                     .map_or("derived", String::as_str);
@@ -163,11 +176,9 @@ pub(crate) fn late_to_topics(
                     None if source == "derived" => "sluice.late".to_string(),
                     None => format!("{source}.late"),
                 };
-                env.status
-                    .count_late(&late.view, source, late.origin.partition);
+                env.status.count_late(views, source, late.origin.partition);
                 let reason = format!(
-                    "late for view {}: window [{}, {}) had closed at partition watermark {}",
-                    late.view,
+                    "late for views {views}: window [{}, {}) had closed at partition watermark {}",
                     format_millis(late.window.start),
                     format_millis(late.window.end),
                     format_millis(late.watermark as i64)
@@ -179,7 +190,7 @@ pub(crate) fn late_to_topics(
                     headers: &[
                         (ERROR_HEADER, reason.as_bytes()),
                         (RECORD_ID_HEADER, id.as_bytes()),
-                        (LATE_VIEWS_HEADER, late.view.as_bytes()),
+                        (LATE_VIEWS_HEADER, views.as_bytes()),
                     ],
                     origin: input_position(&source_topics, &late.origin),
                     epoch,

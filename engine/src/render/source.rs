@@ -595,7 +595,8 @@ fn decode<T: Data>(config: &SourceConfig<T>, raw: &RawRecord<'_>) -> Result<Deco
             .ok_or_else(|| "record has no value".to_string())?;
         let event_time = raw
             .timestamp
-            .ok_or_else(|| "tombstone has no timestamp".to_string())?;
+            .ok_or_else(|| "tombstone has no timestamp".to_string())
+            .and_then(usable_event_time)?;
         let moves_clock = matches!(config.event_time, EventTimeExtractor::RecordTimestamp);
         return Ok(Decoded {
             value: tombstone(),
@@ -615,11 +616,25 @@ fn decode<T: Data>(config: &SourceConfig<T>, raw: &RawRecord<'_>) -> Result<Deco
             .timestamp
             .ok_or_else(|| "record has no timestamp".to_string())?,
     };
+    let event_time = usable_event_time(event_time)?;
     Ok(Decoded {
         value,
         event_time,
         moves_clock: true,
     })
+}
+
+/// Event times within about 146 million years of 1970, either way: windows and watermarks
+/// do arithmetic on them, which must not overflow.
+const EVENT_TIME_LIMIT: i64 = 1 << 62;
+
+fn usable_event_time(event_time: i64) -> Result<i64, String> {
+    match (-EVENT_TIME_LIMIT..=EVENT_TIME_LIMIT).contains(&event_time) {
+        true => Ok(event_time),
+        false => Err(format!(
+            "event time {event_time} ms is out of range (at most {EVENT_TIME_LIMIT} ms from 1970 either way)"
+        )),
+    }
 }
 
 /// Writes a late record as it was read, once per destination, with the views it misses,
@@ -685,13 +700,16 @@ fn send_as_read(
     });
 }
 
-/// An input record's own headers, as it came, then Sluice's.
+/// An input record's own headers, as it came, then Sluice's. An input header of a name
+/// Sluice sets (a record read back from a late or dead-letter topic has them) is left out:
+/// a reader that takes the first `sluice-id` must find this record's.
 fn headers_after<'a, const N: usize>(
     input: &'a [(String, Vec<u8>)],
     ours: [(&'a str, &'a [u8]); N],
 ) -> Vec<(&'a str, &'a [u8])> {
     input
         .iter()
+        .filter(|(name, _)| !ours.iter().any(|(set, _)| set == name))
         .map(|(name, value)| (name.as_str(), value.as_slice()))
         .chain(ours)
         .collect()
@@ -803,6 +821,10 @@ mod tests {
             (br#"{"page":"/"}"#, "missing field `at`"),
             (br#"{"page":"/","at":"soon"}"#, "invalid type"),
             (br#"{"page":"/","at":-5}"#, "record has no valid event time"),
+            (
+                br#"{"page":"/","at":9223372036854775807}"#,
+                "event time 9223372036854775807 ms is out of range",
+            ),
         ] {
             let error = decoded(Some(payload)).unwrap_err();
             assert!(error.contains(says), "{error}");

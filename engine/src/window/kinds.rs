@@ -402,4 +402,50 @@ mod tests {
             .into();
         assert!(matches!(spec, WindowSpec::Fixed(fixed) if fixed.advance_ms == 1));
     }
+
+    proptest::proptest! {
+        /// The lateness rule against the windows counted one by one: a record is late when
+        /// every window of its time had closed (end plus grace, plus the allowed lateness)
+        /// at its watermark, and then the window named is the last that held it.
+        #[test]
+        fn a_record_is_late_exactly_when_every_window_holding_it_has_closed(
+            size in 1i64..500,
+            advance_from_size in 0i64..500,
+            grace in 0i64..300,
+            allowed in 0i64..300,
+            at in -2_000i64..2_000,
+            behind in -500i64..3_000,
+        ) {
+            let advance = 1 + advance_from_size % size;
+            let windows = FixedWindows { size_ms: size, advance_ms: advance, grace_ms: grace };
+            let watermark = at + behind;
+            let holding: Vec<i64> = (at - size..=at)
+                .filter(|start| start.rem_euclid(advance) == 0 && at < start + size)
+                .collect();
+            let open = holding
+                .iter()
+                .any(|start| start + size + grace + allowed > watermark);
+            let judged = WindowSpec::Fixed(windows).late_window(at, watermark, allowed);
+            proptest::prop_assert_eq!(judged.is_none(), open);
+            if let Some(window) = judged {
+                let last = holding.iter().max().copied().unwrap_or(i64::MIN);
+                proptest::prop_assert_eq!(window, WindowBounds { start: last, end: last + size });
+            }
+            // Sliding and session records are judged by their own instant.
+            let instant_open = at + 1 + grace + allowed > watermark;
+            for spec in [
+                WindowSpec::Sliding { difference_ms: size, grace_ms: grace },
+                WindowSpec::Session { gap_ms: size, grace_ms: grace },
+            ] {
+                proptest::prop_assert_eq!(
+                    spec.late_window(at, watermark, allowed).is_none(),
+                    instant_open
+                );
+            }
+            // Nothing at or past its watermark is late anywhere (the sources' shortcut).
+            if at >= watermark {
+                proptest::prop_assert!(open && instant_open);
+            }
+        }
+    }
 }

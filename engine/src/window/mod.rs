@@ -24,6 +24,8 @@ pub struct WindowBounds {
 
 /// What happens to a record that arrives after its window closed, per windowed
 /// aggregation. Every late record is counted, per view and per partition, in `/status`.
+/// A record read from a topic is judged by its source and written once per destination,
+/// as it was read, naming every view it missed (see the crate's `late` module).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum LatePolicy {
     /// It is written to `<source topic>.late`, with the reason in a header (the default).

@@ -90,7 +90,6 @@ struct Slot<K> {
 /// The windows of every key of one operator instance, of one kind.
 pub(super) struct Keyed<W: WindowKind<T, A>, T, A> {
     kind: W,
-    view: String,
     lateness: Lateness,
     keys: HashMap<String, Slot<W::Key>>,
     /// Keys by the time they next have something to close or forget.
@@ -104,11 +103,10 @@ pub(super) struct Keyed<W: WindowKind<T, A>, T, A> {
 }
 
 impl<W: WindowKind<T, A>, T, A> Keyed<W, T, A> {
-    /// `view` names the aggregation in late records; `lateness` tells them.
-    pub(super) fn new(kind: W, view: String, lateness: Lateness) -> Self {
+    /// `lateness` tells late records.
+    pub(super) fn new(kind: W, lateness: Lateness) -> Self {
         Keyed {
             kind,
-            view,
             lateness,
             keys: HashMap::new(),
             wakeups: BTreeSet::new(),
@@ -147,7 +145,7 @@ impl<W: WindowKind<T, A>, T: Data, A: Data> Keeper<T, A> for Keyed<W, T, A> {
                 // A record as its source read it was judged there, by the same rule, and
                 // written once to its late topic for every view it misses.
                 if !self.lateness.was_judged_at_source(&record) {
-                    produced.late.push(late_record(record, window, &self.view));
+                    produced.late.push(late_record(record, window));
                 }
                 continue;
             }

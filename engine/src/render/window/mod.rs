@@ -113,8 +113,6 @@ pub struct LateRecord {
     pub watermark: u64,
     /// The record as JSON.
     pub payload: String,
-    /// The view it was late for.
-    pub view: String,
 }
 
 /// How records fold into aggregates, and what the operator emits.
@@ -125,7 +123,7 @@ pub(crate) struct Aggregation<T, A> {
     pub allowed_lateness_ms: i64,
     /// Whether every change is emitted (emit on update) or only final values.
     pub emit_updates: bool,
-    /// The aggregation's name in late records.
+    /// The aggregation's name in the dataflow (`window #n`).
     pub view: String,
     /// The source topics upstream: their partitions' watermarks close its windows when the
     /// sources stop.
@@ -215,13 +213,11 @@ where
     let mut late_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(late_output);
 
     builder.build(move |mut capabilities| {
-        let view = aggregation.view.clone();
         let sources = aggregation.sources.clone();
         let lateness = Lateness::of(&aggregation);
         let mut keeper: Box<dyn Keeper<T, A>> = match aggregation.windows {
             WindowSpec::Fixed(windows) => Box::new(Keyed::new(
                 fixed::FixedKind::new(windows, aggregation),
-                view,
                 lateness,
             )),
             WindowSpec::Sliding {
@@ -229,12 +225,10 @@ where
                 grace_ms,
             } => Box::new(Keyed::new(
                 sliding::SlidingKind::new(difference_ms, grace_ms, aggregation),
-                view,
                 lateness,
             )),
             WindowSpec::Session { gap_ms, grace_ms } => Box::new(Keyed::new(
                 session::SessionKind::new(gap_ms, grace_ms, aggregation),
-                view,
                 lateness,
             )),
         };
@@ -433,11 +427,7 @@ pub(super) fn change_record<A>(
 }
 
 /// The late record for `record`, whose last window was `window`.
-pub(super) fn late_record<T: Data>(
-    record: Record<T>,
-    window: WindowBounds,
-    view: &str,
-) -> LateRecord {
+pub(super) fn late_record<T: Data>(record: Record<T>, window: WindowBounds) -> LateRecord {
     LateRecord {
         payload: serde_json::to_string(&record.value).unwrap_or_default(),
         key: record.key,
@@ -445,7 +435,6 @@ pub(super) fn late_record<T: Data>(
         event_time: record.event_time,
         window,
         watermark: record.watermark,
-        view: view.to_string(),
     }
 }
 

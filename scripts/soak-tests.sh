@@ -46,7 +46,8 @@ summary="$dir/summary.txt"
 for run in $(seq "$runs"); do
   log="$dir/run-$run.log"
   started=$(date +%s)
-  if cargo test "${filter[@]}" > "$log" 2>&1; then
+  # --no-fail-fast: a failing test binary must not hide the failures of those after it.
+  if cargo test --no-fail-fast "${filter[@]}" > "$log" 2>&1; then
     outcome=ok
   else
     outcome=FAILED

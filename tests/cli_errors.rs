@@ -144,3 +144,56 @@ fn a_state_directory_in_use_by_another_process_is_refused() {
         "stderr: {stderr}"
     );
 }
+
+#[test]
+fn an_unknown_topology_is_refused_with_the_names_there_are() {
+    let output = shop(&["describe", "--topology", "payments"]);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains(
+            "unknown topology `payments`; shop has: shop (the whole, by default), orders ("
+        ),
+        "stderr: {stderr}"
+    );
+    for name in ["catalog (", "inventory (", "monitoring ("] {
+        assert!(stderr.contains(name), "stderr: {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+}
+
+#[test]
+fn a_named_topology_holds_only_its_own_part() {
+    let describe = |args: &[&str]| {
+        let output = shop(&[&["describe", "--format", "json"], args].concat());
+        assert!(output.status.success(), "stderr: {}", stderr_of(&output));
+        let plan: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON plan");
+        let names = |field: &str, inner: &str| -> Vec<String> {
+            plan[field]
+                .as_array()
+                .expect("a list")
+                .iter()
+                .map(|entry| entry[inner].as_str().expect("a name").to_string())
+                .collect()
+        };
+        (names("sources", "topic"), names("views", "name"))
+    };
+    let (sources, views) = describe(&["--topology", "orders"]);
+    assert_eq!(sources, ["order-events"]);
+    assert_eq!(
+        views,
+        [
+            "orders_per_minute",
+            "order_totals",
+            "failure_rate",
+            "item_demand"
+        ]
+    );
+    let (sources, views) = describe(&["--topology", "catalog"]);
+    assert_eq!(sources, ["product-updates"]);
+    assert_eq!(views, ["catalog"]);
+    // The whole is the default, and also answers to the application's own name.
+    let whole = describe(&[]);
+    assert_eq!(describe(&["--topology", "shop"]), whole);
+    assert!(whole.0.len() == 3 && whole.1.len() > 5, "{whole:?}");
+}

@@ -16,7 +16,8 @@
 //!   views per component.
 //! - [`generator`]: the deterministic order generator behind `shop produce`.
 //! - [`shop`]: all of them in one dataflow; [`Shop`]: the [`Application`] the `shop`
-//!   binary runs.
+//!   binary runs, the whole by default, or one part with `--topology orders`, `catalog`,
+//!   `inventory` or `monitoring`.
 
 // Input and I/O reach nearly every path: a failure is a typed error, never a panic (tests may).
 #![cfg_attr(
@@ -36,7 +37,7 @@ pub mod topics;
 
 use std::sync::Arc;
 
-use sluice::app::{Application, EventGenerator, GeneratorOptions};
+use sluice::app::{Application, EventGenerator, GeneratorOptions, NamedTopology};
 use sluice::dsl::{Topology, TopologyFn};
 
 /// Every topology of the shop, in one dataflow: orders and their analytics, the product
@@ -70,6 +71,31 @@ impl Application for Shop {
 
     fn topology(&self) -> TopologyFn {
         Arc::new(shop)
+    }
+
+    fn topologies(&self) -> Vec<NamedTopology> {
+        vec![
+            NamedTopology {
+                name: "orders",
+                about: "order analytics and the inventory events of order lines",
+                topology: Arc::new(orders::orders),
+            },
+            NamedTopology {
+                name: "catalog",
+                about: "the latest product record per product",
+                topology: Arc::new(catalog::catalog),
+            },
+            NamedTopology {
+                name: "inventory",
+                about: "the inventory saga over orders and the catalog",
+                topology: Arc::new(inventory),
+            },
+            NamedTopology {
+                name: "monitoring",
+                about: "throughput and health views of processing reports",
+                topology: Arc::new(monitoring::monitoring),
+            },
+        ]
     }
 
     fn input_topic(&self) -> &'static str {

@@ -14,7 +14,7 @@ use super::procstats::{cpu_seconds, peak_rss_bytes};
 use super::produce::{ProduceOptions, produce};
 use crate::kafka::KafkaSettings;
 use crate::kafka::admin::ensure_topics;
-use crate::runtime::{EngineConfig, start};
+use crate::runtime::{EngineConfig, plan_of, start};
 use crate::status::EngineStatus;
 
 /// The longest a measurement may take before the bench gives up.
@@ -25,15 +25,25 @@ pub(crate) async fn bench(
     application: Arc<dyn Application>,
     args: BenchArgs,
 ) -> anyhow::Result<()> {
-    let settings = args
-        .kafka
-        .settings(&format!("{}-bench", application.name()));
+    let chosen = args.topology.choose(application.as_ref())?;
+    let settings = args.kafka.settings(&format!("{}-bench", chosen.component));
     let topic = application.input_topic().to_string();
     let mut generator = application.generator(&args.generator.options());
-    // Every topic the generator writes is input: the engine reads them all.
     let mut topics = vec![topic.clone()];
     topics.extend(generator.topics().iter().skip(1).map(|t| t.to_string()));
     ensure_topics(&settings, &topics, args.kafka.broker_timeout()).await?;
+    // The events measured are those of the generator's topics that the topology reads: a
+    // part of the application (`--topology orders`) leaves the catalog unread.
+    let read = plan_of(&chosen.topology).sources;
+    let topics: Vec<String> = topics
+        .into_iter()
+        .filter(|topic| read.iter().any(|source| &source.topic == topic))
+        .collect();
+    anyhow::ensure!(
+        !topics.is_empty(),
+        "{} reads none of the generated topics",
+        chosen.component
+    );
     let before = total_size(&settings, &topics).await?;
 
     let mut preloaded = 0;
@@ -60,12 +70,17 @@ pub(crate) async fn bench(
             "{} preloaded events were not acknowledged",
             report.failed
         );
-        preloaded = report.delivered;
+        preloaded = report
+            .sent
+            .iter()
+            .filter(|(sent_to, _)| topics.contains(sent_to))
+            .map(|(_, count)| count)
+            .sum();
         println!(
             "preloaded {} in {:.2} s ({:.0} events/s)",
             report.describe_sent(),
             report.elapsed.as_secs_f64(),
-            preloaded as f64 / report.elapsed.as_secs_f64().max(1e-9)
+            report.delivered as f64 / report.elapsed.as_secs_f64().max(1e-9)
         );
     }
     // Some brokers (Tansu) report a high watermark below the true end, so trust what was
@@ -82,11 +97,11 @@ pub(crate) async fn bench(
     let mut config = EngineConfig::new(settings, &state_dir);
     config.broker_timeout = args.kafka.broker_timeout();
     args.engine.apply(&mut config);
-    config.component = application.name().to_string();
+    config.component = chosen.component.clone();
     let workers = config.workers;
     let cpu_before = cpu_seconds().unwrap_or(0.0);
     let started = Instant::now();
-    let engine = start(config, application.topology()).await?;
+    let engine = start(config, chosen.topology).await?;
     let status = Arc::clone(engine.status());
     let consumed = |status: &EngineStatus| {
         EngineStatus::count(&status.processed) + EngineStatus::count(&status.dead_lettered)

@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::Application;
+use super::choice::TopologyArg;
 use super::generator::GeneratorOptions;
 use super::produce::{ProduceOptions, produce};
 use crate::kafka::KafkaSettings;
@@ -93,6 +94,8 @@ impl KafkaArgs {
 struct RunArgs {
     #[command(flatten)]
     kafka: KafkaArgs,
+    #[command(flatten)]
+    topology: TopologyArg,
     /// Where RocksDB keeps the views.
     #[arg(long, default_value = "sluice-state")]
     state_dir: PathBuf,
@@ -108,6 +111,8 @@ struct RunArgs {
 pub(crate) struct ReplayArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub topology: TopologyArg,
     /// The state directory to wipe and rebuild.
     #[arg(long, default_value = "sluice-state")]
     pub state_dir: PathBuf,
@@ -214,6 +219,8 @@ struct ProduceArgs {
 
 #[derive(Args)]
 pub(crate) struct DemoArgs {
+    #[command(flatten)]
+    pub topology: TopologyArg,
     /// Address of the HTTP query API.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
@@ -234,6 +241,8 @@ pub(crate) struct DemoArgs {
 pub(crate) struct BenchArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub topology: TopologyArg,
     /// Events to preload before measuring.
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
@@ -271,6 +280,8 @@ enum DescribeFormat {
 
 #[derive(Args)]
 struct DescribeArgs {
+    #[command(flatten)]
+    topology: TopologyArg,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: DescribeFormat,
@@ -372,17 +383,18 @@ fn describe_error(error: &anyhow::Error) -> String {
 async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
+            let chosen = args.topology.choose(application.as_ref())?;
             let mut config =
-                EngineConfig::new(args.kafka.settings(application.name()), args.state_dir);
+                EngineConfig::new(args.kafka.settings(&chosen.component), args.state_dir);
             config.http_addr = Some(args.http);
             config.broker_timeout = args.kafka.broker_timeout();
             args.engine.apply(&mut config);
-            config.component = application.name().to_string();
-            let engine = start(config, application.topology()).await?;
+            config.component = chosen.component.clone();
+            let engine = start(config, chosen.topology).await?;
             if let Some(addr) = engine.http_addr() {
                 println!(
                     "{} is running; views at http://{addr}/views, status at http://{addr}/status",
-                    application.name()
+                    chosen.component
                 );
             }
             run_until_stopped(engine).await
@@ -463,7 +475,7 @@ async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow
             Ok(())
         }
         Command::Describe(args) => {
-            let plan = plan_of(&application.topology());
+            let plan = plan_of(&args.topology.choose(application.as_ref())?.topology);
             match args.format {
                 DescribeFormat::Text => print!("{}", describe(&plan)),
                 DescribeFormat::Dot => print!("{}", crate::plan::to_dot(&plan)),

@@ -19,6 +19,7 @@ use crate::runtime::{EngineConfig, plan_of, start};
 
 /// Runs the demo until Ctrl-C.
 pub(crate) async fn demo(application: Arc<dyn Application>, args: DemoArgs) -> anyhow::Result<()> {
+    let chosen = args.topology.choose(application.as_ref())?;
     let cluster = MockCluster::new(1).context("cannot start rdkafka's mock cluster")?;
     let brokers = cluster.bootstrap_servers();
     println!("NOTE: this demo runs on rdkafka's in-process MOCK Kafka cluster ({brokers}).");
@@ -31,10 +32,21 @@ pub(crate) async fn demo(application: Arc<dyn Application>, args: DemoArgs) -> a
     );
 
     let mut settings = KafkaSettings::new(&brokers);
-    settings.group_id = format!("{}-demo", application.name());
+    settings.group_id = format!("{}-demo", chosen.component);
     let input = application.input_topic().to_string();
     // The mock cluster does not answer CreateTopics, so its topics are made directly.
-    for topic in plan_of(&application.topology()).topics() {
+    // The generator's topics too: a part of the application may not read all it writes.
+    let mut topics = plan_of(&chosen.topology).topics();
+    let generator_topics = application.generator(&GeneratorOptions {
+        seed: 0,
+        failure_rate: 0.0,
+        start_ms: 0,
+        interval_ms: 1,
+    });
+    topics.extend(generator_topics.topics().iter().map(|t| t.to_string()));
+    topics.sort();
+    topics.dedup();
+    for topic in topics {
         cluster
             .create_topic(&topic, settings.partitions, 1)
             .with_context(|| format!("cannot create topic {topic} on the mock cluster"))?;
@@ -48,8 +60,8 @@ pub(crate) async fn demo(application: Arc<dyn Application>, args: DemoArgs) -> a
     config.create_topics = false;
     config.http_addr = Some(args.http);
     args.engine.apply(&mut config);
-    config.component = application.name().to_string();
-    let engine = start(config, application.topology()).await?;
+    config.component = chosen.component.clone();
+    let engine = start(config, chosen.topology).await?;
 
     // Generated events carry the current time, so windows open and close as a user watches.
     let options = GeneratorOptions {

@@ -29,25 +29,26 @@ pub(crate) async fn replay(
         Some(version) => ReplayOutput::Versioned(version.clone()),
         None => ReplayOutput::SkipUntilCaughtUp,
     };
+    let chosen = args.topology.choose(application.as_ref())?;
     let previous = previous_checkpoint(&args.state_dir)
         .with_context(|| format!("reading the state in {}", args.state_dir.display()))?;
     if !args.yes {
         confirm(&args, &previous, from)?;
     }
     let mut config = EngineConfig::new(
-        args.kafka.settings(application.name()),
+        args.kafka.settings(&chosen.component),
         args.state_dir.clone(),
     );
     config.http_addr = Some(args.http);
     config.broker_timeout = args.kafka.broker_timeout();
     config.replay = Some(ReplayOptions { from, output });
     args.engine.apply(&mut config);
-    config.component = application.name().to_string();
-    let engine = start(config, application.topology()).await?;
+    config.component = chosen.component.clone();
+    let engine = start(config, chosen.topology).await?;
     if let Some(addr) = engine.http_addr() {
         println!(
             "{} is replaying; views at http://{addr}/views, status at http://{addr}/status",
-            application.name()
+            chosen.component
         );
     }
     let watcher = tokio::spawn(show_progress(

@@ -2,7 +2,8 @@
 # Installs what building and testing Sluice needs on a fresh Debian machine that has the
 # Rust toolchain: libclang-dev (bindgen, for RocksDB) and, with --test (or its old name
 # --tansu), what the tests use besides: Apache Kafka's jars from Maven Central (with Java
-# 17 and Maven from Debian where they are missing) for the end-to-end tests, the Tansu
+# 17 and Maven from Debian where they are missing) for the end-to-end tests and the peers
+# benchmark's smoke run (which builds its own peers: benches/peers/*/build.sh), the Tansu
 # broker of the second-broker smoke test, schemathesis (PyPI, in its own virtualenv) for
 # the API contract test, and Debian's Chromium with playwright-core (npm) for the
 # dashboard's browser test. Safe to run again: it skips what is already there.
@@ -32,8 +33,10 @@ java_ok() {
 missing=()
 java_ok || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+# The Kafka Streams and Flink peers (benches/peers) are compiled: a JDK, not only a JRE.
+command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
 if [ "${#missing[@]}" -gt 0 ]; then
-  echo "setup: installing ${missing[*]} for Apache Kafka, the end-to-end tests' broker"
+  echo "setup: installing ${missing[*]} for Apache Kafka, the end-to-end tests' broker, and the peers"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite, after installing what is missing (libclang-dev, Tansu,
-# schemathesis).
+# Runs the whole test suite, after installing what is missing (libclang-dev, Kafka's jars,
+# a JDK and Maven, Tansu, schemathesis, Chromium), then the peers benchmark's smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
@@ -9,3 +9,6 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cargo build -p sluice-topologies --bin shop
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+# The peers benchmark's smoke run: Sluice and every peer build, run on the same 10,000
+# orders on a local Apache Kafka, and agree with the reference (scripts/peers.sh).
+PROFILE=debug OUT="${CARGO_TARGET_DIR:-target}/peers-smoke" bash scripts/peers.sh 10000

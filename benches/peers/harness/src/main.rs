@@ -1,0 +1,295 @@
+//! `sluice-peers`: the peers benchmark of benches/peers/README.md.
+//!
+//! - [`job`]: the job's windows, the reference, and the comparison.
+//! - [`preload`]: the generated orders and the closing orders, published once.
+//! - [`ceiling`]: the hand-written Rust consumer, the ceiling of one process.
+//! - [`process`]: a peer's process, its CPU time and peak memory.
+//! - [`outputs`]: a peer's window topics and inventory events, read back.
+//! - [`sluice_views`]: Sluice's windows, read from its HTTP views.
+//! - [`measure`]: one peer's run, from start to its last window, judged.
+//! - [`report`]: the Markdown table and the SVG chart.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
+)]
+
+mod ceiling;
+mod job;
+mod measure;
+mod outputs;
+mod preload;
+mod process;
+mod report;
+mod sluice_views;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use measure::{Kind, Outcome, PeerRun, Setting};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(about = "The peers benchmark: Sluice and its peers on the same preloaded orders.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Publish N generated orders and the closing orders to a fresh topic.
+    Preload {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        events: u64,
+        #[arg(long, default_value = "order-events")]
+        topic: String,
+    },
+    /// The hand-written ceiling: read, parse and count, then write the windows.
+    Ceiling {
+        brokers: String,
+        input: String,
+        prefix: String,
+        group: String,
+    },
+    /// Run each peer on the preloaded topic, one after another, and compare them.
+    Compare {
+        #[arg(long)]
+        brokers: String,
+        /// The N the topic was preloaded with.
+        #[arg(long)]
+        events: u64,
+        #[arg(long, default_value = "order-events")]
+        topic: String,
+        /// `KIND:NAME=COMMAND`, KIND one of `peer`, `ceiling`, `sluice` or `unavailable`
+        /// (then COMMAND is the reason); run in the order given.
+        #[arg(long = "run", value_parser = peer_run, required = true)]
+        runs: Vec<Planned>,
+        /// Logs and state go here.
+        #[arg(long)]
+        work_dir: PathBuf,
+        /// The table, the chart and the JSON results go here.
+        #[arg(long)]
+        out: PathBuf,
+        /// The longest one peer may take, in seconds.
+        #[arg(long, default_value_t = 1800)]
+        deadline_secs: u64,
+        /// How long wrong windows must stay unchanged to be a peer's final answer.
+        #[arg(long, default_value_t = 30)]
+        settle_secs: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Planned {
+    Run(PeerRun),
+    Unavailable { name: String, reason: String },
+}
+
+fn peer_run(text: &str) -> Result<Planned, String> {
+    let (head, command) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KIND:NAME=COMMAND"))?;
+    let (kind, name) = head
+        .split_once(':')
+        .ok_or_else(|| format!("`{head}` is not KIND:NAME"))?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(format!(
+            "`{name}` is not a peer name (letters, digits and `-`)"
+        ));
+    }
+    let kind = match kind {
+        "peer" => Kind::Peer,
+        "ceiling" => Kind::Ceiling,
+        "sluice" => Kind::Sluice,
+        "unavailable" => {
+            return Ok(Planned::Unavailable {
+                name: name.to_string(),
+                reason: command.to_string(),
+            });
+        }
+        other => {
+            return Err(format!(
+                "unknown kind `{other}`: peer, ceiling, sluice or unavailable"
+            ));
+        }
+    };
+    Ok(Planned::Run(PeerRun {
+        name: name.to_string(),
+        kind,
+        command: command.to_string(),
+    }))
+}
+
+fn main() -> ExitCode {
+    match dispatch(Cli::parse().command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Preload {
+            brokers,
+            events,
+            topic,
+        } => {
+            let orders = preload::orders(events);
+            preload::create_topics(&brokers, std::slice::from_ref(&topic))?;
+            preload::publish(&brokers, &topic, &orders)?;
+            let reference = preload::reference(&orders);
+            println!(
+                "preloaded {} orders ({} closing) with {} lines to {topic}: {} order windows, {} item windows compared",
+                reference.orders,
+                preload::PARTITIONS,
+                reference.order_lines,
+                reference.compared().order_counts.len(),
+                reference.compared().item_demand.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ceiling {
+            brokers,
+            input,
+            prefix,
+            group,
+        } => {
+            ceiling::run(&brokers, &input, &prefix, &group)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compare {
+            brokers,
+            events,
+            topic,
+            runs,
+            work_dir,
+            out,
+            deadline_secs,
+            settle_secs,
+        } => compare(
+            &brokers,
+            events,
+            &topic,
+            &runs,
+            &work_dir,
+            &out,
+            deadline_secs,
+            settle_secs,
+        ),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    brokers: &str,
+    events: u64,
+    topic: &str,
+    runs: &[Planned],
+    work_dir: &std::path::Path,
+    out: &std::path::Path,
+    deadline_secs: u64,
+    settle_secs: u64,
+) -> anyhow::Result<ExitCode> {
+    let reference = preload::reference(&preload::orders(events));
+    let input_ends = partition_ends(brokers, topic)?;
+    let held: i64 = input_ends.values().sum();
+    if held as u64 != reference.orders {
+        bail!(
+            "{topic} holds {held} records, not the {} of a preload of {events}: preload a fresh topic",
+            reference.orders
+        );
+    }
+    std::fs::create_dir_all(work_dir)
+        .with_context(|| format!("creating {}", work_dir.display()))?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let setting = Setting {
+        brokers,
+        input: topic,
+        input_ends: &input_ends,
+        reference: &reference,
+        work_dir,
+        deadline: Duration::from_secs(deadline_secs),
+        settle: Duration::from_secs(settle_secs),
+    };
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    for planned in runs {
+        let outcome = match planned {
+            Planned::Unavailable { name, reason } => Outcome::unavailable(name, reason),
+            Planned::Run(peer) => {
+                eprintln!("peers: running {}", peer.name);
+                measure::run(peer, &setting)
+            }
+        };
+        eprintln!(
+            "peers: {}: {} in {:.1} s ({:.0} events/s, {:.1} CPU s, {:.0} MiB)",
+            outcome.name,
+            outcome.verdict,
+            outcome.seconds,
+            outcome.events_per_second,
+            outcome.cpu_seconds,
+            outcome.peak_rss_mib
+        );
+        for line in &outcome.detail {
+            eprintln!("peers:   {line}");
+        }
+        outcomes.push(outcome);
+    }
+    let table = report::table(&outcomes, reference.orders);
+    print!("{table}");
+    std::fs::write(out.join("peers.md"), &table).context("writing the table")?;
+    std::fs::write(
+        out.join("peers.svg"),
+        report::chart(&outcomes, reference.orders),
+    )
+    .context("writing the chart")?;
+    std::fs::write(
+        out.join("peers.json"),
+        serde_json::to_string_pretty(&outcomes).context("encoding the results")?,
+    )
+    .context("writing the results")?;
+    let wrong: Vec<&str> = outcomes
+        .iter()
+        .filter(|outcome| outcome.verdict != "agrees")
+        .map(|outcome| outcome.name.as_str())
+        .collect();
+    if wrong.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "peers: FAILED: {} did not agree with the reference",
+            wrong.join(", ")
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Each partition of `topic` and its high watermark.
+fn partition_ends(brokers: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .context("creating a Kafka client")?;
+    let mut ends = BTreeMap::new();
+    for partition in 0..preload::PARTITIONS {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(30))
+            .with_context(|| format!("reading the end of {topic}/{partition}"))?;
+        ends.insert(partition, high);
+    }
+    Ok(ends)
+}

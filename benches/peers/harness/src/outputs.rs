@@ -1,0 +1,184 @@
+//! Reading what a peer wrote: its window topics as they grow (the last record of a window
+//! is its value), and its inventory events counted once it has stopped.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde::Deserialize;
+
+use crate::job::{OrderCounts, Windows};
+use crate::preload::PARTITIONS;
+
+#[derive(Deserialize)]
+struct CountsRecord {
+    window_start: i64,
+    orders: u64,
+    failed: u64,
+}
+
+#[derive(Deserialize)]
+struct DemandRecord {
+    window_start: i64,
+    item_id: String,
+    quantity: u64,
+}
+
+/// A `read_committed` reader of a peer's window topics, from their beginning.
+pub struct WindowReader {
+    consumer: BaseConsumer,
+    counts_topic: String,
+    /// What the peer has written so far.
+    pub windows: Windows,
+    /// Records that were not windows of the contract's shape.
+    pub unreadable: Vec<String>,
+}
+
+impl WindowReader {
+    /// Reads `<prefix>.order-counts` and `<prefix>.item-demand`.
+    pub fn new(brokers: &str, prefix: &str) -> anyhow::Result<WindowReader> {
+        let counts_topic = format!("{prefix}.order-counts");
+        let demand_topic = format!("{prefix}.item-demand");
+        let consumer = reader(brokers)?;
+        let mut assignment = TopicPartitionList::new();
+        for topic in [&counts_topic, &demand_topic] {
+            for partition in 0..PARTITIONS {
+                assignment
+                    .add_partition_offset(topic, partition, Offset::Beginning)
+                    .context("assigning a window topic")?;
+            }
+        }
+        consumer
+            .assign(&assignment)
+            .context("assigning the window topics")?;
+        Ok(WindowReader {
+            consumer,
+            counts_topic,
+            windows: Windows::default(),
+            unreadable: Vec::new(),
+        })
+    }
+
+    /// Takes in what has arrived, waiting up to `wait` for the first record.
+    pub fn poll(&mut self, wait: Duration) -> anyhow::Result<()> {
+        let mut timeout = wait;
+        while let Some(message) = self.consumer.poll(timeout) {
+            timeout = Duration::ZERO;
+            let message = match message {
+                Ok(message) => message,
+                Err(KafkaError::PartitionEOF(_)) => continue,
+                Err(error) => return Err(error).context("reading a peer's windows"),
+            };
+            let payload = message.payload().unwrap_or_default();
+            if message.topic() == self.counts_topic {
+                match serde_json::from_slice::<CountsRecord>(payload) {
+                    Ok(record) => {
+                        self.windows.order_counts.insert(
+                            record.window_start,
+                            OrderCounts {
+                                orders: record.orders,
+                                failed: record.failed,
+                            },
+                        );
+                    }
+                    Err(error) => note_unreadable(&mut self.unreadable, payload, &error),
+                }
+            } else {
+                match serde_json::from_slice::<DemandRecord>(payload) {
+                    Ok(record) => {
+                        self.windows
+                            .item_demand
+                            .insert((record.window_start, record.item_id), record.quantity);
+                    }
+                    Err(error) => note_unreadable(&mut self.unreadable, payload, &error),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The sum of `topic`'s high watermarks: the records written to it, transaction
+    /// markers included, so at least the records a `read_committed` reader will see.
+    pub fn written(&self, topic: &str) -> anyhow::Result<u64> {
+        let mut total = 0;
+        for partition in 0..PARTITIONS {
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .with_context(|| format!("reading the end of {topic}/{partition}"))?;
+            total += (high - low).max(0) as u64;
+        }
+        Ok(total)
+    }
+}
+
+fn note_unreadable(unreadable: &mut Vec<String>, payload: &[u8], error: &serde_json::Error) {
+    if unreadable.len() < 5 {
+        unreadable.push(format!(
+            "{}: {error}",
+            String::from_utf8_lossy(&payload[..payload.len().min(200)])
+        ));
+    }
+}
+
+fn reader(brokers: &str) -> anyhow::Result<BaseConsumer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "sluice-peers-reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .context("creating a Kafka consumer")
+}
+
+/// Counts the committed records of `topic`, reading every partition to its end; gives up
+/// at `deadline` with what it counted.
+pub fn count_committed(
+    brokers: &str,
+    topic: &str,
+    deadline: Instant,
+) -> anyhow::Result<(u64, bool)> {
+    let consumer = reader(brokers)?;
+    // Sluice makes `inventory-events` itself, so it is missing before the first run.
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .with_context(|| format!("reading the metadata of {topic}"))?;
+    let exists = metadata.topics().iter().any(|found| {
+        found.name() == topic && found.error().is_none() && !found.partitions().is_empty()
+    });
+    if !exists {
+        return Ok((0, true));
+    }
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .context("assigning a partition")?;
+    }
+    consumer
+        .assign(&assignment)
+        .context("assigning the topic")?;
+    let mut at_end: HashSet<i32> = HashSet::new();
+    let mut count = 0;
+    while at_end.len() < PARTITIONS as usize && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Ok(message)) => {
+                count += 1;
+                at_end.remove(&message.partition());
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                at_end.insert(partition);
+            }
+            Some(Err(error)) => return Err(error).with_context(|| format!("reading {topic}")),
+        }
+    }
+    Ok((count, at_end.len() == PARTITIONS as usize))
+}

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::orders::{Expected, add_sentinels, assert_views, expected};
 use super::{
     DEADLINE, ShopProcess, checkpointed, get_json, order_partitions, orders_processed, wait_for,
-    wait_for_within,
+    wait_while_progressing,
 };
 
 /// A small deterministic generator for the kill points (xorshift64*).
@@ -64,7 +64,7 @@ pub fn kill_while_catching_up(
         let mut run = ShopProcess::spawn(shop, args);
         let slice = events / (kills as u64 + 1);
         let target = slice * kill as u64 + kill_points.next(slice);
-        let status = wait_for(&mut run, base, "/status", |status| {
+        let status = wait_while_progressing(&mut run, base, |status| {
             checkpointed(status) >= target as i64 && status["processed"].as_u64().is_some()
         });
         let read_before = orders_processed(&status);
@@ -102,7 +102,7 @@ pub fn finish_and_check_views(
     let mut want = expected(events, seed);
     // The last run may have most of a partition to read (the broker serves partitions in
     // turn, so the killed runs can leave one far behind), through the debug build.
-    wait_for_within(&mut last, base, "/status", 3 * DEADLINE, |status| {
+    wait_while_progressing(&mut last, base, |status| {
         checkpointed(status) == events as i64
     });
     add_sentinels(brokers, &mut want);

@@ -369,6 +369,36 @@ pub fn wait_for(
     wait_for_within(process, base, path, DEADLINE, done)
 }
 
+/// Waits on `/status` while the engine works through a backlog: it fails only when
+/// nothing moved (records read or checkpointed) for [`DEADLINE`], so a run that a loaded
+/// machine slows passes and one that stalls fails. Seen: a debug build at a load of 10
+/// on 2 cores read 180 orders/s, and a fixed deadline for a 33,000-order slice expired
+/// on an engine that was still reading.
+pub fn wait_while_progressing(
+    process: &mut ShopProcess,
+    base: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut last_progress = (Instant::now(), -1);
+    loop {
+        process.assert_running();
+        let (status, body) = get_json(base, "/status");
+        if status == 200 && done(&body) {
+            return body;
+        }
+        let progress = checkpointed(&body) + body["processed"].as_i64().unwrap_or(0);
+        if progress != last_progress.1 {
+            last_progress = (Instant::now(), progress);
+        }
+        assert!(
+            last_progress.0.elapsed() < DEADLINE,
+            "/status showed no progress for {} s; last answer {status}: {body}",
+            DEADLINE.as_secs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// As [`wait_for`], with a deadline of its own: for waits on a whole backlog.
 pub fn wait_for_within(
     process: &mut ShopProcess,

@@ -38,7 +38,9 @@ stop_kafka() {
   rm -rf "$work"
 }
 trap stop_kafka EXIT
-mkdir -p "$work/kafka"
+mkdir -p "$work/kafka" "$work/tmp"
+# Every peer's temporary files (Flink unpacks a 21 MB jar per run) go with the broker.
+export TMPDIR="$work/tmp"
 # The orders' event times are in January 2024, and Kafka Streams and Quix Streams stamp
 # their outputs and internal topics with them: with the default 7-day retention the
 # broker would delete those records within minutes.

@@ -18,6 +18,6 @@ done
 
 # The job peaks under 0.5 GiB of RSS; a 1 GiB heap is ample and leaves the shared machine the rest.
 # exec: the harness measures this very process.
-exec java -Xms256m -Xmx1g -XX:+IgnoreUnrecognizedVMOptions "${OPENS[@]}" \
+exec java -Djava.io.tmpdir="${TMPDIR:-/tmp}" -Xms256m -Xmx1g -XX:+IgnoreUnrecognizedVMOptions "${OPENS[@]}" \
   --add-exports=java.base/sun.net.util=ALL-UNNAMED \
   -jar "$JAR" "$@"

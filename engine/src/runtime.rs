@@ -67,6 +67,11 @@ pub struct EngineConfig {
     pub component: String,
     /// How often to publish processing reports to `monitoring-events`.
     pub report_interval: Duration,
+    /// Overrides every source's idle timeout (see [`crate::dsl::Source::idle_timeout`]):
+    /// how long a silent partition may hold the watermark back. Idleness moves event time
+    /// by the wall clock, so a run that must decide alike whatever its timing (a test, an
+    /// audit replay) sets it longer than the run.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl EngineConfig {
@@ -87,6 +92,7 @@ impl EngineConfig {
             report_interval: Duration::from_secs(10),
             replay: None,
             exactly_once: false,
+            idle_timeout: None,
         }
     }
 }
@@ -118,6 +124,8 @@ pub(crate) struct RunEnv {
     /// Whether output is transactional; the offsets then reach the consumer group through
     /// the transactions, and sources commit none of their own.
     pub exactly_once: bool,
+    /// The idle timeout that overrides every source's, if any.
+    pub idle_timeout: Option<Duration>,
     /// Per source: where its partitions stand on every worker, for idle partitions.
     pub idle_boards: Mutex<BTreeMap<u32, Arc<IdleBoard>>>,
     /// Per worker, the Kafka consumer its sources share, while one of them reads.
@@ -352,6 +360,7 @@ pub async fn start(
         restored,
         start_offsets,
         exactly_once: config.exactly_once,
+        idle_timeout: config.idle_timeout,
         idle_boards: Default::default(),
         worker_consumers: Default::default(),
     });

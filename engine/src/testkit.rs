@@ -106,6 +106,7 @@ pub fn resume_with_checkpoints(
         restored,
         start_offsets: Default::default(),
         exactly_once: false,
+        idle_timeout: None,
         idle_boards: Default::default(),
         worker_consumers: Default::default(),
     });

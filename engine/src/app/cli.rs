@@ -156,6 +156,11 @@ pub(crate) struct EngineArgs {
     /// How often to publish processing reports to `monitoring-events`, in milliseconds.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub report_interval_ms: u64,
+    /// How long a silent partition may hold the watermark back, in milliseconds, for every
+    /// source (default: each source's own, 10 s unless the topology says otherwise). After
+    /// it the partition follows the others' event time, which depends on the wall clock.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=31_536_000_000))]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 impl EngineArgs {
@@ -167,6 +172,9 @@ impl EngineArgs {
         config.tick_ms = self.tick_ms;
         config.checkpoint_interval = Duration::from_millis(self.checkpoint_interval_ms);
         config.exactly_once = self.exactly_once;
+        if let Some(idle_timeout_ms) = self.idle_timeout_ms {
+            config.idle_timeout = Some(Duration::from_millis(idle_timeout_ms));
+        }
     }
 }
 

@@ -149,7 +149,7 @@ impl<'scope> Topology<'scope> {
                     index,
                     topic: source.topic,
                     grace_ms: source.grace.as_millis() as i64,
-                    idle_timeout: source.idle_timeout,
+                    idle_timeout: env.idle_timeout.unwrap_or(source.idle_timeout),
                     wall_clock_advance: source.wall_clock_advance,
                     event_time: source.event_time,
                     check: source.check,

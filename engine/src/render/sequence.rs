@@ -561,8 +561,23 @@ where
                     true => (watermark_of(frontier), side_is_quiet(&idle[side], frontier)),
                     false => (own_watermark(frontier, &idle[side]), false),
                 };
-                let watermark =
-                    combined_watermark([side(0, &left_frontier), side(1, &right_frontier)]);
+                let watermark = match &state {
+                    // While the sources stop, no further than where they stopped, nor than
+                    // records still on their way.
+                    Some(state) if state.sources_stopping() => {
+                        let stopped = |side: usize| (state.stopped_watermark(&topics[side]), false);
+                        let on_the_way =
+                            [watermark_of(&left_frontier), watermark_of(&right_frontier)]
+                                .into_iter()
+                                .flatten()
+                                .min();
+                        match (combined_watermark([stopped(0), stopped(1)]), on_the_way) {
+                            (Some(stopped), Some(on_the_way)) => Some(stopped.min(on_the_way)),
+                            (stopped, _) => stopped,
+                        }
+                    }
+                    _ => combined_watermark([side(0, &left_frontier), side(1, &right_frontier)]),
+                };
                 // Not past held-back records: they are not in the buffer yet.
                 match (watermark, gate.held_back_watermark()) {
                     (Some(watermark), Some(held_back)) => Some(watermark.min(held_back)),

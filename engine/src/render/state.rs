@@ -69,6 +69,14 @@ impl OperatorState {
         self.env.checkpointer.stopped_watermark(topics)
     }
 
+    /// Whether every source has stopped, so that the input frontiers are on their way to
+    /// empty. They leave worker by worker, and a frontier half gone shows the watermark of
+    /// the partitions whose worker let go last, which is no partition's own: nothing may be
+    /// decided on it, only on the stopped watermarks once the frontier is empty.
+    pub(crate) fn sources_stopping(&self) -> bool {
+        self.env.checkpointer.all_sources_stopped()
+    }
+
     /// The engine's live status.
     pub(crate) fn status(&self) -> &crate::status::EngineStatus {
         &self.env.status

@@ -333,12 +333,21 @@ where
                 }
             }
 
+            // While the sources stop, no further than where they stopped.
+            let stopped = match &state {
+                Some(state) if state.sources_stopping() => Some(state.stopped_watermark(&sources)),
+                _ => None,
+            };
+            if let Some(None) = stopped {
+                return;
+            }
             // Close every window the frontier's watermark has passed, but not past held-back
             // records: the frontier has moved beyond them, their windows have not.
             held.downgrade(frontier.iter());
             let Some(watermark) = watermark_of(&frontier[..]) else {
                 return;
             };
+            let watermark = stopped.flatten().map_or(watermark, |at| at.min(watermark));
             // The frontier's watermark, not the held-back one: a close delayed by a
             // checkpoint in flight is latency too.
             clock.saw(as_event_time(watermark), std::time::Instant::now());

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, after installing what is missing (libclang-dev, Kafka's jars,
-# a JDK and Maven, Tansu, schemathesis, Chromium), then the peers benchmark's smoke run.
+# a JDK and Maven, Tansu, schemathesis, Chromium), then the smoke runs of the peers and
+# saga benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
@@ -12,3 +13,6 @@ cargo test --workspace --doc
 # The peers benchmark's smoke run: Sluice and every peer build, run on the same 10,000
 # orders on a local Apache Kafka, and agree with the reference (scripts/peers.sh).
 PROFILE=debug OUT="${CARGO_TARGET_DIR:-target}/peers-smoke" bash scripts/peers.sh 10000
+# The saga benchmark's smoke run: Sluice's saga and Kafka Streams' agree with the model of
+# the contract on the shop's input for 5,000 orders (scripts/peers-saga.sh).
+PROFILE=debug OUT="${CARGO_TARGET_DIR:-target}/peers-saga-smoke" bash scripts/peers-saga.sh 5000

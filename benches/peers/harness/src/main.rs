@@ -7,7 +7,9 @@
 //! - [`outputs`]: a peer's window topics and inventory events, read back.
 //! - [`sluice_views`]: Sluice's windows, read from its HTTP views.
 //! - [`measure`]: one peer's run, from start to its last window, judged.
+//! - [`plan`]: the `KIND:NAME=COMMAND` arguments that plan the runs.
 //! - [`report`]: the Markdown table and the SVG chart.
+//! - [`saga`]: the inventory saga, Sluice's against Kafka Streams', on the shop's input.
 
 #![cfg_attr(
     not(test),
@@ -18,9 +20,11 @@ mod ceiling;
 mod job;
 mod measure;
 mod outputs;
+mod plan;
 mod preload;
 mod process;
 mod report;
+mod saga;
 mod sluice_views;
 
 use std::collections::BTreeMap;
@@ -33,7 +37,7 @@ use clap::{Parser, Subcommand};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use measure::{Kind, Outcome, PeerRun, Setting};
+use measure::{Kind, Setting};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -89,47 +93,46 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         settle_secs: u64,
     },
+    /// Publish the shop's input for N orders (orders, catalog, closing records).
+    SagaPreload {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        events: u64,
+    },
+    /// Run each saga on the preloaded shop input, one after another, and compare them.
+    SagaCompare {
+        #[arg(long)]
+        brokers: String,
+        /// The N the topics were preloaded with.
+        #[arg(long)]
+        events: u64,
+        /// `KIND:NAME=COMMAND`, KIND one of `sluice`, `peer`, `bench` or `unavailable`.
+        #[arg(long = "run", value_parser = saga::planned, required = true)]
+        runs: Vec<saga::PlannedSaga>,
+        #[arg(long)]
+        work_dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1800)]
+        deadline_secs: u64,
+        /// How long a run's output must stay unchanged to be its final answer.
+        #[arg(long, default_value_t = 30)]
+        settle_secs: u64,
+    },
 }
 
-#[derive(Debug, Clone)]
-enum Planned {
-    Run(PeerRun),
-    Unavailable { name: String, reason: String },
-}
+type Planned = plan::Planned<Kind>;
 
 fn peer_run(text: &str) -> Result<Planned, String> {
-    let (head, command) = text
-        .split_once('=')
-        .ok_or_else(|| format!("`{text}` is not KIND:NAME=COMMAND"))?;
-    let (kind, name) = head
-        .split_once(':')
-        .ok_or_else(|| format!("`{head}` is not KIND:NAME"))?;
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(format!(
-            "`{name}` is not a peer name (letters, digits and `-`)"
-        ));
-    }
-    let kind = match kind {
-        "peer" => Kind::Peer,
-        "ceiling" => Kind::Ceiling,
-        "sluice" => Kind::Sluice,
-        "unavailable" => {
-            return Ok(Planned::Unavailable {
-                name: name.to_string(),
-                reason: command.to_string(),
-            });
-        }
-        other => {
-            return Err(format!(
-                "unknown kind `{other}`: peer, ceiling, sluice or unavailable"
-            ));
-        }
-    };
-    Ok(Planned::Run(PeerRun {
-        name: name.to_string(),
-        kind,
-        command: command.to_string(),
-    }))
+    plan::parse(
+        text,
+        &[
+            ("peer", Kind::Peer),
+            ("ceiling", Kind::Ceiling),
+            ("sluice", Kind::Sluice),
+        ],
+    )
 }
 
 fn main() -> ExitCode {
@@ -191,6 +194,27 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             deadline_secs,
             settle_secs,
         ),
+        Command::SagaPreload { brokers, events } => {
+            saga::preload(&brokers, events)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SagaCompare {
+            brokers,
+            events,
+            runs,
+            work_dir,
+            out,
+            deadline_secs,
+            settle_secs,
+        } => saga::compare(
+            &brokers,
+            events,
+            &runs,
+            &work_dir,
+            &out,
+            Duration::from_secs(deadline_secs),
+            Duration::from_secs(settle_secs),
+        ),
     }
 }
 
@@ -226,29 +250,7 @@ fn compare(
         deadline: Duration::from_secs(deadline_secs),
         settle: Duration::from_secs(settle_secs),
     };
-    let mut outcomes: Vec<Outcome> = Vec::new();
-    for planned in runs {
-        let outcome = match planned {
-            Planned::Unavailable { name, reason } => Outcome::unavailable(name, reason),
-            Planned::Run(peer) => {
-                eprintln!("peers: running {}", peer.name);
-                measure::run(peer, &setting)
-            }
-        };
-        eprintln!(
-            "peers: {}: {} in {:.1} s ({:.0} events/s, {:.1} CPU s, {:.0} MiB)",
-            outcome.name,
-            outcome.verdict,
-            outcome.seconds,
-            outcome.events_per_second,
-            outcome.cpu_seconds,
-            outcome.peak_rss_mib
-        );
-        for line in &outcome.detail {
-            eprintln!("peers:   {line}");
-        }
-        outcomes.push(outcome);
-    }
+    let outcomes = plan::run_each("peers", runs, |peer| measure::run(peer, &setting));
     let table = report::table(&outcomes, reference.orders);
     print!("{table}");
     std::fs::write(out.join("peers.md"), &table).context("writing the table")?;

@@ -23,17 +23,9 @@ pub enum Kind {
     Sluice,
 }
 
-/// A peer to run.
-#[derive(Debug, Clone)]
-pub struct PeerRun {
-    /// Its name in the results.
-    pub name: String,
-    /// How it delivers.
-    pub kind: Kind,
-    /// Its command line, with `{brokers}`, `{input}`, `{prefix}`, `{group}`, `{http}` and
-    /// `{state}` still to fill in.
-    pub command: String,
-}
+/// A peer to run. Its command line has `{brokers}`, `{input}`, `{prefix}`, `{group}`,
+/// `{http}` and `{state}` to fill in.
+pub type PeerRun = crate::plan::Run<Kind>;
 
 /// What one peer's run gave.
 #[derive(Debug, Clone, Serialize)]

@@ -126,7 +126,8 @@ fn note_unreadable(unreadable: &mut Vec<String>, payload: &[u8], error: &serde_j
     }
 }
 
-fn reader(brokers: &str) -> anyhow::Result<BaseConsumer> {
+/// A `read_committed` consumer that reports partition ends and commits nothing.
+pub fn reader(brokers: &str) -> anyhow::Result<BaseConsumer> {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "sluice-peers-reader")

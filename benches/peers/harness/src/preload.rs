@@ -128,7 +128,22 @@ pub fn publish(
     topic: &str,
     orders: &[(Option<i32>, OrderPlaced)],
 ) -> anyhow::Result<()> {
-    let producer: ThreadedProducer<CountFailures> = ClientConfig::new()
+    let producer = producer(brokers)?;
+    for (partition, order) in orders {
+        let payload = serde_json::to_vec(&OrderEvent::OrderPlaced(order.clone()))
+            .context("encoding an order")?;
+        let mut record = BaseRecord::to(topic).key(&order.order_id).payload(&payload);
+        if let Some(partition) = partition {
+            record = record.partition(*partition);
+        }
+        send(&producer, record).context("publishing an order")?;
+    }
+    settle(&producer, orders.len())
+}
+
+/// The preload's producer, which counts what the broker refuses.
+pub fn producer(brokers: &str) -> anyhow::Result<ThreadedProducer<CountFailures>> {
+    ClientConfig::new()
         .set("bootstrap.servers", brokers)
         // Keeps each partition in the order sent: without it a batch that the new topic's
         // leader refused at first is retried after later ones, and the orders of a
@@ -139,22 +154,18 @@ pub fn publish(
         .set("compression.type", "lz4")
         .set("queue.buffering.max.messages", "1000000")
         .create_with_context(CountFailures::default())
-        .context("creating the preload producer")?;
-    for (partition, order) in orders {
-        let payload = serde_json::to_vec(&OrderEvent::OrderPlaced(order.clone()))
-            .context("encoding an order")?;
-        let mut record = BaseRecord::to(topic).key(&order.order_id).payload(&payload);
-        if let Some(partition) = partition {
-            record = record.partition(*partition);
-        }
-        send(&producer, record).context("publishing an order")?;
-    }
+        .context("creating the preload producer")
+}
+
+/// Waits until the broker has acknowledged or refused every record sent; fails if it
+/// refused any of the `sent`.
+pub fn settle(producer: &ThreadedProducer<CountFailures>, sent: usize) -> anyhow::Result<()> {
     producer
         .flush(Duration::from_secs(120))
-        .context("waiting for the broker to acknowledge the orders")?;
-    let failed = producer.context().failed.load(Ordering::Relaxed);
+        .context("waiting for the broker to acknowledge the records")?;
+    let failed = producer.context().failed();
     if failed > 0 {
-        bail!("the broker refused {failed} of the {} orders", orders.len());
+        bail!("the broker refused {failed} of the {sent} records");
     }
     Ok(())
 }
@@ -188,8 +199,15 @@ pub fn send<
 
 /// Counts deliveries the broker refused: a preload that lost orders must fail.
 #[derive(Default)]
-struct CountFailures {
+pub struct CountFailures {
     failed: AtomicU64,
+}
+
+impl CountFailures {
+    /// Deliveries refused so far.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
 }
 
 impl ClientContext for CountFailures {}

@@ -1,20 +1,7 @@
-// Starts one Kafka Streams application of the peers benchmark and runs it until stopped.
+// Starts the orders analytics peer of the benchmark and runs it until stopped.
 package sluice.peers.streams;
 
-import java.nio.file.Files;
-import java.util.List;
-import java.util.Map;
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AdminClientConfig;
-import java.util.Properties;
-import java.util.concurrent.CountDownLatch;
-import org.apache.kafka.clients.consumer.ConsumerConfig;
-import org.apache.kafka.clients.producer.ProducerConfig;
-import org.apache.kafka.common.serialization.Serdes;
-import org.apache.kafka.streams.KafkaStreams;
-import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.Topology;
-import org.apache.kafka.streams.errors.LogAndContinueExceptionHandler;
 
 public final class Main {
   private static final String USAGE =
@@ -23,71 +10,20 @@ public final class Main {
 
   private Main() {}
 
-  /** The input topic's partition count: one windowed task per input partition. */
-  static int partitionsOf(String brokers, String topic) throws Exception {
-    try (Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, brokers))) {
-      return admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().size();
-    }
-  }
-
   public static void main(String[] args) throws Exception {
     if (args.length != 5) {
       System.err.println(USAGE);
       System.exit(2);
     }
-    String guarantee =
-        switch (args[4]) {
-          case "at-least-once" -> StreamsConfig.AT_LEAST_ONCE;
-          case "exactly-once" -> StreamsConfig.EXACTLY_ONCE_V2;
-          default -> {
-            System.err.println("unknown guarantee '" + args[4] + "'; " + USAGE);
-            System.exit(2);
-            yield null;
-          }
-        };
-    Topology topology = OrdersAnalytics.build(args[1], partitionsOf(args[0], args[1]), args[2]);
-
-    Properties props = new Properties();
-    props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
-    props.put(StreamsConfig.APPLICATION_ID_CONFIG, args[3]);
-    props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
-    // Both cores, as Sluice's two workers use them.
-    props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 2);
-    // Sluice checkpoints (commits offsets, state and output) every second; Kafka Streams'
-    // default is 30 s at least once, which would hold the last windows in the cache.
-    props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 1000);
-    props.put(
-        StreamsConfig.STATE_DIR_CONFIG,
-        Files.createTempDirectory("kafka-streams-peer").toString());
-    props.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
-    props.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
-    props.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
-    // A record that is not an order is skipped and logged, and the partition moves on.
-    props.put(
-        StreamsConfig.DESERIALIZATION_EXCEPTION_HANDLER_CLASS_CONFIG,
-        LogAndContinueExceptionHandler.class);
-    // Sluice's transactions may stay open 60 s; Kafka Streams' default of 10 s aborts
-    // them whenever a thread is starved of CPU that long, on a loaded 2-core machine.
-    props.put(StreamsConfig.producerPrefix(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG), 60_000);
-    // The single-broker test cluster.
-    props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
-
-    KafkaStreams streams = new KafkaStreams(topology, props);
-    CountDownLatch stopped = new CountDownLatch(1);
-    streams.setUncaughtExceptionHandler(
-        error -> {
-          System.err.println("kafka-streams-peer: " + error);
-          stopped.countDown();
-          return org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler
-              .StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
-        });
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      streams.close();
-      // Each run has a state directory of its own: leave nothing behind in /tmp.
-      streams.cleanUp();
-      stopped.countDown();
-    }));
-    streams.start();
-    stopped.await();
+    String guarantee = StreamsSettings.guarantee(args[4]);
+    if (guarantee == null) {
+      System.err.println("unknown guarantee '" + args[4] + "'; " + USAGE);
+      System.exit(2);
+    }
+    // One windowed task per input partition.
+    Topology topology =
+        OrdersAnalytics.build(args[1], StreamsSettings.partitionsOf(args[0], args[1]), args[2]);
+    StreamsSettings.runUntilStopped(
+        "kafka-streams-peer", topology, StreamsSettings.properties(args[0], args[3], guarantee));
   }
 }

@@ -1,0 +1,197 @@
+//! Reading a run's saga results from its inventory events, as they grow, from where the
+//! topic ended when the run started.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde::Deserialize;
+
+use super::reference::{Decision, SagaResults};
+use crate::outputs::reader;
+use crate::preload::PARTITIONS;
+
+/// The fields of the saga's events that are compared; the events of the orders
+/// analytics (`InventoryEvent`) are read past.
+#[derive(Deserialize)]
+struct SagaEvent {
+    event_type: String,
+    item_id: String,
+    #[serde(default)]
+    order_id: Option<String>,
+    #[serde(default)]
+    quantity: Option<u32>,
+    #[serde(default)]
+    level: Option<i64>,
+    #[serde(default)]
+    requested: Option<u32>,
+    #[serde(default)]
+    available: Option<i64>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// A `read_committed` reader of one inventory-events topic.
+pub struct SagaReader {
+    consumer: BaseConsumer,
+    topic: String,
+    from: BTreeMap<i32, i64>,
+    /// What the run has written so far.
+    pub results: SagaResults,
+    /// Saga events read, duplicates included.
+    pub events: u64,
+    /// Records that were not events of the contract's shape.
+    pub unreadable: Vec<String>,
+}
+
+/// Each partition's end offset now; an absent topic ends at 0 everywhere.
+pub fn ends(brokers: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let consumer = reader(brokers)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .with_context(|| format!("reading the metadata of {topic}"))?;
+    let exists = metadata.topics().iter().any(|found| {
+        found.name() == topic && found.error().is_none() && !found.partitions().is_empty()
+    });
+    let mut ends = BTreeMap::new();
+    for partition in 0..PARTITIONS {
+        let high = if exists {
+            consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .with_context(|| format!("reading the end of {topic}/{partition}"))?
+                .1
+        } else {
+            0
+        };
+        ends.insert(partition, high);
+    }
+    Ok(ends)
+}
+
+impl SagaReader {
+    /// Reads `topic` from `from` (partition → offset).
+    pub fn new(brokers: &str, topic: &str, from: &BTreeMap<i32, i64>) -> anyhow::Result<Self> {
+        let consumer = reader(brokers)?;
+        let mut assignment = TopicPartitionList::new();
+        for (&partition, &offset) in from {
+            assignment
+                .add_partition_offset(topic, partition, Offset::Offset(offset))
+                .context("assigning an inventory-events partition")?;
+        }
+        consumer
+            .assign(&assignment)
+            .context("assigning the inventory events")?;
+        Ok(SagaReader {
+            consumer,
+            topic: topic.to_string(),
+            from: from.clone(),
+            results: SagaResults::default(),
+            events: 0,
+            unreadable: Vec::new(),
+        })
+    }
+
+    /// Takes in what has arrived, waiting up to `wait` for the first record. Sluice makes
+    /// its topic only when it first writes, so an unknown topic is read as empty.
+    pub fn poll(&mut self, wait: Duration) -> anyhow::Result<()> {
+        let mut timeout = wait;
+        while let Some(message) = self.consumer.poll(timeout) {
+            timeout = Duration::ZERO;
+            let message = match message {
+                Ok(message) => message,
+                Err(KafkaError::PartitionEOF(_)) => continue,
+                Err(KafkaError::MessageConsumption(
+                    rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+                )) => continue,
+                Err(error) => {
+                    return Err(error).with_context(|| format!("reading {}", self.topic));
+                }
+            };
+            let payload = message.payload().unwrap_or_default();
+            match serde_json::from_slice::<SagaEvent>(payload) {
+                Ok(event) => self.take(event),
+                Err(error) => {
+                    if self.unreadable.len() < 5 {
+                        self.unreadable.push(format!(
+                            "{}: {error}",
+                            String::from_utf8_lossy(&payload[..payload.len().min(200)])
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The sum of the partitions' next offsets to read.
+    pub fn position(&self) -> anyhow::Result<u64> {
+        let positions = self
+            .consumer
+            .position()
+            .context("reading the reader's position")?;
+        let mut total = 0;
+        for (&partition, &from) in &self.from {
+            let next = match positions
+                .find_partition(&self.topic, partition)
+                .map(|element| element.offset())
+            {
+                Some(Offset::Offset(offset)) => offset,
+                _ => from,
+            };
+            total += next.max(0) as u64;
+        }
+        Ok(total)
+    }
+
+    fn take(&mut self, event: SagaEvent) {
+        let results = &mut self.results;
+        match (event.event_type.as_str(), event.order_id) {
+            ("StockReserved", Some(order_id)) => {
+                self.events += 1;
+                let entry = results
+                    .decisions
+                    .entry(order_id)
+                    .or_insert_with(|| Decision::Confirmed(Vec::new()));
+                let line = (
+                    event.item_id,
+                    event.quantity.unwrap_or(0),
+                    event.level.unwrap_or(i64::MIN),
+                );
+                match entry {
+                    Decision::Confirmed(lines) => {
+                        lines.push(line);
+                        lines.sort();
+                    }
+                    // Both a reservation and a failure: keep the failure, which the
+                    // comparison shows wrong either way, and count the event.
+                    Decision::Failed { .. } => {}
+                }
+            }
+            ("ReservationFailed", Some(order_id)) => {
+                self.events += 1;
+                results.decisions.insert(
+                    order_id,
+                    Decision::Failed {
+                        item_id: event.item_id,
+                        requested: event.requested.unwrap_or(0),
+                        available: event.available.unwrap_or(i64::MIN),
+                        reason: event.reason.unwrap_or_default(),
+                    },
+                );
+            }
+            ("StockLevelWarning" | "StockDepleted" | "StockLevelNormalized", _) => {
+                self.events += 1;
+                results
+                    .transitions
+                    .entry(event.item_id)
+                    .or_default()
+                    .push((event.event_type, event.level.unwrap_or(i64::MIN)));
+            }
+            _ => {}
+        }
+    }
+}

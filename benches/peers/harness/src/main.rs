@@ -27,15 +27,12 @@ mod report;
 mod saga;
 mod sluice_views;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use measure::{Kind, Setting};
 
@@ -230,7 +227,7 @@ fn compare(
     settle_secs: u64,
 ) -> anyhow::Result<ExitCode> {
     let reference = preload::reference(&preload::orders(events));
-    let input_ends = partition_ends(brokers, topic)?;
+    let input_ends = outputs::ends(brokers, topic)?;
     let held: i64 = input_ends.values().sum();
     if held as u64 != reference.orders {
         bail!(
@@ -278,20 +275,4 @@ fn compare(
         );
         Ok(ExitCode::FAILURE)
     }
-}
-
-/// Each partition of `topic` and its high watermark.
-fn partition_ends(brokers: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .context("creating a Kafka client")?;
-    let mut ends = BTreeMap::new();
-    for partition in 0..preload::PARTITIONS {
-        let (_, high) = consumer
-            .fetch_watermarks(topic, partition, Duration::from_secs(30))
-            .with_context(|| format!("reading the end of {topic}/{partition}"))?;
-        ends.insert(partition, high);
-    }
-    Ok(ends)
 }

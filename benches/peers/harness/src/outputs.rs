@@ -1,7 +1,7 @@
 //! Reading what a peer wrote: its window topics as they grow (the last record of a window
 //! is its value), and its inventory events counted once it has stopped.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -182,4 +182,30 @@ pub fn count_committed(
         }
     }
     Ok((count, at_end.len() == PARTITIONS as usize))
+}
+
+/// Each partition's end offset now, for the partitions the topic has; an absent topic
+/// ends at 0 on each of the [`PARTITIONS`] partitions a run will create it with.
+pub fn ends(brokers: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let consumer = reader(brokers)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .with_context(|| format!("reading the metadata of {topic}"))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|found| found.name() == topic && found.error().is_none())
+        .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Ok((0..PARTITIONS).map(|partition| (partition, 0)).collect());
+    }
+    let mut ends = BTreeMap::new();
+    for partition in partitions {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .with_context(|| format!("reading the end of {topic}/{partition}"))?;
+        ends.insert(partition, high);
+    }
+    Ok(ends)
 }

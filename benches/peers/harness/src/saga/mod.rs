@@ -71,9 +71,9 @@ pub fn compare(
     settle: Duration,
 ) -> anyhow::Result<ExitCode> {
     let records = input::records(events);
-    let held = crate::partition_ends(brokers, input::ORDERS)?
+    let held = crate::outputs::ends(brokers, input::ORDERS)?
         .values()
-        .chain(crate::partition_ends(brokers, input::PRODUCTS)?.values())
+        .chain(crate::outputs::ends(brokers, input::PRODUCTS)?.values())
         .sum::<i64>();
     anyhow::ensure!(
         held as usize == records.len(),

@@ -12,8 +12,8 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde::Deserialize;
 
 use super::reference::{Decision, SagaResults};
+pub use crate::outputs::ends;
 use crate::outputs::reader;
-use crate::preload::PARTITIONS;
 
 /// The fields of the saga's events that are compared; the events of the orders
 /// analytics (`InventoryEvent`) are read past.
@@ -46,30 +46,6 @@ pub struct SagaReader {
     pub events: u64,
     /// Records that were not events of the contract's shape.
     pub unreadable: Vec<String>,
-}
-
-/// Each partition's end offset now; an absent topic ends at 0 everywhere.
-pub fn ends(brokers: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
-    let consumer = reader(brokers)?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .with_context(|| format!("reading the metadata of {topic}"))?;
-    let exists = metadata.topics().iter().any(|found| {
-        found.name() == topic && found.error().is_none() && !found.partitions().is_empty()
-    });
-    let mut ends = BTreeMap::new();
-    for partition in 0..PARTITIONS {
-        let high = if exists {
-            consumer
-                .fetch_watermarks(topic, partition, Duration::from_secs(10))
-                .with_context(|| format!("reading the end of {topic}/{partition}"))?
-                .1
-        } else {
-            0
-        };
-        ends.insert(partition, high);
-    }
-    Ok(ends)
 }
 
 impl SagaReader {
@@ -163,8 +139,9 @@ impl SagaReader {
                 );
                 match entry {
                     Decision::Confirmed(lines) => {
-                        lines.push(line);
-                        lines.sort();
+                        // Kept sorted, as the model's are: an order has at most a few lines.
+                        let at = lines.partition_point(|held| *held <= line);
+                        lines.insert(at, line);
                     }
                     // Both a reservation and a failure: keep the failure, which the
                     // comparison shows wrong either way, and count the event.

@@ -21,6 +21,10 @@ use crate::time::format_millis;
 )]
 pub async fn status(State(state): State<QueryState>) -> Json<StatusAnswer> {
     let status = &state.status;
+    // The error first: whatever the engine did before it failed (an aborted transaction,
+    // the last records counted) then shows in the counters read after it. Read last, an
+    // answer could carry the error beside counters from before the failure.
+    let error = status.fatal();
     let checkpoint = status.checkpoint();
     let partitions = status
         .partitions()
@@ -75,7 +79,7 @@ pub async fn status(State(state): State<QueryState>) -> Json<StatusAnswer> {
             resent: EngineStatus::count(&status.outbox_resent),
         },
         state_bytes: state_bytes(&state),
-        error: status.fatal(),
+        error,
     })
 }
 

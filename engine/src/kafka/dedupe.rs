@@ -73,12 +73,7 @@ pub fn read_deduplicated(
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)
         .map_err(|error| EngineError::kafka(format!("reading metadata of {topic}"), error))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|found| found.name() == topic && found.error().is_none())
-        .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
-        .collect();
+    let partitions = super::admin::partition_ids(&metadata, topic);
     if partitions.is_empty() {
         return Err(EngineError::Topology(format!(
             "topic {topic} does not exist or has no partitions"

@@ -155,25 +155,10 @@ pub fn describe_start(start_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_topologies::events::OrderLine;
     use sluice_topologies::generator::OrderGenerator;
 
     fn order(at: i64, status: OrderStatus, lines: &[(&str, u32)]) -> OrderPlaced {
-        OrderPlaced {
-            order_id: format!("o{at}"),
-            user_id: "u".into(),
-            items: lines
-                .iter()
-                .map(|(item, quantity)| OrderLine {
-                    item_id: item.to_string(),
-                    quantity: *quantity,
-                    price: 1.0,
-                })
-                .collect(),
-            total_amount: 1.0,
-            status,
-            timestamp: sluice::dsl::EventTime(at),
-        }
+        crate::test_orders::order(&format!("o{at}"), at, status, lines)
     }
 
     #[test]

@@ -26,6 +26,8 @@ mod process;
 mod report;
 mod saga;
 mod sluice_views;
+#[cfg(test)]
+mod test_orders;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

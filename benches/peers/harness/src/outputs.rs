@@ -10,6 +10,7 @@ use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
 use serde::Deserialize;
 
 use crate::job::{OrderCounts, Windows};
@@ -66,19 +67,17 @@ impl WindowReader {
 
     /// Takes in what has arrived, waiting up to `wait` for the first record.
     pub fn poll(&mut self, wait: Duration) -> anyhow::Result<()> {
-        let mut timeout = wait;
-        while let Some(message) = self.consumer.poll(timeout) {
-            timeout = Duration::ZERO;
-            let message = match message {
-                Ok(message) => message,
-                Err(KafkaError::PartitionEOF(_)) => continue,
-                Err(error) => return Err(error).context("reading a peer's windows"),
-            };
-            let payload = message.payload().unwrap_or_default();
-            if message.topic() == self.counts_topic {
+        let WindowReader {
+            consumer,
+            counts_topic,
+            windows,
+            unreadable,
+        } = self;
+        drain(consumer, wait, "a peer's windows", |topic, payload| {
+            if topic == counts_topic {
                 match serde_json::from_slice::<CountsRecord>(payload) {
                     Ok(record) => {
-                        self.windows.order_counts.insert(
+                        windows.order_counts.insert(
                             record.window_start,
                             OrderCounts {
                                 orders: record.orders,
@@ -86,20 +85,19 @@ impl WindowReader {
                             },
                         );
                     }
-                    Err(error) => note_unreadable(&mut self.unreadable, payload, &error),
+                    Err(error) => note_unreadable(unreadable, payload, &error),
                 }
             } else {
                 match serde_json::from_slice::<DemandRecord>(payload) {
                     Ok(record) => {
-                        self.windows
+                        windows
                             .item_demand
                             .insert((record.window_start, record.item_id), record.quantity);
                     }
-                    Err(error) => note_unreadable(&mut self.unreadable, payload, &error),
+                    Err(error) => note_unreadable(unreadable, payload, &error),
                 }
             }
-        }
-        Ok(())
+        })
     }
 
     /// The sum of `topic`'s high watermarks: the records written to it, transaction
@@ -117,7 +115,30 @@ impl WindowReader {
     }
 }
 
-fn note_unreadable(unreadable: &mut Vec<String>, payload: &[u8], error: &serde_json::Error) {
+/// Hands `take` the topic and payload of every record that has arrived, waiting up to
+/// `wait` for the first. A topic not made yet reads as empty: Sluice makes its output
+/// topics only when it first writes to them.
+pub fn drain(
+    consumer: &BaseConsumer,
+    wait: Duration,
+    what: &str,
+    mut take: impl FnMut(&str, &[u8]),
+) -> anyhow::Result<()> {
+    let mut timeout = wait;
+    while let Some(message) = consumer.poll(timeout) {
+        timeout = Duration::ZERO;
+        match message {
+            Ok(message) => take(message.topic(), message.payload().unwrap_or_default()),
+            Err(KafkaError::PartitionEOF(_))
+            | Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err(error) => return Err(error).with_context(|| format!("reading {what}")),
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the first few records that were not of the expected shape, for the report.
+pub fn note_unreadable(unreadable: &mut Vec<String>, payload: &[u8], error: &serde_json::Error) {
     if unreadable.len() < 5 {
         unreadable.push(format!(
             "{}: {error}",
@@ -191,12 +212,7 @@ pub fn ends(brokers: &str, topic: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .with_context(|| format!("reading the metadata of {topic}"))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|found| found.name() == topic && found.error().is_none())
-        .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
-        .collect();
+    let partitions = sluice::kafka::admin::partition_ids(&metadata, topic);
     if partitions.is_empty() {
         return Ok((0..PARTITIONS).map(|partition| (partition, 0)).collect());
     }

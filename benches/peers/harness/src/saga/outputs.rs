@@ -5,15 +5,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde::Deserialize;
 
 use super::reference::{Decision, SagaResults};
 pub use crate::outputs::ends;
-use crate::outputs::reader;
+use crate::outputs::{drain, note_unreadable, reader};
 
 /// The fields of the saga's events that are compared; the events of the orders
 /// analytics (`InventoryEvent`) are read past.
@@ -74,33 +72,27 @@ impl SagaReader {
     /// Takes in what has arrived, waiting up to `wait` for the first record. Sluice makes
     /// its topic only when it first writes, so an unknown topic is read as empty.
     pub fn poll(&mut self, wait: Duration) -> anyhow::Result<()> {
-        let mut timeout = wait;
-        while let Some(message) = self.consumer.poll(timeout) {
-            timeout = Duration::ZERO;
-            let message = match message {
-                Ok(message) => message,
-                Err(KafkaError::PartitionEOF(_)) => continue,
-                Err(KafkaError::MessageConsumption(
-                    rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
-                )) => continue,
-                Err(error) => {
-                    return Err(error).with_context(|| format!("reading {}", self.topic));
-                }
-            };
-            let payload = message.payload().unwrap_or_default();
-            match serde_json::from_slice::<SagaEvent>(payload) {
-                Ok(event) => self.take(event),
-                Err(error) => {
-                    if self.unreadable.len() < 5 {
-                        self.unreadable.push(format!(
-                            "{}: {error}",
-                            String::from_utf8_lossy(&payload[..payload.len().min(200)])
-                        ));
+        let SagaReader {
+            consumer,
+            topic,
+            results,
+            events,
+            unreadable,
+            ..
+        } = self;
+        drain(
+            consumer,
+            wait,
+            topic,
+            |_, payload| match serde_json::from_slice::<SagaEvent>(payload) {
+                Ok(event) => {
+                    if take(results, event) {
+                        *events += 1;
                     }
                 }
-            }
-        }
-        Ok(())
+                Err(error) => note_unreadable(unreadable, payload, &error),
+            },
+        )
     }
 
     /// The sum of the partitions' next offsets to read.
@@ -122,53 +114,53 @@ impl SagaReader {
         }
         Ok(total)
     }
+}
 
-    fn take(&mut self, event: SagaEvent) {
-        let results = &mut self.results;
-        match (event.event_type.as_str(), event.order_id) {
-            ("StockReserved", Some(order_id)) => {
-                self.events += 1;
-                let entry = results
-                    .decisions
-                    .entry(order_id)
-                    .or_insert_with(|| Decision::Confirmed(Vec::new()));
-                let line = (
-                    event.item_id,
-                    event.quantity.unwrap_or(0),
-                    event.level.unwrap_or(i64::MIN),
-                );
-                match entry {
-                    Decision::Confirmed(lines) => {
-                        // Kept sorted, as the model's are: an order has at most a few lines.
-                        let at = lines.partition_point(|held| *held <= line);
-                        lines.insert(at, line);
-                    }
-                    // Both a reservation and a failure: keep the failure, which the
-                    // comparison shows wrong either way, and count the event.
-                    Decision::Failed { .. } => {}
+/// Adds a saga event to `results`; whether it was one of the saga's events.
+fn take(results: &mut SagaResults, event: SagaEvent) -> bool {
+    match (event.event_type.as_str(), event.order_id) {
+        ("StockReserved", Some(order_id)) => {
+            let entry = results
+                .decisions
+                .entry(order_id)
+                .or_insert_with(|| Decision::Confirmed(Vec::new()));
+            let line = (
+                event.item_id,
+                event.quantity.unwrap_or(0),
+                event.level.unwrap_or(i64::MIN),
+            );
+            match entry {
+                Decision::Confirmed(lines) => {
+                    // Kept sorted, as the model's are: an order has at most a few lines.
+                    let at = lines.partition_point(|held| *held <= line);
+                    lines.insert(at, line);
                 }
+                // Both a reservation and a failure: keep the failure, which the
+                // comparison shows wrong either way, and count the event.
+                Decision::Failed { .. } => {}
             }
-            ("ReservationFailed", Some(order_id)) => {
-                self.events += 1;
-                results.decisions.insert(
-                    order_id,
-                    Decision::Failed {
-                        item_id: event.item_id,
-                        requested: event.requested.unwrap_or(0),
-                        available: event.available.unwrap_or(i64::MIN),
-                        reason: event.reason.unwrap_or_default(),
-                    },
-                );
-            }
-            ("StockLevelWarning" | "StockDepleted" | "StockLevelNormalized", _) => {
-                self.events += 1;
-                results
-                    .transitions
-                    .entry(event.item_id)
-                    .or_default()
-                    .push((event.event_type, event.level.unwrap_or(i64::MIN)));
-            }
-            _ => {}
+            true
         }
+        ("ReservationFailed", Some(order_id)) => {
+            results.decisions.insert(
+                order_id,
+                Decision::Failed {
+                    item_id: event.item_id,
+                    requested: event.requested.unwrap_or(0),
+                    available: event.available.unwrap_or(i64::MIN),
+                    reason: event.reason.unwrap_or_default(),
+                },
+            );
+            true
+        }
+        ("StockLevelWarning" | "StockDepleted" | "StockLevelNormalized", _) => {
+            results
+                .transitions
+                .entry(event.item_id)
+                .or_default()
+                .push((event.event_type, event.level.unwrap_or(i64::MIN)));
+            true
+        }
+        _ => false,
     }
 }

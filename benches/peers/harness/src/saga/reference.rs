@@ -262,7 +262,7 @@ pub fn differences(expected: &SagaResults, written: &SagaResults, limit: usize) 
 #[cfg(test)]
 mod tests {
     use sluice::dsl::EventTime;
-    use sluice_topologies::events::{OrderLine, OrderPlaced, ProductUpdated};
+    use sluice_topologies::events::ProductUpdated;
 
     use super::*;
 
@@ -280,24 +280,7 @@ mod tests {
     }
 
     fn order(id: &str, lines: &[(&str, u32)], status: OrderStatus, at: i64) -> ShopRecord {
-        ShopRecord::Order(
-            None,
-            OrderPlaced {
-                order_id: id.into(),
-                user_id: "u".into(),
-                items: lines
-                    .iter()
-                    .map(|(item, quantity)| OrderLine {
-                        item_id: item.to_string(),
-                        quantity: *quantity,
-                        price: 1.0,
-                    })
-                    .collect(),
-                total_amount: 1.0,
-                status,
-                timestamp: EventTime(at),
-            },
-        )
+        ShopRecord::Order(None, crate::test_orders::order(id, at, status, lines))
     }
 
     fn failed(item: &str, requested: u32, available: i64, reason: &str) -> Decision {

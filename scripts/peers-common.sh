@@ -1,8 +1,16 @@
 # Sourced by scripts/peers.sh and scripts/peers-saga.sh, not run: builds `shop` and the
 # harness for $PROFILE (release or debug) into $TARGET, then starts Apache Kafka for the
 # benchmark in a fresh temporary directory that is removed, the broker stopped, on exit.
-# Sets SHOP, HARNESS, work and BROKERS; $1 names the benchmark in messages and paths.
+# Sets EVENTS, PROFILE, TARGET, SHOP, HARNESS, work and BROKERS; $1 names the benchmark in
+# messages and paths, $2 is the number of orders the caller was given.
 peers_label=$1
+EVENTS=$2
+if ! [[ "$EVENTS" =~ ^[1-9][0-9]*$ ]]; then
+  echo "usage: $0 [N]   (N orders to preload, a positive number; got '$EVENTS')" >&2
+  exit 2
+fi
+PROFILE=${PROFILE:-release}
+TARGET=${CARGO_TARGET_DIR:-target}
 case "$PROFILE" in
   release) cargo build --release -p sluice-topologies -p sluice-peers --bin shop --bin sluice-peers ;;
   debug) cargo build -p sluice-topologies -p sluice-peers --bin shop --bin sluice-peers ;;

@@ -13,19 +13,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-EVENTS=${1:-10000}
-if ! [[ "$EVENTS" =~ ^[1-9][0-9]*$ ]]; then
-  echo "usage: $0 [N]   (N orders to preload, a positive number; got '$EVENTS')" >&2
-  exit 2
-fi
-PROFILE=${PROFILE:-release}
-TARGET=${CARGO_TARGET_DIR:-target}
-OUT=${OUT:-$TARGET/peers-saga-$EVENTS}
 ALL_RUNS="sluice-shop sluice-inventory sluice-inventory-eos kafka-streams-saga-alo kafka-streams-saga-eos shop-bench"
 RUNS=${RUNS:-$ALL_RUNS}
 
 # shellcheck source=scripts/peers-common.sh
-source scripts/peers-common.sh saga
+source scripts/peers-common.sh saga "${1:-10000}"
+OUT=${OUT:-$TARGET/peers-saga-$EVENTS}
 
 runs=()
 add_run() { runs+=(--run "$1"); }

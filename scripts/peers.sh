@@ -13,19 +13,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-EVENTS=${1:-10000}
-if ! [[ "$EVENTS" =~ ^[1-9][0-9]*$ ]]; then
-  echo "usage: $0 [N]   (N orders to preload, a positive number; got '$EVENTS')" >&2
-  exit 2
-fi
-PROFILE=${PROFILE:-release}
-TARGET=${CARGO_TARGET_DIR:-target}
-OUT=${OUT:-$TARGET/peers-$EVENTS}
 ALL_PEERS="sluice sluice-eos ceiling kafka-streams-alo kafka-streams-eos flink quix bytewax"
 PEERS=${PEERS:-$ALL_PEERS}
 
 # shellcheck source=scripts/peers-common.sh
-source scripts/peers-common.sh peers
+source scripts/peers-common.sh peers "${1:-10000}"
+OUT=${OUT:-$TARGET/peers-$EVENTS}
 
 # Each peer's build; one that fails is run as unavailable, with its reason.
 runs=()

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, after installing what is missing (libclang-dev, Kafka's jars,
-# a JDK and Maven, Tansu, schemathesis, Chromium), then the smoke runs of the peers and
-# saga benchmarks.
+# a JDK and Maven, Tansu, schemathesis, Chromium): rustfmt and clippy, the tests, then the
+# smoke runs of the peers and saga benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 export PATH="$HOME/.cargo/bin:$PATH"
+# The lints are part of the suite: each crate's lib.rs denies unwrap, expect and panic
+# outside tests (input and I/O reach nearly every path), and nothing else may warn.
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
 # The end-to-end tests start the `shop` binary as a separate process; build it first.
 cargo build -p sluice-topologies --bin shop
 cargo test --workspace --all-targets

@@ -178,6 +178,16 @@ running_pid() {
   echo "$pid"
 }
 
+# Whether the broker this script just launched still runs. Judged by its state, not by its
+# command line as running_pid does: while it execs from setsid to nohup to java the command
+# line can read empty, and a broker starting under load was once taken for one that had
+# exited. An exited child of this script stays a zombie (Z) until the script ends.
+launched_alive() {
+  local state
+  state=$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
 write_config() {
   local dir=$1 port=$2 cport=$3 level=${KAFKA_LOG_LEVEL:-INFO}
   cat >"$dir/server.properties" <<EOF
@@ -292,7 +302,7 @@ start() {
   # unfenced, and it logs "Kafka Server started" only once it serves requests.
   local deadline=$((SECONDS + START_TIMEOUT))
   while :; do
-    if ! running_pid "$dir" >/dev/null; then
+    if ! launched_alive "$pid"; then
       say "Kafka exited during startup; end of $dir/kafka.log:"
       tail -n 40 "$dir/kafka.log" >&2
       rm -f "$dir/kafka.pid"

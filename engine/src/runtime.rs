@@ -58,6 +58,10 @@ pub struct EngineConfig {
     pub create_topics: bool,
     /// How often to checkpoint offsets and state; views change at this pace.
     pub checkpoint_interval: Duration,
+    /// A checkpoint also opens as soon as the sources catch up after reading behind for at
+    /// least this long (see `checkpoint::catch_up`), so that the end of a replay or
+    /// backlog shows in the views at once.
+    pub catch_up_stretch: Duration,
     /// Replay instead of continuing: wipe the state and reprocess (the caller confirms).
     pub replay: Option<ReplayOptions>,
     /// Output through a transaction per checkpoint (see `kafka::transactional`) instead
@@ -88,6 +92,7 @@ impl EngineConfig {
             broker_timeout: Duration::from_secs(60),
             create_topics: true,
             checkpoint_interval: Duration::from_secs(1),
+            catch_up_stretch: crate::checkpoint::catch_up::DEFAULT_MIN_STRETCH,
             component: "sluice".into(),
             report_interval: Duration::from_secs(10),
             replay: None,
@@ -345,7 +350,8 @@ pub async fn start(
             workers,
             restored.as_ref(),
         )
-        .with_output(Arc::clone(&output)),
+        .with_output(Arc::clone(&output))
+        .with_catch_up_stretch(config.catch_up_stretch),
     );
     let env = Arc::new(RunEnv {
         settings: config.kafka.clone(),

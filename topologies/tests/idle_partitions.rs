@@ -12,25 +12,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
-use serde::{Deserialize, Serialize};
+use rdkafka::producer::DefaultProducerContext;
 use serde_json::Value;
 use sluice::dsl::{Source, TopologyFn, TumblingWindows};
 use sluice::kafka::KafkaSettings;
 use sluice::runtime::{EngineConfig, RunningEngine, start};
 
+use common::readings::{Reading, produce_readings, readings_cluster, windows_by_start};
 use common::{get, wait_for, wait_until_settled};
 
 const WINDOW_MS: i64 = 10_000;
 const GRACE_MS: u64 = 1_000;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Reading {
-    sensor: String,
-    at: i64,
-}
 
 fn topology(idle_timeout: Duration, wall_clock: bool) -> TopologyFn {
     Arc::new(move |topology| {
@@ -50,39 +43,6 @@ fn topology(idle_timeout: Duration, wall_clock: bool) -> TopologyFn {
     })
 }
 
-fn cluster() -> MockCluster<'static, DefaultProducerContext> {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    // The mock cluster does not answer CreateTopics, so the topics are made here.
-    for topic in ["readings", "readings.dlq", "readings.late"] {
-        cluster.create_topic(topic, 2, 1).expect("topic");
-    }
-    cluster
-}
-
-/// One reading a second on `partition`, from `from_s` to `to_s` seconds (exclusive).
-fn produce(brokers: &str, partition: i32, from_s: i64, to_s: i64) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("producer");
-    for second in from_s..to_s {
-        let payload = serde_json::to_string(&Reading {
-            sensor: format!("s{partition}"),
-            at: second * 1_000,
-        })
-        .expect("encodes");
-        producer
-            .send(
-                BaseRecord::to("readings")
-                    .partition(partition)
-                    .key("r")
-                    .payload(&payload),
-            )
-            .expect("queue");
-    }
-    producer.flush(Duration::from_secs(10)).expect("flush");
-}
-
 async fn start_engine(brokers: &str, topology: TopologyFn) -> (RunningEngine, tempfile::TempDir) {
     let state = tempfile::tempdir().expect("state dir");
     let mut settings = KafkaSettings::new(brokers);
@@ -98,23 +58,15 @@ async fn start_engine(brokers: &str, topology: TopologyFn) -> (RunningEngine, te
 
 /// Window start → (count, final) of the `counts` view.
 fn windows(view: &Value) -> BTreeMap<i64, (u64, bool)> {
-    view["windows"]
-        .as_array()
-        .map(|windows| {
-            windows
-                .iter()
-                .filter_map(|window| {
-                    let start = chrono::DateTime::parse_from_rfc3339(window["start"].as_str()?)
-                        .ok()?
-                        .timestamp_millis();
-                    Some((
-                        start,
-                        (window["value"].as_u64()?, window["final"].as_bool()?),
-                    ))
-                })
-                .collect()
+    windows_by_start(view)
+        .into_iter()
+        .filter_map(|(start, window)| {
+            Some((
+                start,
+                (window["value"].as_u64()?, window["final"].as_bool()?),
+            ))
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 /// The windows `counts` (start, count) as the view must show them once the watermark is
@@ -146,10 +98,10 @@ async fn one_partition_goes_on(
     RunningEngine,
     tempfile::TempDir,
 ) {
-    let cluster = cluster();
+    let cluster = readings_cluster(2);
     let brokers = cluster.bootstrap_servers();
-    produce(&brokers, 0, 0, 60);
-    produce(&brokers, 1, 0, 20);
+    produce_readings(&brokers, 0, 0, 60);
+    produce_readings(&brokers, 1, 0, 20);
     let (engine, state) = start_engine(&brokers, topology(idle_timeout, false)).await;
     (cluster, engine, state)
 }
@@ -182,10 +134,10 @@ async fn when_every_partition_is_quiet_only_the_wall_clock_closes_the_last_windo
     // Partition 0 until 20 s, partition 1 only until 8 s.
     let counts = [(0, 18), (10_000, 10)];
     for wall_clock in [false, true] {
-        let cluster = cluster();
+        let cluster = readings_cluster(2);
         let brokers = cluster.bootstrap_servers();
-        produce(&brokers, 0, 0, 20);
-        produce(&brokers, 1, 0, 8);
+        produce_readings(&brokers, 0, 0, 20);
+        produce_readings(&brokers, 1, 0, 8);
         let (engine, _state) =
             start_engine(&brokers, topology(Duration::from_millis(300), wall_clock)).await;
         if wall_clock {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use sluice_state::{StateDb, WriteBatch};
 use tracing::{debug, error, trace};
 
+use super::catch_up::{CatchUp, DEFAULT_MIN_STRETCH};
 use super::record::{Checkpoint, SourcePosition, least_watermark};
 use crate::kafka::outbox::OUTBOX_KEY;
 use crate::output::OutputSink;
@@ -95,6 +96,8 @@ struct Progress {
     positions: BTreeMap<(String, i32), SourcePosition>,
     last_id: u64,
     last_started: Instant,
+    /// Opens a checkpoint as soon as the sources finish catching up.
+    catch_up: CatchUp,
     finished: bool,
 }
 
@@ -159,6 +162,7 @@ impl Checkpointer {
                 positions,
                 last_id: restored.map_or(0, |checkpoint| checkpoint.id),
                 last_started: Instant::now(),
+                catch_up: CatchUp::new(DEFAULT_MIN_STRETCH),
                 finished: false,
             }),
         }
@@ -167,6 +171,13 @@ impl Checkpointer {
     /// Flushes `output` before every commit.
     pub fn with_output(mut self, output: Arc<dyn OutputSink>) -> Self {
         self.output = Some(output);
+        self
+    }
+
+    /// Opens a checkpoint early when the sources catch up after reading behind for at least
+    /// `min_stretch` (see [`super::catch_up`]); `Duration::ZERO` after any lag at all.
+    pub fn with_catch_up_stretch(self, min_stretch: Duration) -> Self {
+        self.lock().catch_up = CatchUp::new(min_stretch);
         self
     }
 
@@ -190,6 +201,7 @@ impl Checkpointer {
         progress.participants += 1;
         if is_source {
             progress.sources.insert(id);
+            progress.catch_up.source_registered(id, Instant::now());
         }
         id
     }
@@ -231,19 +243,36 @@ impl Checkpointer {
         )
     }
 
-    /// Opens the next epoch if the interval has passed and no checkpoint is in flight.
+    /// Opens the next epoch if the interval has passed, or the sources have just caught
+    /// up, and no checkpoint is in flight.
     pub fn maybe_begin(&self) {
         let mut progress = self.lock();
+        self.begin_if_due(&mut progress);
+    }
+
+    fn begin_if_due(&self, progress: &mut Progress) {
         if progress.in_flight.is_some()
             || progress.committing
             || progress.finished
             || progress.ready_workers < self.workers
             || progress.all_sources_stopped(self.workers)
-            || progress.last_started.elapsed() < self.interval
+            || (progress.last_started.elapsed() < self.interval && !progress.catch_up.has_ended())
         {
             return;
         }
-        open(&mut progress, false, self.output.as_deref());
+        open(progress, false, self.output.as_deref());
+    }
+
+    /// Says whether source `participant` has read everything its partitions are known to
+    /// hold; called when that changes. The end of a catch-up opens a checkpoint at once.
+    pub fn report_caught_up(&self, participant: ParticipantId, caught_up: bool) {
+        let mut progress = self.lock();
+        progress
+            .catch_up
+            .report(participant, caught_up, Instant::now());
+        if caught_up {
+            self.begin_if_due(&mut progress);
+        }
     }
 
     /// Hands in a participant's part of the checkpoint `request`: `positions` for a source,
@@ -293,6 +322,7 @@ impl Checkpointer {
     pub fn retire(self: &Arc<Self>, participant: ParticipantId, positions: Vec<SourcePosition>) {
         let mut progress = self.lock();
         progress.retired.insert(participant);
+        progress.catch_up.report(participant, true, Instant::now());
         keep_positions(&mut progress.stopped_at, positions.clone());
         keep_positions(&mut progress.positions, positions);
         self.begin_final_if_stopped(&mut progress);
@@ -542,6 +572,7 @@ fn open(progress: &mut Progress, is_final: bool, output: Option<&dyn OutputSink>
         output.cut(progress.epoch);
     }
     progress.last_started = Instant::now();
+    progress.catch_up.checkpoint_opened();
     progress.in_flight = Some(InFlight {
         request: Request {
             epoch: progress.epoch,
@@ -574,16 +605,45 @@ mod tests {
     }
 
     fn unshared_coordinator(dir: &std::path::Path) -> Checkpointer {
+        coordinator_every(dir, Duration::ZERO)
+    }
+
+    fn coordinator_every(dir: &std::path::Path, interval: Duration) -> Checkpointer {
         let db = Arc::new(StateDb::open(dir, []).expect("state opens"));
         Checkpointer::new(
             db,
             Arc::new(EngineStatus::new()),
             Arc::new(AtomicBool::new(false)),
             "fingerprint".to_string(),
-            Duration::ZERO,
+            interval,
             1,
             None,
         )
+    }
+
+    #[test]
+    fn sources_that_catch_up_open_a_checkpoint_long_before_the_interval() {
+        let dir = tempfile::tempdir().expect("dir");
+        let checkpointer = Arc::new(
+            coordinator_every(dir.path(), Duration::from_secs(3_600))
+                .with_catch_up_stretch(Duration::ZERO),
+        );
+        let first = checkpointer.register(true);
+        let second = checkpointer.register(true);
+        checkpointer.worker_ready();
+        checkpointer.maybe_begin();
+        assert_eq!(checkpointer.request(), None, "the interval has not passed");
+        checkpointer.report_caught_up(first, true);
+        assert_eq!(checkpointer.request(), None, "the second source is behind");
+        checkpointer.report_caught_up(second, true);
+        let request = checkpointer.request().expect("the catch-up ended");
+        assert!(checkpointer.contribute(first, request, vec![position(0, 7)], |_| Ok(())));
+        assert!(checkpointer.contribute(second, request, vec![position(1, 9)], |_| Ok(())));
+        checkpointer.wait_for_commit();
+        assert_eq!(checkpointer.status.checkpoint().map(|c| c.id), Some(1));
+        // Caught up and staying so, the sources wait for the interval again.
+        checkpointer.maybe_begin();
+        assert_eq!(checkpointer.request(), None);
     }
 
     fn offsets(checkpoint: &Checkpoint) -> Vec<(i32, i64)> {

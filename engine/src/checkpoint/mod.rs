@@ -3,11 +3,13 @@
 //! - [`record`]: what a checkpoint stores, and the topology fingerprint kept beside it.
 //! - [`coordinator`]: starts checkpoints at an interval, gathers every worker's
 //!   contributions and commits them together.
+//! - [`catch_up`]: opens a checkpoint as soon as the sources catch up after a backlog.
 //! - [`restore`]: reads the last checkpoint at start and refuses state written by a
 //!   different topology.
 //!
 //! How a checkpoint runs (see [`crate::epoch`] for the timestamps):
-//! 1. The coordinator opens epoch `n`.
+//! 1. The coordinator opens epoch `n`, at each interval, or at once when the sources have
+//!    caught up after a backlog ([`catch_up`]).
 //! 2. Each source, at its next activation, moves every partition to epoch `n` and hands
 //!    in where it stood: the next offset and the partition clock. Records before those
 //!    offsets travel in older epochs; records after, in epoch `n` or later.
@@ -19,6 +21,7 @@
 //! When the sources stop (shutdown, or in-memory input that ran out), a final checkpoint
 //! takes everything read, so that a clean stop loses and repeats nothing.
 
+pub mod catch_up;
 pub mod coordinator;
 pub mod record;
 pub mod restore;

@@ -239,6 +239,9 @@ pub(crate) fn kafka_source<'scope, T: Data>(
             let mut last_group_commit = Instant::now();
             let dead_letter_topic = format!("{}.dlq", config.topic);
             let mut last_status = Instant::now();
+            // What the coordinator last heard of this source: it starts behind (see
+            // `checkpoint::catch_up`).
+            let mut reported_caught_up = false;
             // Records read in one activation, per partition.
             let mut pending: Vec<Vec<Record<T>>> = readers.iter().map(|_| Vec::new()).collect();
             // Taken at the first read, when every view downstream has been declared.
@@ -446,6 +449,13 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                     reading,
                 );
 
+                let caught_up = readers
+                    .iter()
+                    .all(|reader| reading.is_caught_up(reader.partition, reader.next_offset));
+                if caught_up != reported_caught_up {
+                    checkpointer.report_caught_up(participant, caught_up);
+                    reported_caught_up = caught_up;
+                }
                 if last_status.elapsed() >= STATUS_INTERVAL {
                     for reader in &readers {
                         let idle = reader.is_idle(started, config.idle_timeout, reading);

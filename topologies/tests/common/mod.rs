@@ -1,8 +1,10 @@
 //! Shared by the in-process engine tests: the shop on rdkafka's in-process mock cluster,
 //! HTTP polling with a deadline against a running engine, and reading checkpoint progress
-//! from `/status`.
+//! from `/status`; [`readings`], a small windowed input for tests that need no shop.
 
 #![allow(dead_code)]
+
+pub mod readings;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

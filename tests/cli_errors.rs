@@ -1,5 +1,5 @@
-//! The `shop` binary's answers to bad input it cannot run with: bad flags, a broker that
-//! is not there, and state directories it cannot use (a file, a damaged one, one another
+//! The `shop` binary's answers to bad input it cannot run with: bad flags, bad Kafka
+//! client properties (without showing their secrets), a broker that is not there, and state directories it cannot use (a file, a damaged one, one another
 //! process holds). Each must give a clear message and a non-zero exit, never a panic.
 
 mod harness;
@@ -39,6 +39,66 @@ fn an_unknown_flag_exits_with_usage_error() {
     let stderr = stderr_of(&output);
     assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains("--wokers"), "stderr: {stderr}");
+}
+
+#[test]
+fn bad_kafka_client_properties_are_refused_before_anything_starts_and_secrets_stay_hidden() {
+    let state = tempfile::tempdir().expect("state dir");
+    let state_dir = state.path().display().to_string();
+    let bad_file = state.path().join("kafka.properties");
+    std::fs::write(&bad_file, "security.protocol=SSL\nsasl.password hunter2\n").expect("file");
+    let bad_file = bad_file.display().to_string();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["-X", "sasl.password"],
+            "-X sasl.password: expected KEY=VALUE",
+        ),
+        (
+            &["-X", "enable.idempotence=false"],
+            "enable.idempotence is set by Sluice itself",
+        ),
+        (&["-X", "no.such.property=1"], "no.such.property"),
+        (
+            &["--kafka-config", &bad_file],
+            ", line 2: expected KEY=VALUE",
+        ),
+        (
+            &[
+                "-X",
+                "sasl.password=hunter2",
+                "-X",
+                "security.protocol=carrier-pigeon",
+            ],
+            "security.protocol",
+        ),
+    ];
+    for (properties, expected) in cases {
+        let output = shop(
+            &[
+                &["run", "--brokers", "127.0.0.1:9", "--state-dir", &state_dir][..],
+                properties,
+            ]
+            .concat(),
+        );
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(1), "{properties:?}: {stderr}");
+        assert!(stderr.contains(expected), "{properties:?}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{properties:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{properties:?}: {stderr}");
+    }
+    let missing = shop(&[
+        "run",
+        "--brokers",
+        "127.0.0.1:9",
+        "--kafka-config",
+        "/nonexistent/k.properties",
+    ]);
+    let stderr = stderr_of(&missing);
+    assert_eq!(missing.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("/nonexistent/k.properties"),
+        "stderr: {stderr}"
+    );
 }
 
 #[test]

@@ -26,7 +26,9 @@ pub(crate) async fn bench(
     args: BenchArgs,
 ) -> anyhow::Result<()> {
     let chosen = args.topology.choose(application.as_ref())?;
-    let settings = args.kafka.settings(&format!("{}-bench", chosen.component));
+    let settings = args
+        .kafka
+        .settings(&format!("{}-bench", chosen.component))?;
     let topic = application.input_topic().to_string();
     let mut generator = application.generator(&args.generator.options());
     let mut topics = vec![topic.clone()];

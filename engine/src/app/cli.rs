@@ -16,6 +16,7 @@ use super::choice::TopologyArg;
 use super::generator::GeneratorOptions;
 use super::produce::{ProduceOptions, produce};
 use crate::kafka::KafkaSettings;
+use crate::kafka::client_properties::PropertyError;
 use crate::plan::describe;
 use crate::runtime::{EngineConfig, RunningEngine, plan_of, start};
 use crate::time::parse_timestamp;
@@ -71,10 +72,21 @@ pub(crate) struct KafkaArgs {
     /// transactional id `<group>-output` (default: the application's name).
     #[arg(long)]
     pub group: Option<String>,
+    /// A file of librdkafka properties for every Kafka client (KEY=VALUE lines, `#`
+    /// comments): security.protocol, sasl.*, ssl.* and tuning. Secret values are never
+    /// logged or shown.
+    #[arg(long, value_name = "FILE", env = "SLUICE_KAFKA_CONFIG")]
+    pub kafka_config: Option<PathBuf>,
+    /// One librdkafka property for every Kafka client, as kcat takes it; repeatable, and
+    /// applied after --kafka-config.
+    #[arg(short = 'X', value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
+    pub property: Vec<String>,
 }
 
 impl KafkaArgs {
-    pub(crate) fn settings(&self, default_group: &str) -> KafkaSettings {
+    /// The client settings these flags make; a malformed, reserved or unknown client
+    /// property is refused with its place.
+    pub(crate) fn settings(&self, default_group: &str) -> Result<KafkaSettings, PropertyError> {
         let mut settings = KafkaSettings::new(&self.brokers);
         settings.group_id = self
             .group
@@ -82,7 +94,14 @@ impl KafkaArgs {
             .unwrap_or_else(|| default_group.to_string());
         settings.fetch_wait_max_ms = self.fetch_wait_max_ms;
         settings.partitions = self.partitions;
-        settings
+        if let Some(path) = &self.kafka_config {
+            settings.properties.add_file(path)?;
+        }
+        for flag in &self.property {
+            settings.properties.add_flag(flag)?;
+        }
+        settings.properties.validate()?;
+        Ok(settings)
     }
 
     pub(crate) fn broker_timeout(&self) -> Duration {
@@ -393,7 +412,7 @@ async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow
         Command::Run(args) => {
             let chosen = args.topology.choose(application.as_ref())?;
             let mut config =
-                EngineConfig::new(args.kafka.settings(&chosen.component), args.state_dir);
+                EngineConfig::new(args.kafka.settings(&chosen.component)?, args.state_dir);
             config.http_addr = Some(args.http);
             config.broker_timeout = args.kafka.broker_timeout();
             args.engine.apply(&mut config);
@@ -409,7 +428,7 @@ async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow
         }
         Command::Replay(args) => super::replay::replay(application, args).await,
         Command::Produce(args) => {
-            let settings = args.kafka.settings(application.name());
+            let settings = args.kafka.settings(application.name())?;
             let generator = application.generator(&args.generator.options());
             let topic = args
                 .topic
@@ -454,7 +473,7 @@ async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow
         Command::Dedupe(args) => {
             let settings = args
                 .kafka
-                .settings(&format!("{}-dedupe", application.name()));
+                .settings(&format!("{}-dedupe", application.name()))?;
             let report = tokio::task::spawn_blocking(move || {
                 let mut out = std::io::BufWriter::new(std::io::stdout().lock());
                 let mut failed: Option<std::io::Error> = None;

@@ -36,7 +36,7 @@ pub(crate) async fn replay(
         confirm(&args, &previous, from)?;
     }
     let mut config = EngineConfig::new(
-        args.kafka.settings(&chosen.component),
+        args.kafka.settings(&chosen.component)?,
         args.state_dir.clone(),
     );
     config.http_addr = Some(args.http);

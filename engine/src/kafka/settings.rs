@@ -2,6 +2,8 @@
 
 use rdkafka::ClientConfig;
 
+use super::client_properties::ClientProperties;
+
 /// How the engine talks to Kafka.
 #[derive(Debug, Clone)]
 pub struct KafkaSettings {
@@ -16,6 +18,10 @@ pub struct KafkaSettings {
     pub fetch_wait_max_ms: u32,
     /// Partitions given to topics the engine creates.
     pub partitions: i32,
+    /// The user's librdkafka properties (security, tuning), set on every client over the
+    /// engine's own choices; the properties the engine's guarantees rest on are refused
+    /// when they are given (see [`ClientProperties`]).
+    pub properties: ClientProperties,
 }
 
 impl KafkaSettings {
@@ -26,6 +32,7 @@ impl KafkaSettings {
             group_id: "sluice".to_string(),
             fetch_wait_max_ms: 10,
             partitions: 4,
+            properties: ClientProperties::default(),
         }
     }
 
@@ -39,6 +46,7 @@ impl KafkaSettings {
             .set("reconnect.backoff.ms", "100")
             .set("reconnect.backoff.max.ms", "1000")
             .set("log_level", "3");
+        self.properties.apply(&mut config);
         config
     }
 
@@ -64,6 +72,7 @@ impl KafkaSettings {
             .set("queued.min.messages", "200000")
             .set("fetch.message.max.bytes", "4194304")
             .set("enable.partition.eof", "false");
+        self.properties.apply(&mut config);
         config
     }
 
@@ -80,6 +89,7 @@ impl KafkaSettings {
             .set("batch.num.messages", "10000")
             .set("queue.buffering.max.messages", "1000000")
             .set("compression.type", "lz4");
+        self.properties.apply(&mut config);
         config
     }
 }

@@ -19,7 +19,12 @@
 # Needs Java 17+, and Maven while the cache (${SLUICE_TOOLS:-~/.cache/sluice-tools}/kafka-VERSION)
 # is empty; python3 picks free ports. Environment: KAFKA_VERSION, KAFKA_EXTRA_PROPERTIES (lines
 # appended to server.properties; later lines win), KAFKA_EXTRA_PROPERTIES_FILE, KAFKA_JVM_OPTS,
-# KAFKA_LOG_LEVEL (INFO), KAFKA_START_TIMEOUT (60 s), KAFKA_STOP_TIMEOUT (30 s).
+# KAFKA_LOG_LEVEL (INFO), KAFKA_START_TIMEOUT (60 s), KAFKA_STOP_TIMEOUT (30 s), and for secured
+# listeners beside PLAINTEXT: KAFKA_EXTRA_LISTENERS (names such as "SSL SASL_SSL", each on a
+# free port of its own with the security protocol of its name, written as NAME ADDRESS lines
+# to DIR/listeners; their ssl.* and sasl.* settings go in KAFKA_EXTRA_PROPERTIES) and
+# KAFKA_SCRAM_CREDENTIALS (lines such as SCRAM-SHA-512=[name=shop,password=...], stored at
+# format time, as kafka-storage's --add-scram takes them).
 set -euo pipefail
 
 KAFKA_VERSION=${KAFKA_VERSION:-4.4.0}
@@ -126,15 +131,15 @@ EOF
   say "Kafka $KAFKA_VERSION: $(find "$LIB" -name '*.jar' | wc -l) jars, $(du -sh "$LIB" | cut -f1)"
 }
 
-# Two distinct free loopback ports (both held open while choosing, so they differ). Python's
+# N (default two) distinct free loopback ports (all held open while choosing, so they differ). Python's
 # start costs a third of a second behind a pyenv shim, hence one call for both.
 free_ports() {
   python3 -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
 for s in socks:
     s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))'
+print(*(s.getsockname()[1] for s in socks))' "${1:-2}"
 }
 
 # Prints the first of the given ports that something else listens on. SO_REUSEADDR, as Java's
@@ -190,15 +195,27 @@ launched_alive() {
 
 write_config() {
   local dir=$1 port=$2 cport=$3 level=${KAFKA_LOG_LEVEL:-INFO}
+  shift 3
+  # The extra listeners, each NAME on the next of the remaining ports.
+  local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+  local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT" name
+  : >"$dir/listeners"
+  for name in ${KAFKA_EXTRA_LISTENERS:-}; do
+    [ "$#" -gt 0 ] || die "no port kept in $dir/ports for listener $name; use a new DIR"
+    listeners="$listeners,$name://127.0.0.1:$1"
+    protocols="$protocols,$name:$name"
+    echo "$name 127.0.0.1:$1" >>"$dir/listeners"
+    shift
+  done
   cat >"$dir/server.properties" <<EOF
 # Written by scripts/local-kafka.sh on every start; put changes in KAFKA_EXTRA_PROPERTIES.
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+listeners=$listeners
+advertised.listeners=$listeners
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 controller.quorum.bootstrap.servers=127.0.0.1:$cport
 log.dirs=$dir/data
 auto.create.topics.enable=false
@@ -256,11 +273,12 @@ start() {
   fetch
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
-  local port cport pid
+  local port cport pid extra_ports=()
   # Ports are chosen once per DIR: the controller's address is written into the metadata log
   # at format time, and clients of an earlier run may still hold the bootstrap address.
   if [ -f "$dir/ports" ]; then
-    read -r port cport <"$dir/ports"
+    read -r port cport extra <"$dir/ports"
+    read -r -a extra_ports <<<"${extra:-}"
   fi
   if pid=$(running_pid "$dir"); then
     say "already running (pid $pid)"
@@ -268,23 +286,28 @@ start() {
     return 0
   fi
   if [ -z "${port:-}" ]; then
-    local ports
-    ports=$(free_ports)
-    read -r port cport <<<"$ports"
-    echo "$port $cport" >"$dir/ports"
+    local ports names=(${KAFKA_EXTRA_LISTENERS:-})
+    ports=$(free_ports $((2 + ${#names[@]})))
+    read -r port cport extra <<<"$ports"
+    read -r -a extra_ports <<<"${extra:-}"
+    echo "$ports" >"$dir/ports"
   else
     local busy
-    busy=$(busy_port "$port" "$cport")
+    busy=$(busy_port "$port" "$cport" "${extra_ports[@]}")
     [ -z "$busy" ] || die "port $busy, kept in $dir/ports, is taken by another process; stop it or use a new DIR"
   fi
-  write_config "$dir" "$port" "$cport"
+  write_config "$dir" "$port" "$cport" "${extra_ports[@]}"
   local log4j=-Dlog4j2.configurationFile=$dir/log4j2.properties
 
   if [ ! -f "$dir/data/meta.properties" ]; then
     # --standalone makes this node the whole (dynamic, KIP-853) controller quorum.
     # shellcheck disable=SC2086 # JVM_OPTS is a list of options
+    local scram=() credential
+    while IFS= read -r credential; do
+      [ -z "$credential" ] || scram+=(--add-scram "$credential")
+    done <<<"${KAFKA_SCRAM_CREDENTIALS:-}"
     if ! java $JVM_OPTS "$log4j" -cp "$LIB/*" kafka.tools.StorageTool format --standalone \
-      -t "$(cluster_id)" -c "$dir/server.properties" >"$dir/format.log" 2>&1; then
+      -t "$(cluster_id)" -c "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1; then
       cat "$dir/format.log" >&2
       die "formatting $dir/data failed"
     fi

@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
 # Installs what building and testing Sluice needs on a fresh Debian machine that has the
-# Rust toolchain: libclang-dev (bindgen, for RocksDB) and, with --test (or its old name
+# Rust toolchain: libclang-dev (bindgen, for RocksDB), libssl-dev and pkg-config (librdkafka's
+# TLS and SASL) and, with --test (or its old name
 # --tansu), what the tests use besides: Apache Kafka's jars from Maven Central (with Java
 # 17 and Maven from Debian where they are missing) for the end-to-end tests and the peers
 # benchmark's smoke run (which builds its own peers: benches/peers/*/build.sh), the Tansu
 # broker of the second-broker smoke test, schemathesis (PyPI, in its own virtualenv) for
 # the API contract test, and Debian's Chromium with playwright-core (npm) for the
-# dashboard's browser test. Safe to run again: it skips what is already there.
+# dashboard's browser test, and openssl, which the secured-Kafka test makes its certificates
+# with. Safe to run again: it skips what is already there.
 set -euo pipefail
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-if ! dpkg -s libclang-dev >/dev/null 2>&1; then
-  echo "setup: installing libclang-dev (needed to build RocksDB)"
+# libclang-dev for RocksDB's bindings; libssl-dev and pkg-config for librdkafka's TLS and
+# SASL (SCRAM), which secured Kafka clusters need.
+build_missing=()
+for package in libclang-dev libssl-dev pkg-config; do
+  dpkg -s "$package" >/dev/null 2>&1 || build_missing+=("$package")
+done
+if [ "${#build_missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${build_missing[*]} (needed to build RocksDB and librdkafka)"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${build_missing[@]}"
 fi
 
 if [ "${1:-}" != "--test" ] && [ "${1:-}" != "--tansu" ]; then
@@ -60,6 +68,12 @@ if ! "$TOOLS/schemathesis/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS
   mkdir -p "$TOOLS"
   python3 -m venv "$TOOLS/schemathesis"
   "$TOOLS/schemathesis/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "setup: installing openssl (the secured-Kafka test makes its certificates with it)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl
 fi
 
 missing=()

@@ -24,6 +24,17 @@ pub enum EngineError {
         /// The last error seen.
         detail: String,
     },
+    /// A broker refused the client: authentication failed or its certificate was not
+    /// trusted. Retrying cannot help.
+    #[error(
+        "Kafka at {brokers} refused the connection: {cause}; check the security settings (--kafka-config, -X)"
+    )]
+    Refused {
+        /// The bootstrap servers that were tried.
+        brokers: String,
+        /// librdkafka's account, naming the broker.
+        cause: String,
+    },
     /// The state directory could not be opened or written.
     #[error("state error: {0}")]
     State(#[from] sluice_state::StateError),

@@ -12,9 +12,14 @@ fn script() -> PathBuf {
 }
 
 fn run_script(args: &[&str]) -> Output {
+    run_script_with(args, &[])
+}
+
+fn run_script_with(args: &[&str], env: &[(String, String)]) -> Output {
     Command::new("bash")
         .arg(script())
         .args(args)
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .output()
         .expect("bash runs scripts/local-kafka.sh")
 }
@@ -23,6 +28,9 @@ fn run_script(args: &[&str]) -> Output {
 pub struct Kafka {
     dir: tempfile::TempDir,
     brokers: String,
+    /// The script's environment at start (extra listeners and properties), kept for
+    /// restarts.
+    env: Vec<(String, String)>,
 }
 
 impl Kafka {
@@ -30,14 +38,33 @@ impl Kafka {
     /// Kafka's jars from Maven Central into `~/.cache/sluice-tools` (scripts/setup.sh
     /// --test does that ahead of the tests).
     pub fn start() -> Self {
-        let dir = tempfile::tempdir().expect("broker dir");
-        let brokers = Self::start_in(dir.path());
-        Kafka { dir, brokers }
+        Self::start_with(Vec::new())
     }
 
-    fn start_in(dir: &Path) -> String {
+    /// Starts a broker with `env` for `scripts/local-kafka.sh` (`KAFKA_EXTRA_LISTENERS`,
+    /// `KAFKA_EXTRA_PROPERTIES`, `KAFKA_SCRAM_CREDENTIALS`, ...).
+    pub fn start_with(env: Vec<(String, String)>) -> Self {
+        let dir = tempfile::tempdir().expect("broker dir");
+        let brokers = Self::start_in(dir.path(), &env);
+        Kafka { dir, brokers, env }
+    }
+
+    /// The address of the extra listener `name` (one of `KAFKA_EXTRA_LISTENERS`).
+    pub fn listener(&self, name: &str) -> String {
+        let listeners = std::fs::read_to_string(self.dir.path().join("listeners"))
+            .expect("local-kafka.sh wrote the listeners");
+        listeners
+            .lines()
+            .find_map(|line| {
+                let (listener, address) = line.split_once(' ')?;
+                (listener == name).then(|| address.to_string())
+            })
+            .unwrap_or_else(|| panic!("no listener {name} in: {listeners}"))
+    }
+
+    fn start_in(dir: &Path, env: &[(String, String)]) -> String {
         let path = dir.display().to_string();
-        let output = run_script(&["start", &path]);
+        let output = run_script_with(&["start", &path], env);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             output.status.success(),
@@ -65,7 +92,7 @@ impl Kafka {
     /// broker restart in a cluster would.
     pub fn restart(&mut self) {
         self.stop();
-        let brokers = Self::start_in(self.dir.path());
+        let brokers = Self::start_in(self.dir.path(), &self.env);
         assert_eq!(brokers, self.brokers, "a restarted broker keeps its port");
     }
 

@@ -114,8 +114,14 @@ pub fn expected(events: u64, seed: u64) -> Expected {
 
 /// Publishes `events` generated orders with `shop produce` over 4 partitions.
 pub fn produce_orders(shop: &Path, brokers: &str, events: u64, seed: u64) {
+    produce_orders_through(shop, brokers, &[], events, seed);
+}
+
+/// The same, with `flags` for a secured listener (`--kafka-config FILE`).
+pub fn produce_orders_through(shop: &Path, brokers: &str, flags: &[&str], events: u64, seed: u64) {
     let produced = std::process::Command::new(shop)
         .args(["produce", "--brokers", brokers])
+        .args(flags)
         .args(["--count", &events.to_string(), "--seed", &seed.to_string()])
         .args(["--failure-rate", "0.05", "--partitions", "4"])
         .args(["--interval-ms", &INTERVAL_MS.to_string()])

@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 
 use super::orders::{
-    Expected, add_sentinels, assert_views, distinct_ids, expected, order_line_ids, produce_orders,
+    Expected, add_sentinels, assert_views, distinct_ids, expected, order_line_ids,
+    produce_orders_through,
 };
 use super::{
     DEADLINE, ShopProcess, free_port, get_json, get_text, metric_sum, order_partitions,
@@ -22,6 +23,14 @@ pub struct CheckedRun {
     pub state: tempfile::TempDir,
 }
 
+/// How `shop` reaches the broker: a listener and the client flags it needs there (a
+/// secured listener takes `--kafka-config`), and the group it commits to.
+pub struct ShopAccess<'a> {
+    pub brokers: &'a str,
+    pub flags: &'a [&'a str],
+    pub group: &'a str,
+}
+
 /// Runs the shop on `brokers` over `events` generated orders (4 partitions, 2 workers)
 /// and checks everything it answers; the run is left running for more checks.
 pub fn shop_matches_an_independent_computation(
@@ -29,29 +38,49 @@ pub fn shop_matches_an_independent_computation(
     events: u64,
     seed: u64,
 ) -> CheckedRun {
+    let access = ShopAccess {
+        brokers,
+        flags: &[],
+        group: "shop",
+    };
+    shop_matches_through(&access, brokers, events, seed)
+}
+
+/// The same check with `shop produce` and `shop run` going through `access`, while the
+/// test's own clients read and write through `plaintext`.
+pub fn shop_matches_through(
+    access: &ShopAccess<'_>,
+    plaintext: &str,
+    events: u64,
+    seed: u64,
+) -> CheckedRun {
+    let brokers = plaintext;
     let shop = shop_binary();
-    produce_orders(&shop, brokers, events, seed);
+    produce_orders_through(&shop, access.brokers, access.flags, events, seed);
 
     let http_port = free_port();
     let state = tempfile::tempdir().expect("state dir");
-    let mut run = ShopProcess::spawn(
-        &shop,
-        &[
-            "run",
-            "--brokers",
-            brokers,
-            "--state-dir",
-            &state.path().display().to_string(),
-            "--http",
-            &format!("127.0.0.1:{http_port}"),
-            "--workers",
-            "2",
-            "--partitions",
-            "4",
-            "--report-interval-ms",
-            "200",
-        ],
-    );
+    let state_dir = state.path().display().to_string();
+    let http = format!("127.0.0.1:{http_port}");
+    let mut args = vec![
+        "run",
+        "--brokers",
+        access.brokers,
+        "--group",
+        access.group,
+        "--state-dir",
+        &state_dir,
+        "--http",
+        &http,
+        "--workers",
+        "2",
+        "--partitions",
+        "4",
+        "--report-interval-ms",
+        "200",
+    ];
+    args.extend_from_slice(access.flags);
+    let mut run = ShopProcess::spawn(&shop, &args);
     let base = format!("http://127.0.0.1:{http_port}");
 
     // Lag 0 on every partition, and every event read (Tansu's high watermark can read low,

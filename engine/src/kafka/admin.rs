@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
@@ -13,6 +12,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
+use super::broker_errors::BrokerErrors;
 use super::settings::KafkaSettings;
 use crate::error::EngineError;
 
@@ -23,9 +23,14 @@ pub async fn ensure_topics(
     topics: &[String],
     deadline: Duration,
 ) -> Result<(), EngineError> {
-    let admin: AdminClient<DefaultClientContext> = settings
+    let reaching = settings.clone();
+    tokio::task::spawn_blocking(move || reach_brokers(&reaching, deadline))
+        .await
+        .map_err(|error| EngineError::Topology(format!("reaching the brokers: {error}")))??;
+    let errors = BrokerErrors::default();
+    let admin: AdminClient<BrokerErrors> = settings
         .base_config()
-        .create()
+        .create_with_context(errors.clone())
         .map_err(|error| EngineError::kafka("creating the admin client", error))?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
@@ -63,18 +68,74 @@ pub async fn ensure_topics(
                 }
                 return Ok(());
             }
+            Err(_) if errors.refusal().is_some() => {
+                return Err(refused(settings, &errors));
+            }
             Err(error) if started.elapsed() < deadline => {
                 warn!(%error, retry_in = ?backoff, "cannot create topics yet; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
-            Err(error) => {
-                return Err(EngineError::Unreachable {
-                    brokers: settings.brokers.clone(),
-                    detail: error.to_string(),
-                });
-            }
+            Err(error) => return Err(unreachable(settings, &errors, error)),
         }
+    }
+}
+
+/// Waits, with backoff, until the brokers answer, so that the first contact says what went
+/// wrong: a refusal (a wrong password, an untrusted certificate) stops at once, naming the
+/// broker and the cause; brokers that never answer are reported at `deadline` with what
+/// librdkafka last said of them.
+pub fn reach_brokers(settings: &KafkaSettings, deadline: Duration) -> Result<(), EngineError> {
+    let errors = BrokerErrors::default();
+    // Without a group, the consumer's poll serves the client's main queue, where librdkafka
+    // leaves its log and error events.
+    let probe: BaseConsumer<BrokerErrors> = settings
+        .base_config()
+        .create_with_context(errors.clone())
+        .map_err(|error| EngineError::kafka("creating the metadata client", error))?;
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(200);
+    let mut next_retry_log = Duration::ZERO;
+    loop {
+        // Short attempts, so that a refusal logged meanwhile is seen within a second.
+        let attempt = Duration::from_secs(1)
+            .min(deadline.saturating_sub(started.elapsed()))
+            .max(Duration::from_millis(200));
+        let outcome = probe.fetch_metadata(None, attempt);
+        while probe.poll(Duration::ZERO).is_some() {}
+        match outcome {
+            Ok(_) => return Ok(()),
+            Err(_) if errors.refusal().is_some() => return Err(refused(settings, &errors)),
+            Err(error) if started.elapsed() < deadline => {
+                if started.elapsed() >= next_retry_log {
+                    warn!(%error, retry_in = ?backoff, "cannot reach the brokers yet; retrying");
+                    next_retry_log = started.elapsed() + backoff;
+                }
+                std::thread::sleep(backoff.min(deadline.saturating_sub(started.elapsed())));
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => return Err(unreachable(settings, &errors, error)),
+        }
+    }
+}
+
+/// The error of a broker that refused the client (see [`BrokerErrors::refusal`]).
+fn refused(settings: &KafkaSettings, errors: &BrokerErrors) -> EngineError {
+    EngineError::Refused {
+        brokers: settings.brokers.clone(),
+        cause: errors.refusal().unwrap_or_default(),
+    }
+}
+
+/// The error of brokers that did not answer in time, with what librdkafka last said.
+fn unreachable(settings: &KafkaSettings, errors: &BrokerErrors, error: KafkaError) -> EngineError {
+    let detail = match errors.last() {
+        Some(last) => format!("{error}; last: {last}"),
+        None => error.to_string(),
+    };
+    EngineError::Unreachable {
+        brokers: settings.brokers.clone(),
+        detail,
     }
 }
 
@@ -94,9 +155,10 @@ pub fn partition_counts(
     topics: &[String],
     deadline: Duration,
 ) -> Result<BTreeMap<String, i32>, EngineError> {
-    let consumer: BaseConsumer = settings
+    let errors = BrokerErrors::default();
+    let consumer: BaseConsumer<BrokerErrors> = settings
         .base_config()
-        .create()
+        .create_with_context(errors.clone())
         .map_err(|error| EngineError::kafka("creating the metadata client", error))?;
     let started = Instant::now();
     let mut counts = BTreeMap::new();
@@ -105,7 +167,9 @@ pub fn partition_counts(
             let remaining = deadline
                 .saturating_sub(started.elapsed())
                 .max(Duration::from_millis(500));
-            match consumer.fetch_metadata(Some(topic), remaining) {
+            let outcome = consumer.fetch_metadata(Some(topic), remaining);
+            while consumer.poll(Duration::ZERO).is_some() {}
+            match outcome {
                 Ok(metadata) => {
                     let partitions = metadata
                         .topics()
@@ -125,16 +189,14 @@ pub fn partition_counts(
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
+                Err(_) if errors.refusal().is_some() => {
+                    return Err(refused(settings, &errors));
+                }
                 Err(error) if started.elapsed() < deadline => {
                     warn!(%error, %topic, "cannot read topic metadata yet; retrying");
                     std::thread::sleep(Duration::from_millis(200));
                 }
-                Err(error) => {
-                    return Err(EngineError::Unreachable {
-                        brokers: settings.brokers.clone(),
-                        detail: error.to_string(),
-                    });
-                }
+                Err(error) => return Err(unreachable(settings, &errors, error)),
             }
         }
     }

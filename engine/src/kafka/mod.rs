@@ -1,11 +1,12 @@
 //! Kafka I/O through rdkafka: client settings and the user's own client properties
-//! (security above all), topic set-up, the output producer (and the
+//! (security above all) and what the brokers said when they refused them, topic set-up, the output producer (and the
 //! acknowledgements it waits for at checkpoints), the transactional producer of
 //! exactly-once output and its outbox, the monitor that fetches high watermarks, and the
 //! dedupe helper that reads output exactly once, the producer of the HTTP event API, and
 //! a reader of input headers that does not trust their names to be UTF-8.
 
 pub mod admin;
+pub mod broker_errors;
 pub mod client_properties;
 pub mod dedupe;
 pub mod deliveries;

@@ -35,6 +35,13 @@ pub enum EngineError {
         /// librdkafka's account, naming the broker.
         cause: String,
     },
+    /// The broker refused an output record for good (too large, not authorized, unknown
+    /// topic, or retries ran out): checkpointing past it would lose it.
+    #[error("the broker refused output record {record}; stopping without checkpointing past it")]
+    OutputRefused {
+        /// The record's topic, partition and `sluice-id`, and the broker's answer.
+        record: String,
+    },
     /// The state directory could not be opened or written.
     #[error("state error: {0}")]
     State(#[from] sluice_state::StateError),

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sluice::dsl::{Source, TopologyFn, TumblingWindows};
-use sluice::kafka::KafkaSettings;
-use sluice::runtime::{EngineConfig, start};
+use sluice::runtime::start;
 
-use common::readings::{Reading, produce_readings, readings_cluster, windows_by_start};
+use common::readings::{
+    Reading, produce_readings, readings_cluster, readings_engine_config, windows_by_start,
+};
 use common::{checkpointed, wait_for};
 
 const WINDOW_MS: i64 = 10_000;
@@ -60,12 +61,7 @@ async fn a_preloaded_topic_is_checkpointed_once_read_without_waiting_for_the_int
     }
 
     let state = tempfile::tempdir().expect("state dir");
-    let mut settings = KafkaSettings::new(&brokers);
-    settings.partitions = PARTITIONS;
-    let mut config = EngineConfig::new(settings, state.path());
-    config.http_addr = Some("127.0.0.1:0".parse().expect("addr"));
-    config.workers = 2;
-    config.create_topics = false;
+    let mut config = readings_engine_config(&brokers, PARTITIONS, state.path());
     // No interval checkpoint comes within the test: only the end of the catch-up opens
     // one. Any lag counts as a catch-up, so that a fast read still makes one.
     config.checkpoint_interval = Duration::from_secs(3_600);

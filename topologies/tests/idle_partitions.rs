@@ -16,10 +16,11 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use serde_json::Value;
 use sluice::dsl::{Source, TopologyFn, TumblingWindows};
-use sluice::kafka::KafkaSettings;
-use sluice::runtime::{EngineConfig, RunningEngine, start};
+use sluice::runtime::{RunningEngine, start};
 
-use common::readings::{Reading, produce_readings, readings_cluster, windows_by_start};
+use common::readings::{
+    Reading, produce_readings, readings_cluster, readings_engine_config, windows_by_start,
+};
 use common::{get, wait_for, wait_until_settled};
 
 const WINDOW_MS: i64 = 10_000;
@@ -45,12 +46,7 @@ fn topology(idle_timeout: Duration, wall_clock: bool) -> TopologyFn {
 
 async fn start_engine(brokers: &str, topology: TopologyFn) -> (RunningEngine, tempfile::TempDir) {
     let state = tempfile::tempdir().expect("state dir");
-    let mut settings = KafkaSettings::new(brokers);
-    settings.partitions = 2;
-    let mut config = EngineConfig::new(settings, state.path());
-    config.http_addr = Some("127.0.0.1:0".parse().expect("addr"));
-    config.workers = 2;
-    config.create_topics = false;
+    let mut config = readings_engine_config(brokers, 2, state.path());
     config.checkpoint_interval = Duration::from_millis(50);
     let engine = start(config, topology).await.expect("engine starts");
     (engine, state)

@@ -29,6 +29,8 @@ pub struct Deliveries {
     waiting: AtomicBool,
     lock: Mutex<()>,
     acknowledged: Condvar,
+    /// The first record the broker refused for good, described: no checkpoint may pass it.
+    refusal: Mutex<Option<String>>,
 }
 
 impl Deliveries {
@@ -96,6 +98,24 @@ impl Deliveries {
         };
         self.waiting.store(false, Ordering::SeqCst);
         settled
+    }
+
+    /// Records that the broker refused a record for good (librdkafka retries what can be
+    /// retried until `message.timeout.ms`): `described` names it. The first one is kept.
+    pub fn refused(&self, described: String) {
+        let mut refusal = self
+            .refusal
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        refusal.get_or_insert(described);
+    }
+
+    /// The first record the broker refused, if any.
+    pub fn refusal(&self) -> Option<String> {
+        self.refusal
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Records not yet settled, in every generation.

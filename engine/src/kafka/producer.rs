@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{DeliveryResult, Header, Message, OwnedHeaders};
+use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
 use tracing::warn;
 
@@ -42,11 +42,36 @@ impl ProducerContext for DeliveryCounter {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, generation: usize) {
-        if let Some(error) = count_delivery(&self.status, result) {
-            warn!(%error, "output record was not delivered");
+        if let Err((error, message)) = result {
+            let described = describe_refused(message, error);
+            warn!(record = %described, "output record was not delivered");
+            self.deliveries.refused(described);
         }
+        count_delivery(&self.status, result);
         self.deliveries.settled(generation as u64);
     }
+}
+
+/// A refused record as the error that stops the engine names it: topic, partition (or
+/// `any` before one was chosen), `sluice-id` and the broker's answer.
+fn describe_refused(message: &impl Message, error: &KafkaError) -> String {
+    let id = message
+        .headers()
+        .and_then(|headers| {
+            headers
+                .iter()
+                .find(|header| header.key == RECORD_ID_HEADER)
+                .and_then(|header| header.value)
+        })
+        .map_or_else(
+            || "none".to_string(),
+            |id| String::from_utf8_lossy(id).into_owned(),
+        );
+    let partition = match message.partition() {
+        partition if partition >= 0 => partition.to_string(),
+        _ => "any".to_string(),
+    };
+    format!("{}/{partition} (sluice-id {id}): {error}", message.topic())
 }
 
 /// Counts a delivery report: acknowledged per topic and partition, or refused. Returns the
@@ -129,7 +154,12 @@ impl OutputSink for OutputProducer {
     /// Waits for the acknowledgement of every record queued before the call. Unlike
     /// librdkafka's flush, records that other workers queue meanwhile do not hold it up.
     fn flush(&self, timeout: Duration) -> Result<(), EngineError> {
-        if self.deliveries.wait_for_queued(timeout) {
+        let settled = self.deliveries.wait_for_queued(timeout);
+        // A refused record was settled, not delivered: nothing may be checkpointed past it.
+        if let Some(record) = self.deliveries.refusal() {
+            return Err(EngineError::OutputRefused { record });
+        }
+        if settled {
             Ok(())
         } else {
             Err(EngineError::kafka(

@@ -1,5 +1,6 @@
 //! Sensor readings on the mock cluster, for the engine tests that need a small windowed
-//! topology rather than the shop: the topics, a producer, and the windows of a view.
+//! topology rather than the shop: the topics, a producer, an engine's settings, and the
+//! windows of a view.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +10,8 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sluice::kafka::KafkaSettings;
+use sluice::runtime::EngineConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reading {
@@ -25,6 +28,23 @@ pub fn readings_cluster(partitions: i32) -> MockCluster<'static, DefaultProducer
         cluster.create_topic(topic, partitions, 1).expect("topic");
     }
     cluster
+}
+
+/// An engine on `brokers` for topics of `partitions` partitions, with two workers, HTTP on a
+/// free port and no topic creation (the mock cluster cannot), keeping its state in
+/// `state_dir`.
+pub fn readings_engine_config(
+    brokers: &str,
+    partitions: i32,
+    state_dir: &std::path::Path,
+) -> EngineConfig {
+    let mut settings = KafkaSettings::new(brokers);
+    settings.partitions = partitions;
+    let mut config = EngineConfig::new(settings, state_dir);
+    config.http_addr = Some("127.0.0.1:0".parse().expect("addr"));
+    config.workers = 2;
+    config.create_topics = false;
+    config
 }
 
 /// One reading a second on `partition`, from `from_s` to `to_s` seconds (exclusive), from

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
@@ -27,10 +28,11 @@ pub async fn ensure_topics(
     tokio::task::spawn_blocking(move || reach_brokers(&reaching, deadline))
         .await
         .map_err(|error| EngineError::Topology(format!("reaching the brokers: {error}")))??;
-    let errors = BrokerErrors::default();
-    let admin: AdminClient<BrokerErrors> = settings
+    // The brokers answered the probe, so a refusal would have been reported already; the
+    // admin client's own events are never served (nothing polls its main queue).
+    let admin: AdminClient<DefaultClientContext> = settings
         .base_config()
-        .create_with_context(errors.clone())
+        .create()
         .map_err(|error| EngineError::kafka("creating the admin client", error))?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
@@ -68,15 +70,17 @@ pub async fn ensure_topics(
                 }
                 return Ok(());
             }
-            Err(_) if errors.refusal().is_some() => {
-                return Err(refused(settings, &errors));
-            }
             Err(error) if started.elapsed() < deadline => {
                 warn!(%error, retry_in = ?backoff, "cannot create topics yet; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
-            Err(error) => return Err(unreachable(settings, &errors, error)),
+            Err(error) => {
+                return Err(EngineError::Unreachable {
+                    brokers: settings.brokers.clone(),
+                    detail: error.to_string(),
+                });
+            }
         }
     }
 }

@@ -10,6 +10,8 @@
 #                                           `stop` keeps its data and its port.
 #   bash scripts/local-kafka.sh stop DIR    stop it (SIGTERM, then SIGKILL after 30 s); a no-op
 #                                           when it is not running
+#   bash scripts/local-kafka.sh kill DIR    kill it at once (SIGKILL), as a crash would; its
+#                                           next start recovers its log
 #   bash scripts/local-kafka.sh fetch       only fill the jar cache (scripts/setup.sh uses it)
 #   bash scripts/local-kafka.sh classpath   print the classpath glob of those jars, to run
 #                                           Kafka's tools, e.g.
@@ -368,6 +370,17 @@ stop() {
   rm -f "$dir/kafka.pid"
 }
 
+kill_now() {
+  local dir=$1 pid
+  [ -d "$dir" ] || return 0
+  dir=$(cd "$dir" && pwd)
+  if pid=$(running_pid "$dir"); then
+    kill -KILL "$pid" 2>/dev/null || true
+    while running_pid "$dir" >/dev/null; do sleep 0.1; done
+  fi
+  rm -f "$dir/kafka.pid"
+}
+
 usage() {
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
   exit 2
@@ -381,6 +394,10 @@ case "${1:-}" in
   stop)
     [ $# -eq 2 ] || usage
     stop "$2"
+    ;;
+  kill)
+    [ $# -eq 2 ] || usage
+    kill_now "$2"
     ;;
   fetch)
     fetch

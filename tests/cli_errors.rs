@@ -42,6 +42,37 @@ fn an_unknown_flag_exits_with_usage_error() {
 }
 
 #[test]
+fn dead_letters_for_refused_output_are_refused_with_exactly_once_output() {
+    let state = tempfile::tempdir().expect("state dir");
+    let started = Instant::now();
+    let output = shop(&[
+        "run",
+        "--brokers",
+        &format!("127.0.0.1:{}", free_port()),
+        "--state-dir",
+        &state.path().display().to_string(),
+        "--exactly-once",
+        "--on-output-error",
+        "dead-letter",
+    ]);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("--on-output-error dead-letter cannot go with --exactly-once"),
+        "stderr: {stderr}"
+    );
+    // Refused before any broker is tried.
+    assert!(started.elapsed().as_secs() < 10, "stderr: {stderr}");
+    let output = shop(&["run", "--on-output-error", "skip"]);
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains("dead-letter"),
+        "the choices are listed: {stderr}"
+    );
+}
+
+#[test]
 fn bad_kafka_client_properties_are_refused_before_anything_starts_and_secrets_stay_hidden() {
     let state = tempfile::tempdir().expect("state dir");
     let state_dir = state.path().display().to_string();

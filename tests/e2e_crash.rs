@@ -17,8 +17,7 @@ use std::collections::BTreeSet;
 
 use harness::crashes::{KillPoints, finish_and_check_views, kill_while_catching_up};
 use harness::kafka::Kafka;
-use harness::orders::produce_orders;
-use harness::{DEADLINE, ShopPlace, free_port, shop_binary};
+use harness::{DEADLINE, PreloadedRun};
 use serde_json::Value;
 use sluice::kafka::KafkaSettings;
 use sluice::kafka::dedupe::{DedupeReport, read_deduplicated};
@@ -52,18 +51,12 @@ fn five_kills_lose_nothing_and_the_dedupe_helper_reads_exactly_once() {
 
     let kafka = Kafka::start();
     let brokers = kafka.brokers();
-    let shop = shop_binary();
-    produce_orders(&shop, &brokers, EVENTS, SEED);
-    let state = tempfile::tempdir().expect("state dir");
-    let state_dir = state.path().display().to_string();
-    let http = format!("127.0.0.1:{}", free_port());
-    let base = format!("http://{http}");
-    let args = ShopPlace {
-        brokers: &brokers,
-        state_dir: &state_dir,
-        http: &http,
-    }
-    .args("run", 2);
+    let PreloadedRun {
+        shop,
+        state: _state,
+        base,
+        args,
+    } = PreloadedRun::prepare(&brokers, EVENTS, SEED);
 
     kill_while_catching_up(
         &shop,

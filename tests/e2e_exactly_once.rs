@@ -25,8 +25,8 @@ use harness::crashes::{KillPoints, finish_and_check_views, kill_while_catching_u
 use harness::kafka::Kafka;
 use harness::orders::produce_orders;
 use harness::{
-    DEADLINE, ShopPlace, ShopProcess, assign_from_beginning, checkpointed, free_port, shop_binary,
-    wait_for,
+    DEADLINE, PreloadedRun, ShopPlace, ShopProcess, assign_from_beginning, checkpointed, free_port,
+    shop_binary, wait_for,
 };
 use rdkafka::ClientConfig;
 use rdkafka::Message;
@@ -104,18 +104,12 @@ fn five_kills_during_catch_up_and_a_committed_reader_sees_every_event_exactly_on
     let mut kill_points = KillPoints::from_env();
     let kafka = Kafka::start();
     let brokers = kafka.brokers();
-    let shop = shop_binary();
-    produce_orders(&shop, &brokers, EVENTS, SEED);
-    let state = tempfile::tempdir().expect("state dir");
-    let state_dir = state.path().display().to_string();
-    let http = format!("127.0.0.1:{}", free_port());
-    let base = format!("http://{http}");
-    let mut args = ShopPlace {
-        brokers: &brokers,
-        state_dir: &state_dir,
-        http: &http,
-    }
-    .args("run", 2);
+    let PreloadedRun {
+        shop,
+        state: _state,
+        base,
+        mut args,
+    } = PreloadedRun::prepare(&brokers, EVENTS, SEED);
     args.push("--exactly-once".to_string());
 
     // Past a checkpoint beyond where the last run died, then on for a random number of

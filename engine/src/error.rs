@@ -45,6 +45,9 @@ pub enum EngineError {
     /// The state directory could not be opened or written.
     #[error("state error: {0}")]
     State(#[from] sluice_state::StateError),
+    /// Settings that cannot go together.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// A topology that cannot run as declared.
     #[error("invalid topology: {0}")]
     Topology(String),

@@ -18,7 +18,8 @@
 //!   topology to completion over in-memory input, without a broker, and its
 //!   [`TopologyTestDriver`](testkit::TopologyTestDriver) steps one through a test.
 //! - [`query`]: the axum HTTP API.
-//! - [`status`]: live progress shared by workers and the API; [`window_latency`] times
+//! - [`status`]: live progress shared by workers and the API; [`readiness`]: what holds a
+//!   running engine back (a broker away, output unacknowledged), for `/readyz`; [`window_latency`] times
 //!   each window from its close point to the checkpoint that makes it visible; [`feed`]
 //!   publishes each checkpoint's view changes to the live streams as it commits.
 //! - [`time`], [`window`], [`watermark`]: event time, window assignment, partition clocks;
@@ -44,6 +45,7 @@ pub mod monitoring;
 pub mod output;
 pub mod plan;
 pub mod query;
+pub mod readiness;
 pub mod record;
 pub mod render;
 pub mod replay;

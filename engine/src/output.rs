@@ -7,6 +7,20 @@ use std::time::Duration;
 use crate::checkpoint::Checkpoint;
 use crate::error::EngineError;
 
+/// What to do with an output record the broker refuses for good (too large, not
+/// authorized, an unknown topic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OnOutputError {
+    /// Stop the engine, naming the record; no checkpoint passes its input, so a restart
+    /// (once the cause is fixed) writes it again.
+    #[default]
+    Stop,
+    /// Send it to `<topic>.dlq`, with the broker's answer in `sluice-error`, and go on.
+    /// At-least-once output only: a refused record dooms the whole transaction of
+    /// exactly-once output.
+    DeadLetter,
+}
+
 /// One record to write.
 pub struct OutputRecord<'a> {
     /// Destination topic.
@@ -36,14 +50,37 @@ pub struct InputPosition<'a> {
     pub offset: i64,
 }
 
+/// How long a wait for the broker's acknowledgements may last, asked again every
+/// [`Patience::check_every`] while records are outstanding, with what the wait has come to.
+/// A plain [`Duration`] is a time limit.
+pub trait Patience {
+    /// How often to ask.
+    fn check_every(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    /// Whether to go on waiting, `waited` into the wait with `unacknowledged` records
+    /// still outstanding.
+    fn keep_waiting(&self, waited: Duration, unacknowledged: u64) -> bool;
+}
+
+impl Patience for Duration {
+    fn check_every(&self) -> Duration {
+        (*self).min(Duration::from_secs(1))
+    }
+
+    fn keep_waiting(&self, waited: Duration, _unacknowledged: u64) -> bool {
+        waited < *self
+    }
+}
+
 /// A destination for output, dead-letter and late records.
 pub trait OutputSink: Send + Sync {
     /// Queues a record; waits when the destination pushes back.
     fn send(&self, record: &OutputRecord<'_>);
-    /// Waits until every record queued before this call is written, or the timeout passes.
-    /// Records queued meanwhile (by workers that went on) need not be: a checkpoint waits
-    /// only for the output of the records it takes.
-    fn flush(&self, timeout: Duration) -> Result<(), EngineError>;
+    /// Waits until every record queued before this call is written, or `patience` runs
+    /// out. Records queued meanwhile (by workers that went on) need not be: a checkpoint
+    /// waits only for the output of the records it takes.
+    fn flush(&self, patience: &dyn Patience) -> Result<(), EngineError>;
 
     /// A checkpoint opened epoch `epoch`: records of that epoch and later belong to the
     /// next checkpoint (`u64::MAX` when the checkpoint in flight takes everything).
@@ -53,8 +90,8 @@ pub trait OutputSink: Send + Sync {
     /// Called when every record of the checkpoint in flight has been sent: waits until
     /// they are written and returns the outbox to store with the checkpoint, if this
     /// output keeps one.
-    fn prepare(&self, timeout: Duration) -> Result<Option<Vec<u8>>, EngineError> {
-        self.flush(timeout).map(|()| None)
+    fn prepare(&self, patience: &dyn Patience) -> Result<Option<Vec<u8>>, EngineError> {
+        self.flush(patience).map(|()| None)
     }
 
     /// Called once the checkpoint is written: makes its output visible (commits the
@@ -126,7 +163,7 @@ impl OutputSink for MemoryOutput {
             .push(owned);
     }
 
-    fn flush(&self, _timeout: Duration) -> Result<(), EngineError> {
+    fn flush(&self, _patience: &dyn Patience) -> Result<(), EngineError> {
         Ok(())
     }
 }

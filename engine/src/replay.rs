@@ -12,14 +12,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use sluice_state::StateDb;
 
 use crate::checkpoint::Checkpoint;
 use crate::checkpoint::restore::last_checkpoint;
 use crate::error::EngineError;
-use crate::output::{OutputRecord, OutputSink};
+use crate::output::{OutputRecord, OutputSink, Patience};
 use crate::status::EngineStatus;
 
 /// Where a replay starts reading.
@@ -172,16 +171,16 @@ impl OutputSink for ReplaySink {
         }
     }
 
-    fn flush(&self, timeout: Duration) -> Result<(), EngineError> {
-        self.inner.flush(timeout)
+    fn flush(&self, patience: &dyn Patience) -> Result<(), EngineError> {
+        self.inner.flush(patience)
     }
 
     fn cut(&self, epoch: u64) {
         self.inner.cut(epoch);
     }
 
-    fn prepare(&self, timeout: Duration) -> Result<Option<Vec<u8>>, EngineError> {
-        self.inner.prepare(timeout)
+    fn prepare(&self, patience: &dyn Patience) -> Result<Option<Vec<u8>>, EngineError> {
+        self.inner.prepare(patience)
     }
 
     fn commit(&self, checkpoint: &Checkpoint) -> Result<(), EngineError> {

@@ -23,9 +23,10 @@ use crate::error::EngineError;
 use crate::kafka::admin::{ensure_topics, offsets_at_time, partition_counts};
 use crate::kafka::event_producer::{EventPublisher, KafkaEventProducer};
 use crate::kafka::monitor::spawn_watermark_monitor;
+use crate::kafka::quiet_errors::QuietErrors;
 use crate::kafka::{KafkaSettings, OutputProducer, TransactionalOutput};
 use crate::monitoring::{Reporter, report_until_shutdown};
-use crate::output::OutputSink;
+use crate::output::{OnOutputError, OutputSink};
 use crate::plan::{Plan, describe};
 use crate::query::{QueryState, router};
 use crate::render::idle::IdleBoard;
@@ -67,6 +68,8 @@ pub struct EngineConfig {
     /// Output through a transaction per checkpoint (see `kafka::transactional`) instead
     /// of at least once.
     pub exactly_once: bool,
+    /// What to do with an output record the broker refuses for good.
+    pub on_output_error: OnOutputError,
     /// The name processing reports give the engine, e.g. the topology binary's.
     pub component: String,
     /// How often to publish processing reports to `monitoring-events`.
@@ -97,6 +100,7 @@ impl EngineConfig {
             report_interval: Duration::from_secs(10),
             replay: None,
             exactly_once: false,
+            on_output_error: OnOutputError::Stop,
             idle_timeout: None,
         }
     }
@@ -164,7 +168,7 @@ impl RunEnv {
         let consumer = self
             .settings
             .consumer_config(&format!("sluice-w{worker}"))
-            .create()
+            .create_with_context(QuietErrors::default())
             .map_err(|error| format!("cannot create the consumer of worker {worker}: {error}"))?;
         let shared = Arc::new(WorkerConsumer::new(consumer));
         consumers.insert(worker, Arc::downgrade(&shared));
@@ -210,6 +214,11 @@ pub async fn start(
     config: EngineConfig,
     topology: TopologyFn,
 ) -> Result<RunningEngine, EngineError> {
+    if config.exactly_once && config.on_output_error == OnOutputError::DeadLetter {
+        return Err(EngineError::Config(
+            "--on-output-error dead-letter cannot go with --exactly-once: a record the broker refuses aborts the whole transaction it is in, so there is no transaction left to send its dead letter in; use --on-output-error stop".into(),
+        ));
+    }
     let plan = Arc::new(plan_of(&topology));
     if plan.sources.is_empty() {
         return Err(EngineError::Topology("the topology reads no source".into()));
@@ -257,16 +266,30 @@ pub async fn start(
         }) => Some(version.clone()),
         _ => None,
     };
-    let topics: Vec<String> = plan
-        .topics()
-        .into_iter()
-        .map(|topic| match &versioned {
-            Some(version) if !plan.sources.iter().any(|source| source.topic == topic) => {
-                versioned_topic(&topic, version)
-            }
-            _ => topic,
-        })
-        .collect();
+    let versioned_name = |topic: &String| match &versioned {
+        Some(version) if !plan.sources.iter().any(|source| &source.topic == topic) => {
+            versioned_topic(topic, version)
+        }
+        _ => topic.clone(),
+    };
+    // Where refused output goes under `--on-output-error dead-letter`: beside each output
+    // topic as it is written (versioned in a versioned replay).
+    let output_dead_letters: Vec<(String, String)> = match config.on_output_error {
+        OnOutputError::Stop => Vec::new(),
+        OnOutputError::DeadLetter => plan
+            .sink_topics
+            .iter()
+            .map(|topic| {
+                let written = versioned_name(topic);
+                let dead_letters = format!("{written}.dlq");
+                (written, dead_letters)
+            })
+            .collect(),
+    };
+    let mut topics: Vec<String> = plan.topics().iter().map(versioned_name).collect();
+    topics.extend(output_dead_letters.iter().map(|(_, dlq)| dlq.clone()));
+    topics.sort();
+    topics.dedup();
     if config.create_topics {
         ensure_topics(&config.kafka, &topics, config.broker_timeout).await?;
     }
@@ -327,7 +350,11 @@ pub async fn start(
         );
         Arc::new(transactional)
     } else {
-        Arc::new(OutputProducer::new(&config.kafka, Arc::clone(&status))?)
+        Arc::new(OutputProducer::new(
+            &config.kafka,
+            Arc::clone(&status),
+            output_dead_letters,
+        )?)
     };
     let output: Arc<dyn OutputSink> = match &config.replay {
         Some(replay) => Arc::new(ReplaySink::new(
@@ -551,7 +578,7 @@ impl RunningEngine {
             let _ = reporter.await;
         }
         let output = Arc::clone(&self.env.output);
-        let flushed = tokio::task::spawn_blocking(move || output.flush(Duration::from_secs(10)))
+        let flushed = tokio::task::spawn_blocking(move || output.flush(&Duration::from_secs(10)))
             .await
             .map_err(|error| EngineError::Dataflow(error.to_string()))?;
         if let Some(stop) = self.http_stop.take() {

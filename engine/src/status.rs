@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
 use crate::feed::ChangeFeed;
+use crate::readiness::Readiness;
 use crate::window_latency::WindowCloseLatency;
 
 /// Progress of one source partition.
@@ -55,6 +56,8 @@ pub struct EngineStatus {
     /// committed (exactly-once output only).
     pub outbox_resent: AtomicU64,
     fatal: Mutex<Option<String>>,
+    /// What holds the running engine back, for `/readyz`.
+    pub readiness: Readiness,
     checkpoint: Mutex<Option<Checkpoint>>,
     /// Late records per view, source topic and partition.
     late_by: Mutex<BTreeMap<(String, String, i32), u64>>,

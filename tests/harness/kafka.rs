@@ -92,11 +92,29 @@ impl Kafka {
     /// broker restart in a cluster would.
     pub fn restart(&mut self) {
         self.stop();
+        self.start_again();
+    }
+
+    /// Starts the stopped broker again on the same data and port.
+    pub fn start_again(&mut self) {
         let brokers = Self::start_in(self.dir.path(), &self.env);
         assert_eq!(brokers, self.brokers, "a restarted broker keeps its port");
     }
 
-    fn stop(&self) {
+    /// Kills the broker with SIGKILL, as a crash would (its data stays, for
+    /// [`Kafka::start_again`], which recovers its log).
+    pub fn kill(&self) {
+        let path = self.dir.path().display().to_string();
+        let output = run_script(&["kill", &path]);
+        assert!(
+            output.status.success(),
+            "scripts/local-kafka.sh kill: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Stops the broker cleanly (its data stays, for [`Kafka::start_again`]).
+    pub fn stop(&self) {
         let path = self.dir.path().display().to_string();
         let output = run_script(&["stop", &path]);
         if !output.status.success() {

@@ -184,6 +184,37 @@ impl ShopPlace<'_> {
     }
 }
 
+/// `shop run` over orders preloaded on a broker: the binary, a fresh state directory, the
+/// HTTP base and the arguments (two workers, checkpoints every 200 ms).
+pub struct PreloadedRun {
+    pub shop: PathBuf,
+    pub state: tempfile::TempDir,
+    pub base: String,
+    pub args: Vec<String>,
+}
+
+impl PreloadedRun {
+    /// Publishes `events` generated orders with `seed` to `brokers` and places a run there.
+    pub fn prepare(brokers: &str, events: u64, seed: u64) -> Self {
+        let shop = shop_binary();
+        orders::produce_orders(&shop, brokers, events, seed);
+        let state = tempfile::tempdir().expect("state dir");
+        let http = format!("127.0.0.1:{}", free_port());
+        let args = ShopPlace {
+            brokers,
+            state_dir: &state.path().display().to_string(),
+            http: &http,
+        }
+        .args("run", 2);
+        PreloadedRun {
+            shop,
+            state,
+            base: format!("http://{http}"),
+            args,
+        }
+    }
+}
+
 /// A `shop` child process, killed on drop unless it already exited.
 pub struct ShopProcess {
     child: Child,

@@ -17,6 +17,7 @@ use super::generator::GeneratorOptions;
 use super::produce::{ProduceOptions, produce};
 use crate::kafka::KafkaSettings;
 use crate::kafka::client_properties::PropertyError;
+use crate::output::OnOutputError;
 use crate::plan::describe;
 use crate::runtime::{EngineConfig, RunningEngine, plan_of, start};
 use crate::time::parse_timestamp;
@@ -172,6 +173,11 @@ pub(crate) struct EngineArgs {
     /// crashes. Needs a broker with transactions (Apache Kafka; not Tansu 0.6).
     #[arg(long)]
     pub exactly_once: bool,
+    /// What to do with an output record the broker refuses for good (too large, not
+    /// authorized, an unknown topic): stop the engine, naming the record, or send it to
+    /// `<topic>.dlq` with the broker's answer and go on (not with --exactly-once).
+    #[arg(long, value_enum, default_value_t = OnOutputError::Stop)]
+    pub on_output_error: OnOutputError,
     /// How often to publish processing reports to `monitoring-events`, in milliseconds.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub report_interval_ms: u64,
@@ -191,6 +197,7 @@ impl EngineArgs {
         config.tick_ms = self.tick_ms;
         config.checkpoint_interval = Duration::from_millis(self.checkpoint_interval_ms);
         config.exactly_once = self.exactly_once;
+        config.on_output_error = self.on_output_error;
         if let Some(idle_timeout_ms) = self.idle_timeout_ms {
             config.idle_timeout = Some(Duration::from_millis(idle_timeout_ms));
         }

@@ -22,13 +22,11 @@ use sluice_state::{StateDb, WriteBatch};
 use tracing::{debug, error, trace};
 
 use super::catch_up::{CatchUp, DEFAULT_MIN_STRETCH};
+use super::output_wait::{OutputWait, STOPPING_WAIT};
 use super::record::{Checkpoint, SourcePosition, least_watermark};
 use crate::kafka::outbox::OUTBOX_KEY;
 use crate::output::OutputSink;
 use crate::status::EngineStatus;
-
-/// How long a commit waits for output to be acknowledged before the engine stops.
-const OUTPUT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Identifies a participant across all workers.
 pub type ParticipantId = usize;
@@ -475,13 +473,23 @@ impl Checkpointer {
         // Every participant, sinks included, has handed its output to the producer; once it
         // is acknowledged, the offsets may move past the records it came from.
         let outbox = match &self.output {
-            Some(output) => match output.prepare(OUTPUT_FLUSH_TIMEOUT) {
-                Ok(outbox) => outbox,
-                Err(error) => {
-                    output.abort();
-                    return Err(format!("output was not acknowledged: {error}"));
+            Some(output) => {
+                let wait = OutputWait::new(&self.status, &self.shutdown, checkpoint.is_final);
+                match output.prepare(&wait) {
+                    Ok(outbox) => outbox,
+                    Err(error) => {
+                        output.abort();
+                        return Err(match wait.gave_up_with() {
+                            Some(unacknowledged) => format!(
+                                "the engine was asked to stop, and the broker did not acknowledge {unacknowledged} output records within {} s; the next run writes them again from checkpoint {}",
+                                STOPPING_WAIT.as_secs(),
+                                checkpoint.id - 1
+                            ),
+                            None => format!("output was not acknowledged: {error}"),
+                        });
+                    }
                 }
-            },
+            }
             None => None,
         };
         let acknowledged = started.elapsed();
@@ -696,15 +704,21 @@ mod tests {
     impl OutputSink for HeldAcknowledgement {
         fn send(&self, _record: &crate::output::OutputRecord<'_>) {}
 
-        fn flush(&self, _timeout: Duration) -> Result<(), crate::error::EngineError> {
+        fn flush(
+            &self,
+            _patience: &dyn crate::output::Patience,
+        ) -> Result<(), crate::error::EngineError> {
             Ok(())
         }
 
-        fn prepare(&self, timeout: Duration) -> Result<Option<Vec<u8>>, crate::error::EngineError> {
+        fn prepare(
+            &self,
+            _patience: &dyn crate::output::Patience,
+        ) -> Result<Option<Vec<u8>>, crate::error::EngineError> {
             self.released
                 .lock()
                 .map_err(|error| crate::error::EngineError::Dataflow(error.to_string()))?
-                .recv_timeout(timeout)
+                .recv_timeout(Duration::from_secs(30))
                 .map_err(|error| crate::error::EngineError::Dataflow(error.to_string()))?;
             Ok(None)
         }

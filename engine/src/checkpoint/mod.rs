@@ -3,6 +3,7 @@
 //! - [`record`]: what a checkpoint stores, and the topology fingerprint kept beside it.
 //! - [`coordinator`]: starts checkpoints at an interval, gathers every worker's
 //!   contributions and commits them together.
+//! - [`output_wait`]: how long a commit waits for the broker to acknowledge its output.
 //! - [`catch_up`]: opens a checkpoint as soon as the sources catch up after a backlog.
 //! - [`restore`]: reads the last checkpoint at start and refuses state written by a
 //!   different topology.
@@ -23,6 +24,7 @@
 
 pub mod catch_up;
 pub mod coordinator;
+pub mod output_wait;
 pub mod record;
 pub mod restore;
 

@@ -9,7 +9,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use crate::output::Patience;
 
 /// Counters kept, one per generation modulo this. Waits are one at a time (one commit at
 /// a time), and each leaves its generation at zero unless it times out, which stops the
@@ -52,6 +54,12 @@ impl Deliveries {
         }
     }
 
+    /// Counts one more record in `generation`, which must still hold a record not settled
+    /// (the one this record stands in for), so that no wait on it can have ended.
+    pub fn queued_in(&self, generation: u64) {
+        self.slot(generation).fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Counts a record of `generation` as done with: acknowledged, refused by the broker,
     /// or never queued after all.
     pub fn settled(&self, generation: u64) {
@@ -68,30 +76,39 @@ impl Deliveries {
         }
     }
 
-    /// Waits until every record queued before this call is settled; `false` if `timeout`
-    /// passed first.
-    pub fn wait_for_queued(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+    /// Waits until every record queued before this call is settled; `false` if `patience`
+    /// ran out first.
+    pub fn wait_for_queued(&self, patience: &dyn Patience) -> bool {
+        let started = Instant::now();
         let waited_for = self.current.fetch_add(1, Ordering::SeqCst);
         let slots = [
             self.slot(waited_for),
             self.slot(waited_for.wrapping_sub(1)),
             self.slot(waited_for.wrapping_sub(2)),
         ];
+        let outstanding = || slots.iter().map(|slot| slot.load(Ordering::SeqCst)).sum();
         let mut guard = self
             .lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.waiting.store(true, Ordering::SeqCst);
+        let mut next_check = started + patience.check_every();
         let settled = loop {
-            if slots.iter().all(|slot| slot.load(Ordering::SeqCst) == 0) {
+            let unacknowledged: u64 = outstanding();
+            if unacknowledged == 0 {
                 break true;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break false;
+            let now = Instant::now();
+            if now >= next_check {
+                if !patience.keep_waiting(now - started, unacknowledged) {
+                    break false;
+                }
+                next_check = now + patience.check_every();
             }
-            guard = match self.acknowledged.wait_timeout(guard, left) {
+            guard = match self
+                .acknowledged
+                .wait_timeout(guard, next_check.saturating_duration_since(now))
+            {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
@@ -131,6 +148,7 @@ impl Deliveries {
 mod tests {
     use super::*;
     use std::sync::Arc;
+    use std::time::Duration;
 
     #[test]
     fn a_wait_covers_only_records_queued_before_it() {
@@ -138,7 +156,7 @@ mod tests {
         let before = deliveries.queued();
         let waiter = {
             let deliveries = Arc::clone(&deliveries);
-            std::thread::spawn(move || deliveries.wait_for_queued(Duration::from_secs(30)))
+            std::thread::spawn(move || deliveries.wait_for_queued(&Duration::from_secs(30)))
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while deliveries.current.load(Ordering::SeqCst) == 0 {
@@ -154,9 +172,9 @@ mod tests {
             "the wait saw its record settled"
         );
         assert_eq!(deliveries.outstanding(), 1);
-        assert!(!deliveries.wait_for_queued(Duration::from_millis(10)));
+        assert!(!deliveries.wait_for_queued(&Duration::from_millis(10)));
         deliveries.settled(after);
-        assert!(deliveries.wait_for_queued(Duration::from_millis(10)));
+        assert!(deliveries.wait_for_queued(&Duration::from_millis(10)));
         assert_eq!(deliveries.outstanding(), 0);
     }
 
@@ -165,7 +183,7 @@ mod tests {
         let deliveries = Deliveries::default();
         deliveries.settled(7);
         assert_eq!(deliveries.outstanding(), 0);
-        assert!(deliveries.wait_for_queued(Duration::ZERO));
+        assert!(deliveries.wait_for_queued(&Duration::ZERO));
     }
 
     #[test]
@@ -213,7 +231,7 @@ mod tests {
                 .iter()
                 .map(|(_, settled)| Arc::clone(settled))
                 .collect();
-            assert!(deliveries.wait_for_queued(Duration::from_secs(30)));
+            assert!(deliveries.wait_for_queued(&Duration::from_secs(30)));
             assert!(
                 before.iter().all(|settled| settled.load(Ordering::SeqCst)),
                 "a wait returned before a record queued ahead of it was settled"

@@ -10,6 +10,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
+use super::quiet_errors::QuietErrors;
 use super::settings::KafkaSettings;
 use crate::error::EngineError;
 
@@ -54,7 +55,7 @@ pub trait EventPublisher: Send + Sync {
 
 /// [`EventPublisher`] on an rdkafka producer.
 pub struct KafkaEventProducer {
-    producer: FutureProducer,
+    producer: FutureProducer<QuietErrors>,
     timeout: Duration,
 }
 
@@ -68,7 +69,7 @@ impl KafkaEventProducer {
             .set("linger.ms", "0")
             .set("message.timeout.ms", timeout.as_millis().to_string());
         let producer = config
-            .create()
+            .create_with_context(QuietErrors::default())
             .map_err(|error| EngineError::kafka("creating the HTTP event producer", error))?;
         Ok(KafkaEventProducer { producer, timeout })
     }

@@ -1,6 +1,7 @@
 //! Kafka I/O through rdkafka: client settings and the user's own client properties
-//! (security above all) and what the brokers said when they refused them, topic set-up, the output producer (and the
-//! acknowledgements it waits for at checkpoints), the transactional producer of
+//! (security above all) and what the brokers said when they refused them, client errors
+//! logged without flooding while a broker is away, topic set-up, the output producer (and
+//! the acknowledgements it waits for at checkpoints, and where refused records may go), the transactional producer of
 //! exactly-once output and its outbox, the monitor that fetches high watermarks, and the
 //! dedupe helper that reads output exactly once, the producer of the HTTP event API, and
 //! a reader of input headers that does not trust their names to be UTF-8.
@@ -14,7 +15,9 @@ pub mod event_producer;
 pub mod headers;
 pub mod monitor;
 pub mod outbox;
+pub mod output_dead_letters;
 pub mod producer;
+pub mod quiet_errors;
 pub mod settings;
 pub mod transactional;
 

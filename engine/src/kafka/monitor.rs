@@ -1,20 +1,27 @@
 //! A background thread that fetches the high watermark of every source partition, so that
-//! `/status` can show lag without the workers making blocking calls.
+//! `/status` can show lag without the workers making blocking calls. When no broker
+//! answers it, the engine reports itself unready ([`Hold::Brokers`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use tracing::debug;
 
+use super::quiet_errors::{QuietConsumer, QuietErrors};
 use super::settings::KafkaSettings;
 use crate::error::EngineError;
+use crate::readiness::Hold;
 use crate::status::EngineStatus;
 
 /// How often high watermarks are refreshed.
 const REFRESH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long the brokers may leave every fetch unanswered before the engine reports itself
+/// unready: a leader election or a rolling restart takes about this long.
+const UNREADY_AFTER: Duration = Duration::from_secs(2);
 
 /// Starts the monitor for the given `(topic, partition)` pairs; it stops when `shutdown` is set.
 pub fn spawn_watermark_monitor(
@@ -23,18 +30,45 @@ pub fn spawn_watermark_monitor(
     status: Arc<EngineStatus>,
     shutdown: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, EngineError> {
-    let client: BaseConsumer = settings
+    let client: QuietConsumer = settings
         .base_config()
-        .create()
+        .create_with_context(QuietErrors::default())
         .map_err(|error| EngineError::kafka("creating the watermark monitor", error))?;
     std::thread::Builder::new()
         .name("sluice-watermarks".into())
         .spawn(move || {
+            // Since when no fetch has been answered: the brokers are away.
+            let mut unanswered_since: Option<Instant> = None;
             while !shutdown.load(Ordering::Relaxed) {
+                let (mut answered, mut last_error) = (false, None);
                 for (topic, partition) in &partitions {
                     match client.fetch_watermarks(topic, *partition, Duration::from_secs(1)) {
-                        Ok((_, high)) => status.set_high_watermark(topic, *partition, high),
-                        Err(error) => debug!(%error, %topic, partition, "cannot fetch watermarks"),
+                        Ok((_, high)) => {
+                            answered = true;
+                            status.set_high_watermark(topic, *partition, high);
+                        }
+                        Err(error) => {
+                            debug!(%error, %topic, partition, "cannot fetch watermarks");
+                            last_error = Some(error);
+                        }
+                    }
+                }
+                match last_error {
+                    Some(error) if !answered => {
+                        let since = *unanswered_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= UNREADY_AFTER {
+                            status.readiness.hold(
+                                Hold::Brokers,
+                                format!(
+                                    "the brokers have not answered for {} s ({error}); reading resumes when they do",
+                                    since.elapsed().as_secs()
+                                ),
+                            );
+                        }
+                    }
+                    _ => {
+                        unanswered_since = None;
+                        status.readiness.release(Hold::Brokers);
                     }
                 }
                 std::thread::park_timeout(REFRESH_INTERVAL);

@@ -35,10 +35,11 @@ use tracing::{info, warn};
 
 use super::outbox::{self, OUTBOX_KEY, OutboxRecord};
 use super::producer::count_delivery;
+use super::quiet_errors::QuietErrors;
 use super::settings::KafkaSettings;
 use crate::checkpoint::Checkpoint;
 use crate::error::EngineError;
-use crate::output::{OutputRecord, OutputSink};
+use crate::output::{OutputRecord, OutputSink, Patience};
 use crate::status::EngineStatus;
 
 /// How long one transactional call (init, offsets, commit, abort) may take.
@@ -90,9 +91,14 @@ fn state_id(db: &StateDb) -> Result<String, EngineError> {
 pub struct FailureCounter {
     status: Arc<EngineStatus>,
     refused: Arc<AtomicBool>,
+    errors: QuietErrors,
 }
 
-impl ClientContext for FailureCounter {}
+impl ClientContext for FailureCounter {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.errors.error(error, reason);
+    }
+}
 
 impl ProducerContext for FailureCounter {
     type DeliveryOpaque = ();
@@ -160,6 +166,7 @@ impl TransactionalOutput {
             .create_with_context(FailureCounter {
                 status: Arc::clone(&status),
                 refused: Arc::clone(&refused),
+                errors: QuietErrors::default(),
             })
             .map_err(|error| EngineError::kafka("creating the transactional producer", error))?;
         producer
@@ -450,7 +457,7 @@ impl OutputSink for TransactionalOutput {
 
     /// At shutdown: what no checkpoint committed is dropped, and written again by the
     /// next run from the last checkpoint.
-    fn flush(&self, _timeout: Duration) -> Result<(), EngineError> {
+    fn flush(&self, _patience: &dyn Patience) -> Result<(), EngineError> {
         let open = self.lock();
         if !open.outbox.is_empty() || !open.held.is_empty() {
             self.abort_open();
@@ -468,7 +475,7 @@ impl OutputSink for TransactionalOutput {
         }
     }
 
-    fn prepare(&self, timeout: Duration) -> Result<Option<Vec<u8>>, EngineError> {
+    fn prepare(&self, patience: &dyn Patience) -> Result<Option<Vec<u8>>, EngineError> {
         let outbox = {
             let mut open = self.lock();
             if open.release_pending {
@@ -486,9 +493,23 @@ impl OutputSink for TransactionalOutput {
         // transaction carries anyway.
         let outbox = (!outbox.is_empty()).then_some(outbox);
         // Only this transaction's records are in librdkafka's queue: later ones are held.
-        self.producer
-            .flush(timeout)
-            .map_err(|error| EngineError::kafka("flushing the transaction's output", error))?;
+        let started = Instant::now();
+        loop {
+            match self.producer.flush(patience.check_every()) {
+                Ok(()) => break,
+                Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
+                    if patience.keep_waiting(
+                        started.elapsed(),
+                        u64::try_from(self.producer.in_flight_count()).unwrap_or(0),
+                    ) => {}
+                Err(error) => {
+                    return Err(EngineError::kafka(
+                        "flushing the transaction's output",
+                        error,
+                    ));
+                }
+            }
+        }
         if self.refused.swap(false, Ordering::Relaxed) {
             return Err(EngineError::Dataflow(
                 "the broker refused output records of this transaction".to_string(),

@@ -277,6 +277,28 @@ pub struct Health {
     pub error: Option<String>,
 }
 
+/// `GET /readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready`; `unready` while something holds the engine back (it still runs, and views
+    /// answer with what the last checkpoint holds); `failed` once a fatal error stopped it.
+    pub status: String,
+    /// What holds the engine back, each with a reason for people.
+    pub holds: Vec<ReadyHold>,
+    /// The fatal error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One reason the engine is not ready.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyHold {
+    /// What holds it back.
+    pub hold: crate::readiness::Hold,
+    /// Why, for people.
+    pub reason: String,
+}
+
 /// Every error answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {

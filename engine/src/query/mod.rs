@@ -10,7 +10,7 @@
 //!   checkpoint (offsets and watermark) that snapshot holds.
 //! - [`params`]: query-string parameters, each mistake a 400 that names it.
 //! - [`events`]: `POST /events/{topic}`, the event producer API.
-//! - [`status`]: `/status` and `/healthz`.
+//! - [`status`]: `/status`, `/healthz` and `/readyz`.
 //! - [`metrics`]: `/metrics`, in the Prometheus text format.
 //! - [`topology`]: `/topology`, as text, Graphviz DOT or JSON.
 //! - [`answers`]: every JSON answer as a type, which is also its OpenAPI schema.
@@ -108,6 +108,7 @@ fn routes() -> (Router<QueryState>, utoipa::openapi::OpenApi) {
         .routes(routes!(events::publish_event))
         .routes(routes!(status::status))
         .routes(routes!(status::healthz))
+        .routes(routes!(status::readyz))
         .routes(routes!(metrics::metrics))
         .routes(routes!(topology::topology))
         .routes(routes!(openapi_json))

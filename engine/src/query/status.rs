@@ -1,4 +1,4 @@
-//! `/status` and `/healthz`.
+//! `/status`, `/healthz` and `/readyz`.
 
 use axum::Json;
 use axum::extract::State;
@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 
 use super::QueryState;
 use super::answers::{
-    CheckpointInfo, Health, LateCount, PartitionStatus, StateBytes, StatusAnswer, Transactions,
+    CheckpointInfo, Health, LateCount, PartitionStatus, Ready, ReadyHold, StateBytes, StatusAnswer,
+    Transactions,
 };
 use crate::status::EngineStatus;
 use crate::time::format_millis;
@@ -128,4 +129,42 @@ pub async fn healthz(State(state): State<QueryState>) -> (StatusCode, Json<Healt
             }),
         ),
     }
+}
+
+/// 200 while nothing holds the engine back; 503 with the holds (a broker away, output
+/// waiting for acknowledgement) while it waits them out, or with the error once a fatal
+/// one stopped it. A load balancer or an orchestrator's readiness probe reads this;
+/// `/healthz` stays 200 through a wait, so a probe of liveness does not restart an
+/// engine that only waits for its broker.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "engine",
+    responses(
+        (status = 200, description = "Nothing holds the engine back", body = Ready),
+        (status = 503, description = "The engine waits for a fault to pass, or stopped", body = Ready),
+    )
+)]
+pub async fn readyz(State(state): State<QueryState>) -> (StatusCode, Json<Ready>) {
+    let error = state.status.fatal();
+    let holds: Vec<ReadyHold> = state
+        .status
+        .readiness
+        .holds()
+        .into_iter()
+        .map(|(hold, reason)| ReadyHold { hold, reason })
+        .collect();
+    let (code, word) = match (&error, holds.is_empty()) {
+        (Some(_), _) => (StatusCode::SERVICE_UNAVAILABLE, "failed"),
+        (None, false) => (StatusCode::SERVICE_UNAVAILABLE, "unready"),
+        (None, true) => (StatusCode::OK, "ready"),
+    };
+    (
+        code,
+        Json(Ready {
+            status: word.into(),
+            holds,
+            error,
+        }),
+    )
 }

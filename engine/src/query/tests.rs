@@ -11,6 +11,7 @@ use tower::ServiceExt;
 use super::{QueryState, router};
 use crate::checkpoint::{Checkpoint, SourcePosition};
 use crate::plan::{Plan, ViewKind, ViewSpec};
+use crate::readiness::Hold;
 use crate::status::EngineStatus;
 
 pub(super) const MINUTE: i64 = 60_000;
@@ -433,9 +434,31 @@ async fn status_reports_lag_and_health() {
     assert_eq!(body["late"], 0);
     let (health, _) = get(&state, "/healthz").await;
     assert_eq!(health, StatusCode::OK);
+    let (ready, body) = get(&state, "/readyz").await;
+    assert_eq!(ready, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"status": "ready", "holds": []}));
+    // A broker away: not ready, but alive.
+    state
+        .status
+        .readiness
+        .hold(Hold::Brokers, "no broker answered for 12 s");
+    let (ready, body) = get(&state, "/readyz").await;
+    assert_eq!(ready, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(
+        body,
+        json!({"status": "unready",
+               "holds": [{"hold": "brokers", "reason": "no broker answered for 12 s"}]})
+    );
+    assert_eq!(get(&state, "/healthz").await.0, StatusCode::OK);
+    state.status.readiness.release(Hold::Brokers);
+    assert_eq!(get(&state, "/readyz").await.0, StatusCode::OK);
     state.status.set_fatal("disk full");
     let (health, body) = get(&state, "/healthz").await;
     assert_eq!(health, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"], "disk full");
+    let (ready, body) = get(&state, "/readyz").await;
+    assert_eq!(ready, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "failed");
     assert_eq!(body["error"], "disk full");
 }
 
@@ -575,6 +598,7 @@ async fn the_openapi_document_describes_every_route_it_serves() {
             "/healthz",
             "/metrics",
             "/openapi.json",
+            "/readyz",
             "/status",
             "/topology",
             "/views",

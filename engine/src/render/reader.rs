@@ -190,7 +190,7 @@ impl RecordReader for KafkaReader {
                         handle(raw_of(&message, RawHeaders::Borrowed(message.headers())));
                     }
                     Some(Err(error)) => {
-                        warn!(%error, topic = %self.topic, "consumer error; librdkafka retries");
+                        self.shared.consumer().context().consumer_error(&error);
                         break;
                     }
                 }
@@ -352,7 +352,6 @@ impl RecordReader for MemoryReader {
 #[cfg(test)]
 mod tests {
     use rdkafka::ClientConfig;
-    use rdkafka::consumer::BaseConsumer;
     use rdkafka::mocking::MockCluster;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -367,10 +366,10 @@ mod tests {
         for partition in 0..2 {
             status.register_partition("t", partition);
         }
-        let consumer: BaseConsumer = ClientConfig::new()
+        let consumer: crate::kafka::quiet_errors::QuietConsumer = ClientConfig::new()
             .set("bootstrap.servers", cluster.bootstrap_servers())
             .set("group.id", "reader-test")
-            .create()
+            .create_with_context(Default::default())
             .expect("consumer");
         KafkaReader::new(
             Arc::new(WorkerConsumer::new(consumer)),

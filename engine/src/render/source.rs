@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::operator::source;
@@ -34,6 +34,7 @@ use super::reader::{KafkaReader, MemoryReader, RawRecord, ReadOutcome, RecordRea
 use crate::checkpoint::{Request, SourcePosition};
 use crate::epoch::{NO_WATERMARK, Time, at};
 use crate::kafka::producer::{ERROR_HEADER, LATE_VIEWS_HEADER, RECORD_ID_HEADER, SOURCE_HEADER};
+use crate::kafka::quiet_errors::QuietConsumer;
 use crate::late::{LateRules, Missed, SourceLateness};
 use crate::output::{InputPosition, OutputRecord};
 use crate::record::{Data, Origin, Record};
@@ -565,7 +566,7 @@ fn advance_idle_partitions(
 }
 
 /// Commits checkpointed offsets to the consumer group, for monitoring tools only.
-pub(crate) fn commit_to_group(consumer: &BaseConsumer, topic: &str, offsets: &[(i32, i64)]) {
+pub(crate) fn commit_to_group(consumer: &QuietConsumer, topic: &str, offsets: &[(i32, i64)]) {
     let mut list = TopicPartitionList::new();
     for &(partition, offset) in offsets {
         if list

@@ -7,21 +7,23 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use rdkafka::consumer::Consumer;
 use rdkafka::consumer::base_consumer::PartitionQueue;
-use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use tracing::{debug, warn};
+use tracing::debug;
+
+use crate::kafka::quiet_errors::{QuietConsumer, QuietErrors};
 
 /// How long a worker waits for its topics' metadata before it assigns them anyway.
 const METADATA_WAIT: Duration = Duration::from_secs(2);
 
 /// A partition's own queue of fetched records.
-pub(crate) type Queue = PartitionQueue<DefaultConsumerContext>;
+pub(crate) type Queue = PartitionQueue<QuietErrors>;
 
 /// The consumer of one worker, and which of its sources' partitions it reads.
 pub(crate) struct WorkerConsumer {
-    consumer: Arc<BaseConsumer>,
+    consumer: Arc<QuietConsumer>,
     assignment: Mutex<Assignment>,
 }
 
@@ -45,7 +47,7 @@ struct Assignment {
 
 impl WorkerConsumer {
     /// Shares `consumer`, which has nothing assigned yet.
-    pub(crate) fn new(consumer: BaseConsumer) -> Self {
+    pub(crate) fn new(consumer: QuietConsumer) -> Self {
         WorkerConsumer {
             consumer: Arc::new(consumer),
             assignment: Mutex::new(Assignment::default()),
@@ -53,7 +55,7 @@ impl WorkerConsumer {
     }
 
     /// The consumer itself, for what is not reading: offsets, watermarks.
-    pub(crate) fn consumer(&self) -> &BaseConsumer {
+    pub(crate) fn consumer(&self) -> &QuietConsumer {
         &self.consumer
     }
 
@@ -129,7 +131,7 @@ impl WorkerConsumer {
                         share.fetched_early.push_back(message);
                     }
                 }
-                Err(error) => warn!(%error, "consumer error; librdkafka retries"),
+                Err(error) => self.consumer.context().consumer_error(&error),
             }
         }
         Ok(())
@@ -172,7 +174,7 @@ impl WorkerConsumer {
                         message.offset()
                     ));
                 }
-                Err(error) => warn!(%error, "consumer error; librdkafka retries"),
+                Err(error) => self.consumer.context().consumer_error(&error),
             }
         }
         Ok(())
@@ -187,7 +189,6 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use rdkafka::ClientConfig;
-    use rdkafka::consumer::BaseConsumer;
     use rdkafka::mocking::MockCluster;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -248,11 +249,11 @@ mod tests {
         }
         producer.flush(Duration::from_secs(10)).expect("flushed");
 
-        let consumer: BaseConsumer = ClientConfig::new()
+        let consumer: crate::kafka::quiet_errors::QuietConsumer = ClientConfig::new()
             .set("bootstrap.servers", cluster.bootstrap_servers())
             .set("group.id", "shared-test")
             .set("enable.auto.commit", "false")
-            .create()
+            .create_with_context(Default::default())
             .expect("consumer");
         let shared = Arc::new(WorkerConsumer::new(consumer));
         let status = Arc::new(EngineStatus::new());

@@ -1,8 +1,9 @@
 //! The query API's own cost per lookup, in process: the shop's views after 20,000
-//! generated orders, and requests handed to the router with `tower::ServiceExt::oneshot`
-//! (no sockets, one thread), so that the time is routing, the snapshot, the RocksDB reads,
-//! the checkpoint record and the JSON of the answer. `/healthz` is the floor: routing and
-//! the request-metrics layer alone.
+//! generated orders, and requests handed with `tower::ServiceExt::oneshot` (no sockets,
+//! one thread) to the front door the server serves (`query::gate`), so that the time is
+//! the door, routing, the snapshot, the RocksDB reads, the checkpoint record and the JSON
+//! of the answer. `/healthz` is the floor: the door, routing and the request-metrics layer
+//! alone; `table_key_router_only` is the table key without the door.
 //!
 //! `cargo bench --bench query_lookups`
 
@@ -10,18 +11,20 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
+use axum::response::Response;
 use criterion::{Criterion, criterion_group, criterion_main};
 use sluice::app::{Application, GeneratorOptions};
+use sluice::query::gate::Gate;
 use sluice::query::{QueryState, router};
 use sluice::testkit::run_to_completion;
 use sluice_topologies::Shop;
 use sluice_topologies::generator::generated_input;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 const ORDERS: usize = 20_000;
 const PARTITIONS: u64 = 4;
@@ -34,7 +37,10 @@ const ROUTES: [(&str, &str); 3] = [
 ];
 
 /// Answers `uri`, returning the status and the body's length.
-async fn answer(app: &Router, uri: &str) -> (StatusCode, usize) {
+async fn answer<S>(app: &S, uri: &str) -> (StatusCode, usize)
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone,
+{
     let request = Request::get(uri).body(Body::empty()).expect("request");
     let response = app.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
@@ -58,11 +64,14 @@ fn query_lookups(c: &mut Criterion) {
         100,
     )
     .expect("run");
-    let app = router(QueryState::new(
+    let api = router(QueryState::new(
         Arc::new(run.plan),
         Arc::clone(&run.state),
         Arc::clone(&run.status),
     ));
+    let gate = Gate::new(Arc::clone(&run.status));
+    gate.open(api.clone());
+    let app = gate.service();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -102,6 +111,12 @@ fn query_lookups(c: &mut Criterion) {
             })
         });
     }
+    group.bench_function("table_key_router_only", |bench| {
+        bench.iter(|| {
+            let (status, _) = runtime.block_on(answer(&api, "/views/order_totals/all"));
+            assert_eq!(status, StatusCode::OK);
+        })
+    });
     group.finish();
 }
 

@@ -1,13 +1,15 @@
 //! The `shop` binary's answers to bad input it cannot run with: bad flags, bad Kafka
-//! client properties (without showing their secrets), a broker that is not there, and state directories it cannot use (a file, a damaged one, one another
-//! process holds). Each must give a clear message and a non-zero exit, never a panic.
+//! client properties (without showing their secrets), a broker that is not there, and
+//! state directories it cannot use (a file, a damaged one, one another process holds).
+//! Each must give a clear message and a non-zero exit, never a panic. While it waits for
+//! brokers that are not there, its HTTP API already answers, with the start-up's phase.
 
 mod harness;
 
 use std::process::{Command, Output};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use harness::{free_port, shop_binary};
+use harness::{DEADLINE, ShopProcess, free_port, get_json, get_with_headers, shop_binary};
 
 fn shop(args: &[&str]) -> Output {
     Command::new(shop_binary())
@@ -130,6 +132,68 @@ fn bad_kafka_client_properties_are_refused_before_anything_starts_and_secrets_st
         stderr.contains("/nonexistent/k.properties"),
         "stderr: {stderr}"
     );
+}
+
+#[test]
+fn while_the_brokers_are_out_of_reach_the_api_answers_with_the_phase() {
+    let brokers = format!("127.0.0.1:{}", free_port());
+    let state = tempfile::tempdir().expect("state dir");
+    let http = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{http}");
+    let mut run = ShopProcess::spawn(
+        &shop_binary(),
+        &[
+            "run",
+            "--brokers",
+            &brokers,
+            "--broker-timeout-secs",
+            "120",
+            "--state-dir",
+            &state.path().display().to_string(),
+            "--http",
+            &http,
+            "--log",
+            "error",
+        ],
+    );
+    let deadline = Instant::now() + DEADLINE;
+    let ready = loop {
+        run.assert_running();
+        let (code, ready) = get_json(&base, "/readyz");
+        if code == 503 && ready["phase"] == "connecting" {
+            break ready;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz answered {code}: {ready}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(ready["status"], "starting", "{ready}");
+    assert_eq!(get_json(&base, "/healthz").0, 200);
+    // The state is open, so the engine's own figures answer; the views wait for the
+    // operators' state, and say for how long to wait.
+    let (code, status) = get_json(&base, "/status");
+    assert_eq!(code, 200, "{status}");
+    assert_eq!(status["phase"], "connecting", "{status}");
+    assert_eq!(status["phases"][0]["phase"], "opening_state", "{status}");
+    let (code, headers, body) = get_with_headers(&base, "/views/orders_per_minute/all");
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(
+        headers
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok()),
+        Some("1")
+    );
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(body["phase"], "connecting", "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("reaching the brokers")),
+        "{body}"
+    );
+    run.kill_hard();
 }
 
 #[test]

@@ -12,8 +12,7 @@ use std::time::Duration;
 use sluice_state::StateDb;
 use timely::CommunicationConfig;
 use timely::WorkerConfig;
-use tokio::sync::oneshot;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::checkpoint::restore::restore;
 use crate::checkpoint::{Checkpoint, Checkpointer, fingerprint};
@@ -28,7 +27,10 @@ use crate::kafka::{KafkaSettings, OutputProducer, TransactionalOutput};
 use crate::monitoring::{Reporter, report_until_shutdown};
 use crate::output::{OnOutputError, OutputSink};
 use crate::plan::{Plan, describe};
+use crate::query::gate::Gate;
+use crate::query::server::HttpServer;
 use crate::query::{QueryState, router};
+use crate::readiness::Phase;
 use crate::render::idle::IdleBoard;
 use crate::render::reader::MemoryInput;
 use crate::render::worker_consumer::WorkerConsumer;
@@ -202,9 +204,7 @@ pub struct RunningEngine {
     monitor: Option<JoinHandle<()>>,
     /// Publishes processing reports; its last report follows the workers' last records.
     reporter: Option<tokio::task::JoinHandle<()>>,
-    http_addr: Option<SocketAddr>,
-    http_stop: Option<oneshot::Sender<()>>,
-    http_task: Option<tokio::task::JoinHandle<()>>,
+    http: Option<HttpServer>,
 }
 
 /// Starts `topology`: creates its topics, opens its state and restores the last checkpoint
@@ -223,6 +223,15 @@ pub async fn start(
     if plan.sources.is_empty() {
         return Err(EngineError::Topology("the topology reads no source".into()));
     }
+    let status = Arc::new(EngineStatus::new());
+    status.readiness.starting();
+    // The HTTP server comes first, so that a restart answers from its first moment: 503
+    // with the phase until there is state to serve (`query::gate`).
+    let gate = Gate::new(Arc::clone(&status));
+    let http = match config.http_addr {
+        Some(addr) => Some(HttpServer::start(addr, gate.service()).await?),
+        None => None,
+    };
     let tick_ms = config.tick_ms.max(1);
     let replay_target = match &config.replay {
         Some(_) => {
@@ -258,7 +267,32 @@ pub async fn start(
         };
         EngineError::io(what, error)
     })?;
-    let (db, restored) = open_state(&config.state_dir, &plan)?;
+    let (db, restored) = {
+        let (state_dir, plan) = (config.state_dir.clone(), Arc::clone(&plan));
+        tokio::task::spawn_blocking(move || open_state(&state_dir, &plan))
+            .await
+            .map_err(|error| EngineError::Dataflow(error.to_string()))??
+    };
+    if let Some(checkpoint) = &restored {
+        info!(
+            id = checkpoint.id,
+            watermark = checkpoint.watermark,
+            "restored the last checkpoint"
+        );
+        status.set_checkpoint(checkpoint.clone());
+    }
+    // One producer for the HTTP event API and the processing reports: both wait for the
+    // broker's acknowledgement of each event. Made now (it needs no broker yet), so that
+    // the API can go behind the gate.
+    let publisher: Arc<dyn EventPublisher> = Arc::new(KafkaEventProducer::new(
+        &config.kafka,
+        EVENT_PUBLISH_TIMEOUT,
+    )?);
+    gate.open(router(
+        QueryState::new(Arc::clone(&plan), Arc::clone(&db), Arc::clone(&status))
+            .with_publisher(Arc::clone(&publisher)),
+    ));
+    status.readiness.enter(Phase::Connecting);
     let versioned = match &config.replay {
         Some(ReplayOptions {
             output: ReplayOutput::Versioned(version),
@@ -323,15 +357,6 @@ pub async fn start(
         _ => BTreeMap::new(),
     };
 
-    let status = Arc::new(EngineStatus::new());
-    if let Some(checkpoint) = &restored {
-        info!(
-            id = checkpoint.id,
-            watermark = checkpoint.watermark,
-            "restored the last checkpoint"
-        );
-        status.set_checkpoint(checkpoint.clone());
-    }
     let producer: Arc<dyn OutputSink> = if config.exactly_once {
         let settings = config.kafka.clone();
         let status = Arc::clone(&status);
@@ -412,14 +437,11 @@ pub async fn start(
         Arc::clone(&shutdown),
     )?;
 
+    // The workers build the dataflow, each operator loading its state; the last one ready
+    // moves the phase on (`Checkpointer::worker_ready`).
+    status.readiness.enter(Phase::Restoring);
     let workers = spawn_workers(workers, Arc::clone(&env), topology)?;
 
-    // One producer for the HTTP event API and the processing reports: both wait for the
-    // broker's acknowledgement of each event.
-    let publisher: Arc<dyn EventPublisher> = Arc::new(KafkaEventProducer::new(
-        &config.kafka,
-        EVENT_PUBLISH_TIMEOUT,
-    )?);
     let reporter = tokio::spawn(report_until_shutdown(
         Reporter::new(&config.component, chrono::Utc::now().timestamp_millis()),
         Arc::clone(&status),
@@ -428,37 +450,6 @@ pub async fn start(
         Arc::clone(&shutdown),
     ));
 
-    let (http_addr, http_stop, http_task) = match config.http_addr {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| EngineError::Http {
-                    addr: addr.to_string(),
-                    source,
-                })?;
-            let bound = listener.local_addr().map_err(|source| EngineError::Http {
-                addr: addr.to_string(),
-                source,
-            })?;
-            let app = router(
-                QueryState::new(Arc::clone(&plan), db, Arc::clone(&status))
-                    .with_publisher(publisher),
-            );
-            let (stop, stopped) = oneshot::channel::<()>();
-            let task = tokio::spawn(async move {
-                let serving = axum::serve(listener, app).with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                });
-                if let Err(error) = serving.await {
-                    warn!(%error, "HTTP server stopped with an error");
-                }
-            });
-            info!(%bound, "serving the query API");
-            (Some(bound), Some(stop), Some(task))
-        }
-        None => (None, None, None),
-    };
-
     Ok(RunningEngine {
         plan,
         replay_target,
@@ -466,9 +457,7 @@ pub async fn start(
         workers: Some(workers),
         monitor: Some(monitor),
         reporter: Some(reporter),
-        http_addr,
-        http_stop,
-        http_task,
+        http,
     })
 }
 
@@ -528,7 +517,7 @@ impl Drop for RunningEngine {
 impl RunningEngine {
     /// Where the HTTP API listens, if it does.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http_addr
+        self.http.as_ref().map(HttpServer::addr)
     }
 
     /// Live progress.
@@ -581,11 +570,8 @@ impl RunningEngine {
         let flushed = tokio::task::spawn_blocking(move || output.flush(&Duration::from_secs(10)))
             .await
             .map_err(|error| EngineError::Dataflow(error.to_string()))?;
-        if let Some(stop) = self.http_stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.http_task.take() {
-            let _ = task.await;
+        if let Some(http) = self.http.take() {
+            http.stop().await;
         }
         for result in outcome.unwrap_or_default() {
             if let Err(panic) = result {

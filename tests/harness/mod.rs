@@ -324,6 +324,12 @@ pub fn get_json(base: &str, path: &str) -> (u16, Value) {
 
 /// The status code and body of a GET that answers text, such as `/metrics`.
 pub fn get_text(base: &str, path: &str) -> (u16, String) {
+    let (status, _, text) = get_with_headers(base, path);
+    (status, text)
+}
+
+/// The status code, headers and body of a GET (0 and nothing when nothing answers).
+pub fn get_with_headers(base: &str, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -332,9 +338,10 @@ pub fn get_text(base: &str, path: &str) -> (u16, String) {
         match reqwest::get(format!("{base}{path}")).await {
             Ok(response) => {
                 let status = response.status().as_u16();
-                (status, response.text().await.unwrap_or_default())
+                let headers = response.headers().clone();
+                (status, headers, response.text().await.unwrap_or_default())
             }
-            Err(_) => (0, String::new()),
+            Err(_) => (0, Default::default(), String::new()),
         }
     })
 }

@@ -1,7 +1,8 @@
 //! The end of a catch-up opens a checkpoint, on rdkafka's in-process MOCK cluster (a
 //! development broker, used here for speed): an engine whose checkpoint interval is an hour
 //! shows every preloaded record in its views as soon as it has read them, and counts them
-//! as an independent count of what was produced says.
+//! as an independent count of what was produced says. Its start-up goes through every
+//! phase in order, and the catch-up's end ends it.
 
 mod common;
 
@@ -69,10 +70,31 @@ async fn a_preloaded_topic_is_checkpointed_once_read_without_waiting_for_the_int
     let engine = start(config, topology()).await.expect("engine starts");
 
     let produced = i64::from(PARTITIONS) * SECONDS;
-    wait_for(&engine, "/status", |status| {
+    let status = wait_for(&engine, "/status", |status| {
         checkpointed(status) == produced
     })
     .await;
+    // The start-up went through every phase, in order, and ended with the catch-up.
+    let phases: Vec<&str> = status["phases"]
+        .as_array()
+        .map(|phases| {
+            phases
+                .iter()
+                .filter_map(|entered| entered["phase"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        phases,
+        [
+            "opening_state",
+            "connecting",
+            "restoring",
+            "catching_up",
+            "running"
+        ],
+        "{status}"
+    );
     let view = wait_for(&engine, "/views/counts/all", |view| {
         !counts(view).is_empty()
     })

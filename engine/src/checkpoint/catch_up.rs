@@ -63,6 +63,11 @@ impl CatchUp {
         }
     }
 
+    /// Whether every source that registered is at the ends of its partitions.
+    pub(crate) fn all_caught_up(&self) -> bool {
+        self.behind.is_empty()
+    }
+
     /// Whether a catch-up has ended since the last checkpoint opened: the next one should
     /// open now.
     pub(crate) fn has_ended(&self) -> bool {

@@ -26,6 +26,7 @@ use super::output_wait::{OutputWait, STOPPING_WAIT};
 use super::record::{Checkpoint, SourcePosition, least_watermark};
 use crate::kafka::outbox::OUTBOX_KEY;
 use crate::output::OutputSink;
+use crate::readiness::Phase;
 use crate::status::EngineStatus;
 
 /// Identifies a participant across all workers.
@@ -208,6 +209,14 @@ impl Checkpointer {
     pub fn worker_ready(self: &Arc<Self>) {
         let mut progress = self.lock();
         progress.ready_workers += 1;
+        if progress.ready_workers == self.workers {
+            // Every operator has loaded its state: the start-up moves on to catching up,
+            // or past it if the sources already found themselves at the ends.
+            self.status.readiness.enter(Phase::CatchingUp);
+            if progress.catch_up.all_caught_up() {
+                self.status.readiness.enter(Phase::Running);
+            }
+        }
         // Sources that stopped before every worker was built (no partitions, or input
         // that ran out at once) could not begin the final checkpoint; the last worker does.
         self.begin_final_if_stopped(&mut progress);
@@ -269,6 +278,10 @@ impl Checkpointer {
             .catch_up
             .report(participant, caught_up, Instant::now());
         if caught_up {
+            // The first catch-up after every worker was built ends the start-up.
+            if progress.ready_workers == self.workers && progress.catch_up.all_caught_up() {
+                self.status.readiness.enter(Phase::Running);
+            }
             self.begin_if_due(&mut progress);
         }
     }

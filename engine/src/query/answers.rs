@@ -206,6 +206,10 @@ pub struct StatusAnswer {
     pub transactions: Transactions,
     /// RocksDB's estimate of each store's size.
     pub state_bytes: StateBytes,
+    /// Where the start-up is (`running` once caught up).
+    pub phase: crate::readiness::Phase,
+    /// Each phase of the start-up, and when it began.
+    pub phases: Vec<PhaseEntered>,
     /// The error that stopped the engine, if one did.
     #[schema(required = true)]
     pub error: Option<String>,
@@ -280,14 +284,36 @@ pub struct Health {
 /// `GET /readyz`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Ready {
-    /// `ready`; `unready` while something holds the engine back (it still runs, and views
-    /// answer with what the last checkpoint holds); `failed` once a fatal error stopped it.
+    /// `ready`; `starting` until the engine has started (see `phase`); `unready` while
+    /// something holds it back (it still runs, and views answer with what the last
+    /// checkpoint holds); `failed` once a fatal error stopped it.
     pub status: String,
+    /// Where the start-up is.
+    pub phase: crate::readiness::Phase,
     /// What holds the engine back, each with a reason for people.
     pub holds: Vec<ReadyHold>,
     /// The fatal error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A phase of the start-up, and when it began.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhaseEntered {
+    pub phase: crate::readiness::Phase,
+    /// RFC 3339.
+    pub since: String,
+}
+
+/// The answer to a read while the engine starts: 503, with `Retry-After`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Starting {
+    /// What the engine is doing, and that the read should be tried again.
+    pub error: String,
+    /// 503.
+    pub status: u16,
+    /// Where the start-up is.
+    pub phase: crate::readiness::Phase,
 }
 
 /// One reason the engine is not ready.

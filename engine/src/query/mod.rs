@@ -11,6 +11,8 @@
 //! - [`params`]: query-string parameters, each mistake a 400 that names it.
 //! - [`events`]: `POST /events/{topic}`, the event producer API.
 //! - [`status`]: `/status`, `/healthz` and `/readyz`.
+//! - [`gate`]: the front door that answers while the engine starts; [`server`]: the
+//!   server, bound first and stopped last.
 //! - [`metrics`]: `/metrics`, in the Prometheus text format.
 //! - [`topology`]: `/topology`, as text, Graphviz DOT or JSON.
 //! - [`answers`]: every JSON answer as a type, which is also its OpenAPI schema.
@@ -22,8 +24,10 @@ pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod freshness;
+pub mod gate;
 pub mod metrics;
 pub mod params;
+pub mod server;
 pub mod status;
 pub mod stream;
 pub mod topology;
@@ -189,6 +193,8 @@ pub fn router(state: QueryState) -> Router {
 
 #[cfg(test)]
 mod events_tests;
+#[cfg(test)]
+mod gate_tests;
 #[cfg(test)]
 mod stream_tests;
 #[cfg(test)]

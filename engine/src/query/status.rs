@@ -6,9 +6,10 @@ use axum::http::StatusCode;
 
 use super::QueryState;
 use super::answers::{
-    CheckpointInfo, Health, LateCount, PartitionStatus, Ready, ReadyHold, StateBytes, StatusAnswer,
-    Transactions,
+    CheckpointInfo, Health, LateCount, PartitionStatus, PhaseEntered, Ready, ReadyHold, StateBytes,
+    StatusAnswer, Transactions,
 };
+use crate::readiness::Phase;
 use crate::status::EngineStatus;
 use crate::time::format_millis;
 
@@ -80,6 +81,16 @@ pub async fn status(State(state): State<QueryState>) -> Json<StatusAnswer> {
             resent: EngineStatus::count(&status.outbox_resent),
         },
         state_bytes: state_bytes(&state),
+        phase: status.readiness.phase(),
+        phases: status
+            .readiness
+            .phases()
+            .into_iter()
+            .map(|(phase, since)| PhaseEntered {
+                phase,
+                since: format_millis(since),
+            })
+            .collect(),
         error,
     })
 }
@@ -113,7 +124,12 @@ fn state_bytes(state: &QueryState) -> StateBytes {
     )
 )]
 pub async fn healthz(State(state): State<QueryState>) -> (StatusCode, Json<Health>) {
-    match state.status.fatal() {
+    health_answer(&state.status)
+}
+
+/// `/healthz`'s answer, also given while the engine starts.
+pub(crate) fn health_answer(status: &EngineStatus) -> (StatusCode, Json<Health>) {
+    match status.fatal() {
         None => (
             StatusCode::OK,
             Json(Health {
@@ -131,9 +147,10 @@ pub async fn healthz(State(state): State<QueryState>) -> (StatusCode, Json<Healt
     }
 }
 
-/// 200 while nothing holds the engine back; 503 with the holds (a broker away, output
-/// waiting for acknowledgement) while it waits them out, or with the error once a fatal
-/// one stopped it. A load balancer or an orchestrator's readiness probe reads this;
+/// 200 once the engine has started and nothing holds it back; 503 with the start-up's
+/// phase while it starts, with the holds (a broker away, output waiting for
+/// acknowledgement) while it waits them out, or with the error once a fatal one stopped
+/// it. A load balancer or an orchestrator's readiness probe reads this;
 /// `/healthz` stays 200 through a wait, so a probe of liveness does not restart an
 /// engine that only waits for its broker.
 #[utoipa::path(
@@ -146,23 +163,30 @@ pub async fn healthz(State(state): State<QueryState>) -> (StatusCode, Json<Healt
     )
 )]
 pub async fn readyz(State(state): State<QueryState>) -> (StatusCode, Json<Ready>) {
-    let error = state.status.fatal();
-    let holds: Vec<ReadyHold> = state
-        .status
+    ready_answer(&state.status)
+}
+
+/// `/readyz`'s answer, also given while the engine starts and has no state to serve yet.
+pub(crate) fn ready_answer(status: &EngineStatus) -> (StatusCode, Json<Ready>) {
+    let error = status.fatal();
+    let phase = status.readiness.phase();
+    let holds: Vec<ReadyHold> = status
         .readiness
         .holds()
         .into_iter()
         .map(|(hold, reason)| ReadyHold { hold, reason })
         .collect();
-    let (code, word) = match (&error, holds.is_empty()) {
-        (Some(_), _) => (StatusCode::SERVICE_UNAVAILABLE, "failed"),
-        (None, false) => (StatusCode::SERVICE_UNAVAILABLE, "unready"),
-        (None, true) => (StatusCode::OK, "ready"),
+    let (code, word) = match (&error, phase, holds.is_empty()) {
+        (Some(_), _, _) => (StatusCode::SERVICE_UNAVAILABLE, "failed"),
+        (None, Phase::Running, true) => (StatusCode::OK, "ready"),
+        (None, Phase::Running, false) => (StatusCode::SERVICE_UNAVAILABLE, "unready"),
+        (None, _, _) => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
     };
     (
         code,
         Json(Ready {
             status: word.into(),
+            phase,
             holds,
             error,
         }),

@@ -436,7 +436,10 @@ async fn status_reports_lag_and_health() {
     assert_eq!(health, StatusCode::OK);
     let (ready, body) = get(&state, "/readyz").await;
     assert_eq!(ready, StatusCode::OK, "{body}");
-    assert_eq!(body, json!({"status": "ready", "holds": []}));
+    assert_eq!(
+        body,
+        json!({"status": "ready", "phase": "running", "holds": []})
+    );
     // A broker away: not ready, but alive.
     state
         .status
@@ -446,7 +449,7 @@ async fn status_reports_lag_and_health() {
     assert_eq!(ready, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(
         body,
-        json!({"status": "unready",
+        json!({"status": "unready", "phase": "running",
                "holds": [{"hold": "brokers", "reason": "no broker answered for 12 s"}]})
     );
     assert_eq!(get(&state, "/healthz").await.0, StatusCode::OK);

@@ -1,5 +1,7 @@
 // The Sluice dashboard: every view of the topology, kept live by the query API's
-// Server-Sent Events, and the engine's progress from /status.
+// Server-Sent Events (one stream for all views: a browser opens at most six connections to
+// a server, and a stream per view left half the panels waiting for one), and the engine's
+// progress from /status.
 //
 // Window views become charts (a line over time for a view with one key, such as `all`;
 // bars of the latest window per key otherwise), table views become tables. What the page
@@ -23,21 +25,36 @@ function element(tag, attributes = {}, text) {
   return node;
 }
 
-// The numeric fields of a value: the value itself when it is a number.
+// A field that holds a point in time rather than an amount (`last_report_ms`): epoch
+// milliseconds after 2001 would flatten every amount beside it on a chart.
+const EPOCH_MS_FROM = 1e12;
+
+// The numeric fields of a value that a chart plots: the value itself when it is a number.
 function numbers(value) {
   if (typeof value === "number") return { value };
   const found = {};
   if (value && typeof value === "object") {
     for (const [field, inner] of Object.entries(value)) {
-      if (typeof inner === "number") found[field] = inner;
+      if (typeof inner !== "number") continue;
+      if (field.endsWith("_ms") && inner >= EPOCH_MS_FROM) continue;
+      found[field] = inner;
     }
   }
   return found;
 }
 
+// An epoch-millisecond time as the clock reads it, in UTC.
+function clock(millis) {
+  return new Date(millis).toISOString().slice(11, 16);
+}
+
 function formatted(value) {
   if (typeof value === "number") return Number.isInteger(value) ? String(value) : value.toFixed(2);
   if (value === null || value === undefined) return "";
+  // A window's bounds (`current_window`): the minutes it spans.
+  if (typeof value === "object" && typeof value.start === "number" && typeof value.end === "number") {
+    return `${clock(value.start)}–${clock(value.end)} UTC`;
+  }
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
 }
@@ -181,28 +198,51 @@ function followTable(spec) {
   }, redraw);
 }
 
-// Subscribes to a view's stream: `entry` events make up the current state, `ready` ends
-// it, and each `change` follows. A fresh `entry`..`ready` run (after falling behind)
-// replaces everything.
+// Registers a view with the one stream: `entry` events make up its current state, `ready`
+// ends it, and each `change` follows. A fresh `entry`..`ready` run (after the stream fell
+// behind, or reconnected) replaces everything the view held.
+const followers = {};
+
 function follow(spec, apply, redraw) {
-  const source = new EventSource(`/views/${encodeURIComponent(spec.name)}/stream`);
-  let resetting = true;
-  const view = dashboard.views[spec.name];
-  const clear = () => { view.keys?.clear(); view.rows?.clear(); };
-  source.addEventListener("entry", (message) => {
-    if (!resetting) { clear(); resetting = true; }
-    apply(JSON.parse(message.data));
+  followers[spec.name] = { apply, redraw, resetting: true };
+}
+
+// A redraw per view and frame, however many changes a checkpoint brought.
+const pendingRedraws = new Set();
+function redrawSoon(name) {
+  if (pendingRedraws.size === 0) {
+    requestAnimationFrame(() => {
+      for (const pending of pendingRedraws) followers[pending].redraw();
+      pendingRedraws.clear();
+    });
+  }
+  pendingRedraws.add(name);
+}
+
+function listen() {
+  const source = new EventSource("/stream");
+  const handle = (name, handler) => source.addEventListener(name, (message) => {
+    const data = JSON.parse(message.data);
+    const follower = followers[data.view];
+    if (follower) handler(data, follower, dashboard.views[data.view]);
   });
-  source.addEventListener("ready", (message) => {
-    resetting = false;
-    view.checkpoint = JSON.parse(message.data).checkpoint?.id ?? 0;
-    redraw();
+  handle("entry", (data, follower, view) => {
+    if (!follower.resetting) {
+      view.keys?.clear();
+      view.rows?.clear();
+      follower.resetting = true;
+    }
+    follower.apply(data);
   });
-  source.addEventListener("change", (message) => {
-    const change = JSON.parse(message.data);
-    apply(change);
-    view.checkpoint = change.checkpoint;
-    redraw();
+  handle("ready", (data, follower, view) => {
+    follower.resetting = false;
+    view.checkpoint = data.checkpoint?.id ?? 0;
+    redrawSoon(data.view);
+  });
+  handle("change", (data, follower, view) => {
+    follower.apply(data);
+    view.checkpoint = data.checkpoint;
+    redrawSoon(data.view);
   });
 }
 
@@ -259,6 +299,7 @@ async function start() {
     if (spec.kind === "table") followTable(spec);
     else followWindows(spec);
   }
+  listen();
   refreshStatus();
 }
 

@@ -1,6 +1,9 @@
 // Drives Debian's Chromium with playwright-core (tests/dashboard_browser.rs runs it): loads
 // the dashboard of a running `shop`, waits until its charts and tables show what the API
-// answers at the same moment, and saves a screenshot.
+// answers at the same moment, and saves a screenshot. Then every panel of every view: the
+// page's state of the view equals a full read of it through the API, and the panel shows
+// that state; twice, the second time once every view has moved on, so that each panel is
+// seen to stay live.
 //
 // Usage: node dashboard.cjs BASE_URL SCREENSHOT_PATH
 // Prints one JSON line of what it compared; exits non-zero on any difference left at the
@@ -110,6 +113,105 @@ function differences(page, perMinute, totals, demand, status, stock) {
   return found;
 }
 
+// Every entry of a view, read a page at a time: key -> windows (start -> value and
+// finality) or key -> value.
+async function readView(name) {
+  const entries = {};
+  let after = null;
+  for (;;) {
+    const query = after === null ? "" : `&after=${encodeURIComponent(after)}`;
+    const { status, body } = await api(`/views/${encodeURIComponent(name)}?limit=1000${query}`);
+    if (status !== 200) throw new Error(`/views/${name}: ${status} ${JSON.stringify(body)}`);
+    for (const entry of body.entries) {
+      entries[entry.key] = entry.windows
+        ? Object.fromEntries(entry.windows.map((window) => [window.start, [window.value, window.final]]))
+        : entry.value;
+    }
+    if (body.next === null || body.next === undefined) return entries;
+    after = body.next;
+  }
+}
+
+// In the page: each view's state as the same shape as `readView`, and what its panel
+// shows, checked against that state.
+function panels() {
+  const dashboard = window.sluiceDashboard;
+  const found = {};
+  for (const [name, view] of Object.entries(dashboard.views)) {
+    const state = {};
+    const problems = [];
+    if (view.keys) {
+      for (const [key, windows] of view.keys) {
+        state[key] = Object.fromEntries([...windows.entries()].map(([start, window]) => [start, [window.value, window.final]]));
+      }
+      const chart = dashboard.charts[name];
+      const plotted = (chart?.data.datasets ?? []).flatMap((set) => set.data).filter((value) => value !== null);
+      if (view.keys.size > 0 && plotted.length === 0) problems.push("the chart is empty");
+      // Every bar or point is a number of the view's windows.
+      const numbersShown = new Set();
+      for (const windows of view.keys.values()) {
+        for (const window of windows.values()) {
+          Object.values(numbers(window.value)).forEach((number) => numbersShown.add(number));
+        }
+      }
+      const stray = plotted.filter((value) => !numbersShown.has(value));
+      if (stray.length > 0) problems.push(`plotted numbers not in the view: ${stray.slice(0, 5)}`);
+    } else {
+      for (const [key, value] of view.rows) state[key] = value;
+      // Each shown cell is the formatted value of its key and field.
+      const cells = document.querySelectorAll(`[data-table="${name}"] td[data-key][data-field]`);
+      if (view.rows.size > 0 && cells.length === 0) problems.push("the table is empty");
+      for (const cell of cells) {
+        const value = view.rows.get(cell.dataset.key);
+        const field = cell.dataset.field;
+        const shown = value !== null && typeof value === "object" ? value[field] : value;
+        if (cell.textContent !== formatted(shown)) {
+          problems.push(`${cell.dataset.key}.${field}: cell ${cell.textContent} != ${formatted(shown)}`);
+        }
+        if (typeof shown === "object" && shown !== null && cell.textContent.startsWith("{")) {
+          problems.push(`${cell.dataset.key}.${field} shows raw JSON: ${cell.textContent}`);
+        }
+      }
+    }
+    found[name] = { state, problems, checkpoint: view.checkpoint ?? null };
+  }
+  return found;
+}
+
+const canonical = (value) => JSON.stringify(value, (_, inner) =>
+  inner && typeof inner === "object" && !Array.isArray(inner)
+    ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    : inner);
+
+// Waits until every view's panel has matched the API once, each match at a read that
+// differs from `before[view]` when that is given (so a live view must have moved on).
+// Returns the states matched, or throws with what did not match at the deadline.
+async function matchEveryPanel(page, names, before, deadlineMs) {
+  const matched = {};
+  const deadline = Date.now() + deadlineMs;
+  let last = {};
+  while (Object.keys(matched).length < names.length) {
+    for (const name of names.filter((name) => !(name in matched))) {
+      const read = await readView(name);
+      const shown = (await page.evaluate(panels))[name];
+      const want = canonical(read);
+      const moved = before === null || !(name in before.live) || before.states[name] !== want;
+      if (shown && shown.problems.length === 0 && canonical(shown.state) === want && Object.keys(read).length > 0 && moved) {
+        matched[name] = want;
+      } else {
+        last[name] = shown ? { problems: shown.problems, keys: Object.keys(shown.state).length,
+          api_keys: Object.keys(read).length, equal: canonical(shown.state) === want, moved } : "no panel";
+      }
+    }
+    if (Date.now() > deadline) {
+      const missing = names.filter((name) => !(name in matched));
+      throw new Error(`panels that never matched the API: ${JSON.stringify(Object.fromEntries(missing.map((name) => [name, last[name]])))}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return matched;
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.SLUICE_CHROMIUM || "/usr/bin/chromium",
@@ -135,11 +237,23 @@ async function main() {
       const ready = perMinute.status === 200 && totals.status === 200 && demand.body.entries?.length;
       last = ready ? differences(page_, perMinute, totals, demand, status, stock) : ["the views have no data yet"];
       if (last.length === 0 && errors.length === 0) {
+        // Every panel of every view, then again once the views have moved on. Views fed
+        // only by the processing reports change at their interval (10 s).
+        const names = (await api("/views")).body.views.map((view) => view.name);
+        const first = await matchEveryPanel(page, names, null, DEADLINE_MS);
+        const firstStatus = (await api("/status")).body;
+        const live = Object.fromEntries(names.map((name) => [name, true]));
+        // The catalog changes only when a product does, which the demo may not do within
+        // the wait: it must match, not move.
+        delete live.catalog;
+        const second = await matchEveryPanel(page, names, { states: first, live }, 2 * DEADLINE_MS);
+        if (errors.length > 0) break;
         await page.screenshot({ path: screenshot, fullPage: true });
         console.log(JSON.stringify({ compared, windows: perMinute.body.windows.length,
           total_orders: totals.body.value.total_orders, bars: page_.demand.labels.length,
           stock_levels: Object.keys(page_.stock).length,
-          chart: page_.perMinuteType }));
+          chart: page_.perMinuteType, panels: Object.keys(second).length,
+          checkpoints: [firstStatus.checkpoint?.id, (await api("/status")).body.checkpoint?.id] }));
         return 0;
       }
       if (errors.length > 0 || Date.now() > deadline) break;

@@ -4,7 +4,7 @@
 //! - [`error`]: [`ApiError`], which answers 400, 404 and 500 as JSON with a clear message.
 //! - [`views`]: `/views`, `/views/{view}` and `/views/{view}/{key}`: lookups, window
 //!   ranges, and key-range and prefix scans with a cursor.
-//! - [`stream`]: `/views/{view}/stream` and `/views/{view}/{key}/stream`, live updates as
+//! - [`stream`]: `/views/{view}/stream`, `/views/{view}/{key}/stream` and `/stream`, live updates as
 //!   Server-Sent Events from the change feed.
 //! - [`freshness`]: every view answer reads one RocksDB snapshot and reports the
 //!   checkpoint (offsets and watermark) that snapshot holds.
@@ -108,6 +108,7 @@ fn routes() -> (Router<QueryState>, utoipa::openapi::OpenApi) {
         .routes(routes!(views::scan_view))
         .routes(routes!(views::get_key))
         .routes(routes!(stream::view_stream))
+        .routes(routes!(stream::views_stream))
         .routes(routes!(stream::key_stream))
         .routes(routes!(events::publish_event))
         .routes(routes!(status::status))

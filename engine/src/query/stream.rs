@@ -1,11 +1,17 @@
 //! Live updates as Server-Sent Events, like ksqlDB push queries: `GET
-//! /views/{view}/{key}/stream` and `GET /views/{view}/stream`.
+//! /views/{view}/{key}/stream`, `GET /views/{view}/stream`, and `GET /stream` for several
+//! views (all of them by default) on one connection. A browser opens at most six
+//! connections to a server, so a page that followed twelve views a stream each saw half of
+//! them stay empty; one stream for all is what the dashboard uses.
 //!
 //! A stream starts with the current state, read from one snapshot, then sends every change
 //! of each checkpoint that commits after that snapshot, in commit order:
 //! - `snapshot`: a key's current windows or value (a key stream), or `entry` events, one
-//!   per key, then `ready` (a view stream). Everything a client held before is replaced.
+//!   per key, then `ready`, per view (a view stream). Everything a client held of that
+//!   view before is replaced.
 //! - `change`: a window's new value, a removed window, a table value or a deletion.
+//!
+//! Every event names its `view`.
 //!
 //! Each event's `id` is the checkpoint it reflects. The server holds at most the change
 //! feed's bounded buffer for a subscriber; one that falls further behind (a slow client) is
@@ -16,7 +22,8 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use serde_json::{Value, json};
@@ -34,21 +41,92 @@ use crate::time::format_millis;
 /// Keys read per page while sending a view's current state.
 const SNAPSHOT_PAGE: usize = 1000;
 
-/// What a stream follows.
+/// A view a stream follows.
 #[derive(Clone)]
-struct Subject {
+struct Followed {
     view: String,
     windowed: bool,
-    /// One key, or the whole view.
-    key: Option<String>,
     /// The view's source topics, whose watermark its changes report.
     sources: Vec<String>,
 }
 
+/// What a stream follows: one key of one view, or whole views.
+#[derive(Clone)]
+struct Subject {
+    views: Vec<Followed>,
+    key: Option<String>,
+}
+
 impl Subject {
-    fn follows(&self, change: &ViewChange) -> bool {
-        change.view == self.view && self.key.as_ref().is_none_or(|key| *key == change.key)
+    fn followed(&self, change: &ViewChange) -> Option<&Followed> {
+        if self.key.as_ref().is_some_and(|key| *key != change.key) {
+            return None;
+        }
+        self.views
+            .iter()
+            .find(|followed| followed.view == change.view)
     }
+}
+
+/// `GET /stream`'s parameters.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamParams {
+    /// The views to follow, comma-separated; every view when absent.
+    views: Option<String>,
+}
+
+/// Every change of several views (all of them unless `views` names some), on one
+/// connection, starting with their current keys.
+#[utoipa::path(
+    get,
+    path = "/stream",
+    tag = "views",
+    params(StreamParams),
+    responses(
+        (status = 200, description = "Server-Sent Events: per view, an `entry` per key and `ready`; then a `change` per committed change. Each names its `view`",
+            content_type = "text/event-stream", body = String),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 404, description = "No such view", body = ErrorBody),
+    )
+)]
+pub async fn views_stream(
+    State(state): State<QueryState>,
+    params: Result<Query<StreamParams>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Query(params) = params.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let names: Vec<String> = match &params.views {
+        Some(list) => list
+            .split(',')
+            .filter(|name| !name.is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => state
+            .plan
+            .views
+            .iter()
+            .map(|spec| spec.name.clone())
+            .collect(),
+    };
+    if names.is_empty() {
+        return Err(ApiError::BadRequest(
+            "`views` names no view; leave it out to follow every view".into(),
+        ));
+    }
+    let views = names
+        .into_iter()
+        .map(|name| followed(&state, name))
+        .collect::<Result<_, _>>()?;
+    follow(state, Subject { views, key: None })
+}
+
+fn followed(state: &QueryState, view: String) -> Result<Followed, ApiError> {
+    let spec = find_view(state, &view)?;
+    Ok(Followed {
+        windowed: spec.is_windowed(),
+        sources: spec.sources.clone(),
+        view,
+    })
 }
 
 /// A key's windows or value as they change, starting with the current ones.
@@ -98,17 +176,8 @@ fn follow_subject(
     view: String,
     key: Option<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let spec = find_view(&state, &view)?;
-    let (windowed, sources) = (spec.is_windowed(), spec.sources.clone());
-    follow(
-        state,
-        Subject {
-            view,
-            windowed,
-            key,
-            sources,
-        },
-    )
+    let views = vec![followed(&state, view)?];
+    follow(state, Subject { views, key })
 }
 
 /// The stream's state between events.
@@ -161,58 +230,68 @@ impl Follower {
     /// Queues the subject's state as of a new snapshot.
     fn queue_current_state(&mut self) -> Result<(), ApiError> {
         let reading = Reading::take(&self.state.db)?;
-        let freshness = reading.freshness(&self.subject.sources);
-        let id = freshness
-            .checkpoint
-            .as_ref()
-            .map_or(0, |checkpoint| checkpoint.id);
-        self.sent_up_to = id;
-        let view = &self.subject.view;
-        match &self.subject.key {
-            Some(key) => {
-                let current = if self.subject.windowed {
-                    let windows = reading.state.window_store(view)?.windows(
-                        key.as_bytes(),
-                        i64::MIN,
-                        i64::MAX,
-                    )?;
-                    let windows: Vec<_> = windows.iter().map(window).collect::<Result<_, _>>()?;
-                    json!({ "view": view, "key": key, "windows": windows })
-                } else {
-                    let value = reading.state.table_store(view)?.get(key.as_bytes())?;
-                    let value = value.map(|json| parse_json(&json)).transpose()?;
-                    json!({ "view": view, "key": key, "value": value })
-                };
-                self.queued
-                    .push_back(event("snapshot", id, with_freshness(current, &freshness)));
-            }
-            None => {
-                let mut after: Option<Vec<u8>> = None;
-                loop {
-                    let range = KeyRange {
-                        after: after.as_deref(),
-                        ..KeyRange::default()
+        let mut sent_up_to = 0;
+        for followed in &self.subject.views {
+            let freshness = reading.freshness(&followed.sources);
+            let id = freshness
+                .checkpoint
+                .as_ref()
+                .map_or(0, |checkpoint| checkpoint.id);
+            sent_up_to = id;
+            let view = &followed.view;
+            match &self.subject.key {
+                Some(key) => {
+                    let current = if followed.windowed {
+                        let windows = reading.state.window_store(view)?.windows(
+                            key.as_bytes(),
+                            i64::MIN,
+                            i64::MAX,
+                        )?;
+                        let windows: Vec<_> =
+                            windows.iter().map(window).collect::<Result<_, _>>()?;
+                        json!({ "view": view, "key": key, "windows": windows })
+                    } else {
+                        let value = reading.state.table_store(view)?.get(key.as_bytes())?;
+                        let value = value.map(|json| parse_json(&json)).transpose()?;
+                        json!({ "view": view, "key": key, "value": value })
                     };
-                    let times = self.subject.windowed.then_some((i64::MIN, i64::MAX));
-                    let (entries, more) = read_page(&reading, view, &range, times, SNAPSHOT_PAGE)?;
-                    for entry in &entries {
-                        let mut data = serde_json::to_value(entry)
-                            .map_err(|error| ApiError::Internal(error.to_string()))?;
-                        data["view"] = json!(view);
-                        self.queued.push_back(event("entry", id, data));
-                    }
-                    after = match entries.last() {
-                        Some(entry) if more => Some(entry.key().as_bytes().to_vec()),
-                        _ => break,
-                    };
+                    self.queued.push_back(event(
+                        "snapshot",
+                        id,
+                        with_freshness(current, &freshness),
+                    ));
                 }
-                self.queued.push_back(event(
-                    "ready",
-                    id,
-                    with_freshness(json!({ "view": view }), &freshness),
-                ));
+                None => {
+                    let mut after: Option<Vec<u8>> = None;
+                    loop {
+                        let range = KeyRange {
+                            after: after.as_deref(),
+                            ..KeyRange::default()
+                        };
+                        let times = followed.windowed.then_some((i64::MIN, i64::MAX));
+                        let (entries, more) =
+                            read_page(&reading, view, &range, times, SNAPSHOT_PAGE)?;
+                        for entry in &entries {
+                            let mut data = serde_json::to_value(entry)
+                                .map_err(|error| ApiError::Internal(error.to_string()))?;
+                            data["view"] = json!(view);
+                            self.queued.push_back(event("entry", id, data));
+                        }
+                        after = match entries.last() {
+                            Some(entry) if more => Some(entry.key().as_bytes().to_vec()),
+                            _ => break,
+                        };
+                    }
+                    self.queued.push_back(event(
+                        "ready",
+                        id,
+                        with_freshness(json!({ "view": view }), &freshness),
+                    ));
+                }
             }
         }
+        // One snapshot: every view's state is of the same checkpoint.
+        self.sent_up_to = sent_up_to;
         Ok(())
     }
 
@@ -223,8 +302,11 @@ impl Follower {
             return;
         }
         self.sent_up_to = checkpoint.id;
-        let watermark = format_millis(checkpoint.watermark_of(&self.subject.sources) as i64);
-        for change in committed.changes.iter().filter(|c| self.subject.follows(c)) {
+        for change in &committed.changes {
+            let Some(followed) = self.subject.followed(change) else {
+                continue;
+            };
+            let watermark = format_millis(checkpoint.watermark_of(&followed.sources) as i64);
             let mut data = json!({ "view": change.view, "key": change.key });
             match &change.change {
                 Change::Window {

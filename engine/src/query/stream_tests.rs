@@ -283,6 +283,72 @@ async fn a_subscriber_that_falls_behind_gets_the_current_state_again() {
 }
 
 #[tokio::test]
+async fn one_stream_follows_several_views_each_named() {
+    let (_dir, state) = fixture();
+    let mut events = Events::open(&state, "/stream?views=totals,demand").await;
+    // Each view's keys, then its `ready`, all of one snapshot.
+    let mut current: Vec<(String, String)> = Vec::new();
+    let mut ready = Vec::new();
+    while ready.len() < 2 {
+        let (name, id, data) = events.next().await;
+        assert_eq!(id, "4");
+        let view = data["view"].as_str().unwrap().to_string();
+        match name.as_str() {
+            "entry" => current.push((view, data["key"].as_str().unwrap().to_string())),
+            "ready" => ready.push(view),
+            other => panic!("unexpected {other}: {data}"),
+        }
+    }
+    assert_eq!(ready, ["totals", "demand"]);
+    let keys = |view: &str| -> Vec<&str> {
+        current
+            .iter()
+            .filter(|(of, _)| of == view)
+            .map(|(_, key)| key.as_str())
+            .collect()
+    };
+    assert_eq!(keys("totals"), ["a", "b", "c"]);
+    assert_eq!(keys("demand"), ["burger", "burrito", "fries", "juice"]);
+    commit(
+        &state.status,
+        &state.db,
+        5,
+        vec![
+            // A view the stream does not follow.
+            value("catalog", "x", "{}"),
+            value("totals", "a", r#"{"n":1}"#),
+        ],
+    );
+    let (name, _, change) = events.next().await;
+    assert_eq!(name, "change");
+    assert_eq!(
+        (change["view"].as_str(), change["key"].as_str()),
+        (Some("totals"), Some("a"))
+    );
+    events.assert_quiet().await;
+
+    // Every view when none is named.
+    let mut events = Events::open(&state, "/stream").await;
+    let mut ready = Vec::new();
+    while ready.len() < state.plan.views.len() {
+        let (name, _, data) = events.next().await;
+        if name == "ready" {
+            ready.push(data["view"].as_str().unwrap().to_string());
+        }
+    }
+    let all: Vec<&str> = state.plan.views.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(ready, all);
+    for (uri, code) in [
+        ("/stream?views=totals,nope", StatusCode::NOT_FOUND),
+        ("/stream?views=", StatusCode::BAD_REQUEST),
+        ("/stream?view=totals", StatusCode::BAD_REQUEST),
+    ] {
+        let (status, body) = get(&state, uri).await;
+        assert_eq!(status, code, "{uri}: {body}");
+    }
+}
+
+#[tokio::test]
 async fn streams_of_unknown_views_are_a_json_404() {
     let (_dir, state) = fixture();
     for uri in ["/views/nope/stream", "/views/nope/k/stream"] {

@@ -603,6 +603,7 @@ async fn the_openapi_document_describes_every_route_it_serves() {
             "/openapi.json",
             "/readyz",
             "/status",
+            "/stream",
             "/topology",
             "/views",
             "/views/{view}",

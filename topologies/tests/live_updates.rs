@@ -23,14 +23,28 @@ struct Events {
 }
 
 impl Events {
+    /// Opens the stream once the engine serves views: while it restores, the API answers
+    /// 503 with `Retry-After`, as a client is told to wait.
     async fn open(base: &str, path: &str) -> Events {
-        let response = reqwest::get(format!("{base}{path}"))
-            .await
-            .expect("the stream opens");
-        assert_eq!(response.status().as_u16(), 200, "{path}");
-        Events {
-            response,
-            buffer: String::new(),
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let response = reqwest::get(format!("{base}{path}"))
+                .await
+                .expect("the stream opens");
+            let status = response.status().as_u16();
+            if status == 200 {
+                return Events {
+                    response,
+                    buffer: String::new(),
+                };
+            }
+            assert_eq!(status, 503, "{path}");
+            assert!(
+                response.headers().contains_key("retry-after"),
+                "{path}: a 503 says when to try again"
+            );
+            assert!(Instant::now() < deadline, "{path} never served");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

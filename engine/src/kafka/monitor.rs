@@ -1,17 +1,21 @@
 //! A background thread that fetches the high watermark of every source partition, so that
 //! `/status` can show lag without the workers making blocking calls. When no broker
-//! answers it, the engine reports itself unready ([`Hold::Brokers`]).
+//! answers it, the engine reports itself unready ([`Hold::Brokers`]). It also watches the
+//! source topics' partition counts ([`partition_watch`]).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
-use tracing::debug;
+use tracing::{debug, error};
 
+use super::partition_watch::{self, Grown};
 use super::quiet_errors::{QuietConsumer, QuietErrors};
 use super::settings::KafkaSettings;
+use crate::checkpoint::restore::program_name;
 use crate::error::EngineError;
 use crate::readiness::Hold;
 use crate::status::EngineStatus;
@@ -39,7 +43,24 @@ pub fn spawn_watermark_monitor(
         .spawn(move || {
             // Since when no fetch has been answered: the brokers are away.
             let mut unanswered_since: Option<Instant> = None;
+            let mut read: BTreeMap<String, i32> = BTreeMap::new();
+            for (topic, partition) in &partitions {
+                let count = read.entry(topic.clone()).or_default();
+                *count = (*count).max(partition + 1);
+            }
+            let mut partitions_checked = Instant::now();
             while !shutdown.load(Ordering::Relaxed) {
+                if partitions_checked.elapsed() >= partition_watch::CHECK_EVERY {
+                    partitions_checked = Instant::now();
+                    let grown = partition_watch::grown_topics(&client, &read);
+                    if !grown.is_empty() {
+                        let reason = Grown::explain(&grown, &program_name());
+                        error!(%reason, "stopping");
+                        status.set_fatal(reason);
+                        shutdown.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                }
                 let (mut answered, mut last_error) = (false, None);
                 for (topic, partition) in &partitions {
                     match client.fetch_watermarks(topic, *partition, Duration::from_secs(1)) {

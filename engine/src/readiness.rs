@@ -6,9 +6,14 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 use utoipa::ToSchema;
+
+/// How long a fault lasts before it holds the engine back: shorter is a broker's ordinary
+/// latency, a leader election or a rolling restart, not a fault to report.
+pub const HOLD_AFTER: Duration = Duration::from_secs(2);
 
 /// What holds the engine back. Each is set and cleared by the part that knows of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]

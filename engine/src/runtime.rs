@@ -423,16 +423,14 @@ pub async fn start(
         worker_consumers: Default::default(),
     });
 
-    let monitored: Vec<(String, i32)> = partitions
-        .iter()
-        .flat_map(|(topic, count)| (0..*count).map(move |partition| (topic.clone(), partition)))
-        .collect();
-    for (topic, partition) in &monitored {
-        status.register_partition(topic, *partition);
+    for (topic, count) in &partitions {
+        for partition in 0..*count {
+            status.register_partition(topic, partition);
+        }
     }
     let monitor = spawn_watermark_monitor(
         &config.kafka,
-        monitored,
+        partitions.clone(),
         Arc::clone(&status),
         Arc::clone(&shutdown),
     )?;

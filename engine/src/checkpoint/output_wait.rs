@@ -14,16 +14,13 @@ use std::time::Duration;
 use tracing::warn;
 
 use crate::output::Patience;
-use crate::readiness::Hold;
+use crate::readiness::{HOLD_AFTER, Hold};
 use crate::status::EngineStatus;
 
 /// How long a wait may go on once a stop was asked for (or the checkpoint is the final
 /// one): the output that is still unacknowledged then is written again by the next run,
 /// from the last checkpoint written.
 pub const STOPPING_WAIT: Duration = Duration::from_secs(30);
-
-/// A wait shorter than this is the broker's ordinary latency, not a fault to report.
-const UNREADY_AFTER: Duration = Duration::from_secs(2);
 
 /// How often a long wait is logged.
 const LOG_EVERY: Duration = Duration::from_secs(30);
@@ -60,7 +57,7 @@ impl<'a> OutputWait<'a> {
 
 impl Patience for OutputWait<'_> {
     fn keep_waiting(&self, waited: Duration, unacknowledged: u64) -> bool {
-        if waited >= UNREADY_AFTER {
+        if waited >= HOLD_AFTER {
             self.status.readiness.hold(
                 Hold::Output,
                 format!(

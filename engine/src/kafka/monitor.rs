@@ -17,20 +17,17 @@ use super::quiet_errors::{QuietConsumer, QuietErrors};
 use super::settings::KafkaSettings;
 use crate::checkpoint::restore::program_name;
 use crate::error::EngineError;
-use crate::readiness::Hold;
+use crate::readiness::{HOLD_AFTER, Hold};
 use crate::status::EngineStatus;
 
 /// How often high watermarks are refreshed.
 const REFRESH_INTERVAL: Duration = Duration::from_millis(250);
 
-/// How long the brokers may leave every fetch unanswered before the engine reports itself
-/// unready: a leader election or a rolling restart takes about this long.
-const UNREADY_AFTER: Duration = Duration::from_secs(2);
-
-/// Starts the monitor for the given `(topic, partition)` pairs; it stops when `shutdown` is set.
+/// Starts the monitor for every partition of `read` (topic → partitions the engine reads);
+/// it stops when `shutdown` is set.
 pub fn spawn_watermark_monitor(
     settings: &KafkaSettings,
-    partitions: Vec<(String, i32)>,
+    read: BTreeMap<String, i32>,
     status: Arc<EngineStatus>,
     shutdown: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, EngineError> {
@@ -43,11 +40,10 @@ pub fn spawn_watermark_monitor(
         .spawn(move || {
             // Since when no fetch has been answered: the brokers are away.
             let mut unanswered_since: Option<Instant> = None;
-            let mut read: BTreeMap<String, i32> = BTreeMap::new();
-            for (topic, partition) in &partitions {
-                let count = read.entry(topic.clone()).or_default();
-                *count = (*count).max(partition + 1);
-            }
+            let partitions: Vec<(&str, i32)> = read
+                .iter()
+                .flat_map(|(topic, count)| (0..*count).map(move |partition| (topic.as_str(), partition)))
+                .collect();
             let mut partitions_checked = Instant::now();
             while !shutdown.load(Ordering::Relaxed) {
                 if partitions_checked.elapsed() >= partition_watch::CHECK_EVERY {
@@ -77,7 +73,7 @@ pub fn spawn_watermark_monitor(
                 match last_error {
                     Some(error) if !answered => {
                         let since = *unanswered_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() >= UNREADY_AFTER {
+                        if since.elapsed() >= HOLD_AFTER {
                             status.readiness.hold(
                                 Hold::Brokers,
                                 format!(

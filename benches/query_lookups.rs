@@ -19,6 +19,7 @@ use axum::http::{Request, StatusCode};
 use axum::response::Response;
 use criterion::{Criterion, criterion_group, criterion_main};
 use sluice::app::{Application, GeneratorOptions};
+use sluice::query::admission::Admission;
 use sluice::query::gate::Gate;
 use sluice::query::{QueryState, router};
 use sluice::testkit::run_to_completion;
@@ -69,7 +70,7 @@ fn query_lookups(c: &mut Criterion) {
         Arc::clone(&run.state),
         Arc::clone(&run.status),
     ));
-    let gate = Gate::new(Arc::clone(&run.status));
+    let gate = Gate::new(Arc::clone(&run.status), Admission::open());
     gate.open(api.clone());
     let app = gate.service();
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -44,6 +44,31 @@ fn an_unknown_flag_exits_with_usage_error() {
 }
 
 #[test]
+fn a_weak_api_token_is_refused_without_repeating_it() {
+    let state = tempfile::tempdir().expect("state dir");
+    let state_dir = state.path().display().to_string();
+    let brokers = format!("127.0.0.1:{}", free_port());
+    let base = ["run", "--brokers", &brokers, "--state-dir", &state_dir];
+    let short = Command::new(shop_binary())
+        .args(base)
+        .env("SLUICE_API_TOKEN", "hunter2")
+        .output()
+        .expect("shop runs");
+    let stderr = stderr_of(&short);
+    assert_eq!(short.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("use at least 16"), "stderr: {stderr}");
+    assert!(
+        !stderr.contains("hunter2"),
+        "the token was repeated: {stderr}"
+    );
+    // Reads cannot be protected without a token to protect them with.
+    let output = shop(&[&base[..], &["--api-token-reads"]].concat());
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("--api-token"), "stderr: {stderr}");
+}
+
+#[test]
 fn dead_letters_for_refused_output_are_refused_with_exactly_once_output() {
     let state = tempfile::tempdir().expect("state dir");
     let started = Instant::now();

@@ -2,6 +2,10 @@
 //! (`tests/browser/dashboard.cjs`), loads `GET /` of a running `shop demo` (rdkafka's
 //! in-process MOCK cluster, fed by the generator) and waits until its charts and tables
 //! show what the API answers. The screenshot is kept as a test artifact.
+//!
+//! The engine runs with its API token required on reads (`--api-token-reads`, the token in
+//! `SLUICE_API_TOKEN`), so the page is seen to ask for the token without it, and to work
+//! with it: its reads send it as a header, its live stream as `access_token`.
 
 mod harness;
 
@@ -28,8 +32,16 @@ fn the_dashboard_shows_what_the_api_answers() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut shop = ShopProcess::demo(port, 50, &dir.path().join("state"));
-    wait_for(&mut shop, &base, "/views/item_demand", |body| {
+    let token = format!("dashboard-test-{}-{port}", std::process::id());
+    let mut shop = ShopProcess::demo_with(
+        port,
+        50,
+        &dir.path().join("state"),
+        &["--api-token-reads"],
+        &[("SLUICE_API_TOKEN", &token)],
+    );
+    let with_token = format!("/views/item_demand?access_token={token}");
+    wait_for(&mut shop, &base, &with_token, |body| {
         body["entries"].as_array().is_some_and(|e| e.len() > 1)
     });
 
@@ -40,6 +52,7 @@ fn the_dashboard_shows_what_the_api_answers() {
         .arg(&script)
         .arg(&base)
         .arg(&screenshot)
+        .arg(&token)
         .env("NODE_PATH", &modules)
         .output()
         .expect("node runs (scripts/setup.sh installs it)");

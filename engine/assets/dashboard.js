@@ -18,6 +18,46 @@ const STATUS_EVERY_MS = 1000;
 const dashboard = { views: {}, charts: {}, status: null };
 window.sluiceDashboard = dashboard;
 
+// An engine run with `--api-token-reads` answers reads only with its token. The page takes
+// it from its address's fragment (`/#token=...`: a browser never sends the fragment to a
+// server, so it shows in no log), keeps it for the tab, takes it out of the address bar,
+// and sends it with every request: as a header on fetches, and as `access_token` on the
+// stream, since an EventSource cannot set headers.
+const TOKEN_KEY = "sluice-api-token";
+const token = (() => {
+  const given = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (given) {
+    sessionStorage.setItem(TOKEN_KEY, given);
+    history.replaceState(null, "", location.pathname + location.search);
+    return given;
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+})();
+
+// A token given to an open page (the user adds `#token=...` after being asked for it)
+// starts the page again with it.
+window.addEventListener("hashchange", () => {
+  if (new URLSearchParams(location.hash.slice(1)).has("token")) location.reload();
+});
+
+class NeedsToken extends Error {}
+
+async function api(path) {
+  const response = await fetch(path, token ? { headers: { Authorization: `Bearer ${token}` } } : {});
+  if (response.status === 401) throw new NeedsToken((await response.json()).error);
+  return response.json();
+}
+
+function streamUrl(path) {
+  return token ? `${path}?access_token=${encodeURIComponent(token)}` : path;
+}
+
+function showError(error) {
+  document.getElementById("freshness").textContent = error instanceof NeedsToken
+    ? `this engine needs its API token (${error.message}): open ${location.origin}/#token=YOUR_TOKEN`
+    : `cannot reach the engine: ${error}`;
+}
+
 function element(tag, attributes = {}, text) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
@@ -220,7 +260,7 @@ function redrawSoon(name) {
 }
 
 function listen() {
-  const source = new EventSource("/stream");
+  const source = new EventSource(streamUrl("/stream"));
   const handle = (name, handler) => source.addEventListener(name, (message) => {
     const data = JSON.parse(message.data);
     const follower = followers[data.view];
@@ -254,7 +294,7 @@ function counter(label, value) {
 
 async function refreshStatus() {
   try {
-    const status = await (await fetch("/status")).json();
+    const status = await api("/status");
     dashboard.status = status;
     const lateBy = {};
     for (const late of status.late_by) {
@@ -288,13 +328,30 @@ async function refreshStatus() {
       `watermark ${status.watermark ?? "not yet"} · checkpoint ${status.checkpoint?.id ?? "none"}` +
       (status.error ? ` · STOPPED: ${status.error}` : "");
   } catch (error) {
-    document.getElementById("freshness").textContent = `cannot reach the engine: ${error}`;
+    showError(error);
+    // Without the token nothing will change until the page is opened with it.
+    if (error instanceof NeedsToken) return;
   }
   setTimeout(refreshStatus, STATUS_EVERY_MS);
 }
 
 async function start() {
-  const { views } = await (await fetch("/views")).json();
+  let answer;
+  try {
+    answer = await api("/views");
+  } catch (error) {
+    showError(error);
+    // A missing token needs the user; anything else (the engine restarting) passes.
+    if (!(error instanceof NeedsToken)) setTimeout(start, STATUS_EVERY_MS);
+    return;
+  }
+  if (!answer.views) {
+    // 503 while the engine starts: the answer says which phase it is in.
+    document.getElementById("freshness").textContent = answer.error ?? "waiting for the engine";
+    setTimeout(start, STATUS_EVERY_MS);
+    return;
+  }
+  const { views } = answer;
   for (const spec of views) {
     if (spec.kind === "table") followTable(spec);
     else followWindows(spec);

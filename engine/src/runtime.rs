@@ -27,6 +27,8 @@ use crate::kafka::{KafkaSettings, OutputProducer, TransactionalOutput};
 use crate::monitoring::{Reporter, report_until_shutdown};
 use crate::output::{OnOutputError, OutputSink};
 use crate::plan::{Plan, describe};
+use crate::query::access::ApiAccess;
+use crate::query::admission::{Admission, HttpLimits};
 use crate::query::gate::Gate;
 use crate::query::server::HttpServer;
 use crate::query::{QueryState, router};
@@ -49,6 +51,10 @@ pub struct EngineConfig {
     pub state_dir: PathBuf,
     /// Where to serve the HTTP API; `None` serves nothing.
     pub http_addr: Option<SocketAddr>,
+    /// Whether the API needs a token, for writes or for everything.
+    pub api_access: ApiAccess,
+    /// Limits on request bodies, connections and live streams.
+    pub http_limits: HttpLimits,
     /// Timely worker threads.
     pub workers: usize,
     /// Granularity of timely times, in milliseconds of event time. Coarser ticks mean
@@ -90,6 +96,8 @@ impl EngineConfig {
             kafka,
             state_dir: state_dir.into(),
             http_addr: None,
+            api_access: ApiAccess::default(),
+            http_limits: HttpLimits::default(),
             workers: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
@@ -227,9 +235,10 @@ pub async fn start(
     status.readiness.starting();
     // The HTTP server comes first, so that a restart answers from its first moment: 503
     // with the phase until there is state to serve (`query::gate`).
-    let gate = Gate::new(Arc::clone(&status));
+    let admission = Admission::new(config.api_access.clone(), config.http_limits);
+    let gate = Gate::new(Arc::clone(&status), Arc::clone(&admission));
     let http = match config.http_addr {
-        Some(addr) => Some(HttpServer::start(addr, gate.service()).await?),
+        Some(addr) => Some(HttpServer::start(addr, gate.service(), Arc::clone(&admission)).await?),
         None => None,
     };
     let tick_ms = config.tick_ms.max(1);
@@ -290,7 +299,8 @@ pub async fn start(
     )?);
     gate.open(router(
         QueryState::new(Arc::clone(&plan), Arc::clone(&db), Arc::clone(&status))
-            .with_publisher(Arc::clone(&publisher)),
+            .with_publisher(Arc::clone(&publisher))
+            .with_admission(admission),
     ));
     status.readiness.enter(Phase::Connecting);
     let versioned = match &config.replay {

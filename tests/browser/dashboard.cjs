@@ -5,19 +5,35 @@
 // that state; twice, the second time once every view has moved on, so that each panel is
 // seen to stay live.
 //
-// Usage: node dashboard.cjs BASE_URL SCREENSHOT_PATH
+// With a token (an engine run with `--api-token-reads`), it first checks that the page
+// opened without it says so and that the API refuses a read without it, then opens the
+// page as `/#token=TOKEN`, reads the API with the token, and checks that the page took the
+// token out of its address.
+//
+// Usage: node dashboard.cjs BASE_URL SCREENSHOT_PATH [TOKEN]
 // Prints one JSON line of what it compared; exits non-zero on any difference left at the
 // deadline, or on a script error in the page.
 "use strict";
 
 const { chromium } = require("playwright-core");
 
-const [base, screenshot] = process.argv.slice(2);
+const [base, screenshot, token] = process.argv.slice(2);
 const DEADLINE_MS = 60_000;
 
-async function api(path) {
-  const response = await fetch(base + path);
+async function api(path, withToken = true) {
+  const headers = token && withToken ? { Authorization: `Bearer ${token}` } : {};
+  const response = await fetch(base + path, { headers });
   return { status: response.status, body: await response.json() };
+}
+
+// Without the token, the API refuses reads and the page says what it needs.
+async function checkRefusedWithoutToken(page) {
+  const refused = await api("/views", false);
+  if (refused.status !== 401) throw new Error(`a read without the token answered ${refused.status}`);
+  await page.goto(base + "/");
+  await page.waitForFunction(
+    () => document.getElementById("freshness").textContent.includes("needs its API token"),
+    null, { timeout: DEADLINE_MS });
 }
 
 // What the page shows, read from the charts' data and the tables' cells.
@@ -224,7 +240,20 @@ async function main() {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
     page.on("pageerror", (error) => errors.push(error.message));
     page.on("console", (message) => { if (message.type() === "error") errors.push(message.text()); });
-    await page.goto(base + "/");
+    if (token) {
+      await checkRefusedWithoutToken(page);
+      // The browser logs the refused fetches as console errors; they were expected.
+      errors.length = 0;
+      await page.goto(`${base}/#token=${encodeURIComponent(token)}`);
+      // The page was open already, so this is a change of its fragment, which it takes as
+      // a token given after it asked; it starts again and clears the fragment.
+      await page.waitForFunction(() => location.hash === "" && document.readyState === "complete",
+        null, { timeout: DEADLINE_MS }).catch(async () => {
+        throw new Error(`the token stayed in the address: ${await page.evaluate(() => location.href)}`);
+      });
+    } else {
+      await page.goto(base + "/");
+    }
     const deadline = Date.now() + DEADLINE_MS;
     let last = [];
     let compared = 0;

@@ -260,18 +260,35 @@ impl ShopProcess {
     /// Starts `shop demo` (rdkafka's in-process MOCK cluster, fed by the generator at `rate`
     /// events per second) with its HTTP API on `port` and its state in `state_dir`.
     pub fn demo(port: u16, rate: u32, state_dir: &Path) -> Self {
-        ShopProcess::spawn(
-            &shop_binary(),
-            &[
-                "demo".to_string(),
-                "--http".into(),
-                format!("127.0.0.1:{port}"),
-                "--rate".into(),
-                rate.to_string(),
-                "--state-dir".into(),
-                state_dir.display().to_string(),
-            ],
-        )
+        ShopProcess::demo_with(port, rate, state_dir, &[], &[])
+    }
+
+    /// [`ShopProcess::demo`] with more flags and environment variables.
+    pub fn demo_with(
+        port: u16,
+        rate: u32,
+        state_dir: &Path,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut args = vec![
+            "demo".to_string(),
+            "--http".into(),
+            format!("127.0.0.1:{port}"),
+            "--rate".into(),
+            rate.to_string(),
+            "--state-dir".into(),
+            state_dir.display().to_string(),
+        ];
+        args.extend(flags.iter().map(|flag| flag.to_string()));
+        let child = Command::new(shop_binary())
+            .args(&args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("shop starts");
+        ShopProcess { child }
     }
 
     /// Fails the test if the process has exited.

@@ -19,6 +19,8 @@ use crate::kafka::KafkaSettings;
 use crate::kafka::client_properties::PropertyError;
 use crate::output::OnOutputError;
 use crate::plan::describe;
+use crate::query::access::{ApiAccess, ApiToken, TokenError};
+use crate::query::admission::HttpLimits;
 use crate::runtime::{EngineConfig, RunningEngine, plan_of, start};
 use crate::time::parse_timestamp;
 
@@ -119,9 +121,8 @@ struct RunArgs {
     /// Where RocksDB keeps the views.
     #[arg(long, default_value = "sluice-state")]
     state_dir: PathBuf,
-    /// Address of the HTTP query API.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    http: SocketAddr,
+    #[command(flatten)]
+    http: HttpArgs,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -136,9 +137,8 @@ pub(crate) struct ReplayArgs {
     /// The state directory to wipe and rebuild.
     #[arg(long, default_value = "sluice-state")]
     pub state_dir: PathBuf,
-    /// Address of the HTTP query API.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub http: SocketAddr,
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Rewind every source partition to offset zero.
     #[arg(long)]
     pub from_beginning: bool,
@@ -155,6 +155,60 @@ pub(crate) struct ReplayArgs {
     pub versioned_output: Option<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+/// The HTTP query API: where it listens, who may use it, and how much at once.
+#[derive(Args, Clone)]
+pub(crate) struct HttpArgs {
+    /// Address of the HTTP query API. It stays on localhost unless told otherwise: put a
+    /// token on it (--api-token) before opening it to a network.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Require `Authorization: Bearer TOKEN` on `POST /events`, and with
+    /// --api-token-reads on every other route but /healthz, /readyz and the dashboard's
+    /// files (the dashboard asks for it: open `/#token=TOKEN`). At least 16 characters.
+    /// Prefer the environment variable, which `ps` does not show.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SLUICE_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub api_token: Option<String>,
+    /// Require the API token on reads too: views, streams, status, metrics.
+    #[arg(long, requires = "api_token")]
+    pub api_token_reads: bool,
+    /// The largest request body accepted, in bytes; a larger one is answered 413.
+    #[arg(long, default_value_t = HttpLimits::default().max_body_bytes as u64,
+        value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    pub max_body_bytes: u64,
+    /// Open HTTP connections at most; one more is answered 503 and closed.
+    #[arg(long, default_value_t = HttpLimits::default().max_connections as u64,
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Live streams (Server-Sent Events) at most; one more is answered 503.
+    #[arg(long, default_value_t = HttpLimits::default().max_streams as u64,
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_streams: u64,
+}
+
+impl HttpArgs {
+    /// Sets the address, the token and the limits. The token is checked here rather than
+    /// by clap, whose error would repeat the rejected value, a secret, on the terminal.
+    pub(crate) fn apply(&self, config: &mut EngineConfig) -> Result<(), TokenError> {
+        config.http_addr = Some(self.http);
+        config.api_access = ApiAccess {
+            token: self.api_token.as_deref().map(ApiToken::new).transpose()?,
+            protect_reads: self.api_token_reads,
+        };
+        let size = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
+        config.http_limits = HttpLimits {
+            max_body_bytes: size(self.max_body_bytes),
+            max_connections: size(self.max_connections),
+            max_streams: size(self.max_streams),
+        };
+        Ok(())
+    }
 }
 
 #[derive(Args, Clone)]
@@ -255,9 +309,8 @@ struct ProduceArgs {
 pub(crate) struct DemoArgs {
     #[command(flatten)]
     pub topology: TopologyArg,
-    /// Address of the HTTP query API.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub http: SocketAddr,
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Generated events per second.
     #[arg(long, default_value_t = 20.0, value_parser = positive)]
     pub rate: f64,
@@ -420,7 +473,7 @@ async fn dispatch(command: Command, application: Arc<dyn Application>) -> anyhow
             let chosen = args.topology.choose(application.as_ref())?;
             let mut config =
                 EngineConfig::new(args.kafka.settings(&chosen.component)?, args.state_dir);
-            config.http_addr = Some(args.http);
+            args.http.apply(&mut config)?;
             config.broker_timeout = args.kafka.broker_timeout();
             args.engine.apply(&mut config);
             config.component = chosen.component.clone();

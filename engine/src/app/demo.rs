@@ -58,7 +58,7 @@ pub(crate) async fn demo(application: Arc<dyn Application>, args: DemoArgs) -> a
     };
     let mut config = EngineConfig::new(settings.clone(), &state_dir);
     config.create_topics = false;
-    config.http_addr = Some(args.http);
+    args.http.apply(&mut config)?;
     args.engine.apply(&mut config);
     config.component = chosen.component.clone();
     let engine = start(config, chosen.topology).await?;

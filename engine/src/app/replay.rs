@@ -39,7 +39,7 @@ pub(crate) async fn replay(
         args.kafka.settings(&chosen.component)?,
         args.state_dir.clone(),
     );
-    config.http_addr = Some(args.http);
+    args.http.apply(&mut config)?;
     config.broker_timeout = args.kafka.broker_timeout();
     config.replay = Some(ReplayOptions { from, output });
     args.engine.apply(&mut config);

@@ -210,6 +210,8 @@ pub struct StatusAnswer {
     pub phase: crate::readiness::Phase,
     /// Each phase of the start-up, and when it began.
     pub phases: Vec<PhaseEntered>,
+    /// Who may use the API, and how much of it at once.
+    pub http: HttpAdmission,
     /// The error that stopped the engine, if one did.
     #[schema(required = true)]
     pub error: Option<String>,
@@ -262,6 +264,28 @@ pub struct Transactions {
     pub aborted: u64,
     /// Transactions written again from the outbox after a restart.
     pub resent: u64,
+}
+
+/// The HTTP server's admission: what needs the API token, its limits, and what is open
+/// and what was refused so far.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HttpAdmission {
+    /// What needs the API token: `none`, `writes` or `all` (every route but the probes and
+    /// the dashboard's files).
+    pub token_required_for: String,
+    pub max_body_bytes: usize,
+    pub max_connections: usize,
+    pub open_connections: usize,
+    /// Connections answered 503 because `max_connections` were open.
+    pub refused_connections: u64,
+    pub max_streams: usize,
+    pub open_streams: usize,
+    /// Live streams answered 503 because `max_streams` were open.
+    pub refused_streams: u64,
+    /// Requests answered 413.
+    pub refused_bodies: u64,
+    /// Requests answered 401.
+    pub unauthorized: u64,
 }
 
 /// State size in bytes.

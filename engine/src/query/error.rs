@@ -1,7 +1,8 @@
-//! API errors as JSON: `{"error": message, "status": code}`.
+//! API errors as JSON: `{"error": message, "status": code}`, with `Retry-After` on a
+//! 503 and `WWW-Authenticate` on a 401.
 
 use axum::Json;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::answers::ErrorBody;
@@ -18,7 +19,17 @@ pub enum ApiError {
     /// State that could not be read.
     #[error("{0}")]
     Internal(String),
-    /// A dependency (the broker) is down: the caller should retry later.
+    /// No token, or a wrong one, where the API needs it.
+    #[error("{message}")]
+    Unauthorized {
+        message: String,
+        /// Credentials came and were wrong (rather than none came).
+        wrong: bool,
+    },
+    /// A request body over the limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A dependency (the broker) is down, or the server is full: the caller should retry later.
     #[error("{message}; retry in {retry_after_seconds} s")]
     Unavailable {
         message: String,
@@ -39,20 +50,36 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         };
         let body = ErrorBody {
             error: self.to_string(),
             status: status.as_u16(),
         };
         let mut response = (status, Json(body)).into_response();
-        if let ApiError::Unavailable {
-            retry_after_seconds,
-            ..
-        } = self
-        {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, retry_after_seconds.into());
+        match self {
+            ApiError::Unavailable {
+                retry_after_seconds,
+                ..
+            } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, retry_after_seconds.into());
+            }
+            // RFC 6750: the challenge names the scheme, and says when a token was refused.
+            ApiError::Unauthorized { wrong, .. } => {
+                let challenge = if wrong {
+                    r#"Bearer realm="sluice", error="invalid_token""#
+                } else {
+                    r#"Bearer realm="sluice""#
+                };
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
+            _ => {}
         }
         response
     }

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use serde::Serialize;
 use tracing::warn;
 use utoipa::ToSchema;
@@ -48,7 +50,9 @@ pub struct PublishedEvent {
     responses(
         (status = 200, description = "Published and acknowledged by the broker", body = PublishedEvent),
         (status = 400, description = "Not an event of the topic's type, or a bad parameter", body = ErrorBody),
+        (status = 401, description = "The API token is missing or wrong (with `--api-token`)", body = ErrorBody),
         (status = 404, description = "No source reads the topic", body = ErrorBody),
+        (status = 413, description = "The body is over `--max-body-bytes`", body = ErrorBody),
         (status = 503, description = "The broker is unavailable; retry after the `Retry-After` seconds",
             body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     )
@@ -57,8 +61,15 @@ pub async fn publish_event(
     State(state): State<QueryState>,
     Path(topic): Path<String>,
     Query(raw): Query<HashMap<String, String>>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PublishedEvent>, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            state.admission.body_too_large()
+        } else {
+            ApiError::BadRequest(rejection.body_text())
+        }
+    })?;
     let params = Params::new(raw, &["key"])?;
     let Some(event_type) = state.plan.event_types.get(&topic) else {
         let topics: Vec<&str> = state.plan.event_types.topics().collect();

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use super::access::ApiAccess;
+use super::admission::{Admission, HttpLimits};
 use super::tests::fixture;
 use super::{QueryState, router};
 use crate::dsl::{Source, Topology, TopologyFn};
@@ -200,4 +202,34 @@ async fn a_broker_that_is_down_is_a_503_with_retry_advice() {
     let (state, _) = with_clicks(state, Some(Broker::Refusing));
     let (status, _, _) = post(&state, "/events/clicks", r#"{"user":"a","at":1}"#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413_and_publishes_nothing() {
+    let (_dir, state) = fixture();
+    let (state, publisher) = with_clicks(state, Some(Broker::Up));
+    let limits = HttpLimits {
+        max_body_bytes: 64,
+        ..HttpLimits::default()
+    };
+    let state = state.with_admission(Admission::new(ApiAccess::default(), limits));
+    let padding = "x".repeat(100);
+    let large = format!(r#"{{"user":"{padding}","at":1}}"#);
+    let (status, _, answer) = post(&state, "/events/clicks", &large).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert_eq!(answer["status"], 413);
+    assert!(
+        answer["error"].as_str().unwrap().contains("over 64 bytes"),
+        "{answer}"
+    );
+    assert!(publisher.sent.lock().unwrap().is_empty());
+    let (status, _, _) = post(&state, "/events/clicks", r#"{"user":"ann","at":1}"#).await;
+    assert_eq!(status, StatusCode::OK, "a body within the limit passes");
+    assert_eq!(
+        state
+            .admission
+            .refused_bodies
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }

@@ -7,6 +7,8 @@
 //! Once the API exists it serves everything but the views, which wait until the
 //! operators have restored their state; from then on views answer with the last
 //! checkpoint, stamped, even while the engine catches up.
+//!
+//! Credentials are checked first, whatever the phase (see [`super::access`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,7 +23,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower::{Service, ServiceExt};
 
+use super::access::{Verdict, take_query_token};
+use super::admission::Admission;
 use super::answers::Starting;
+use super::error::ApiError;
 use super::status::{health_answer, ready_answer};
 use crate::status::EngineStatus;
 
@@ -31,15 +36,18 @@ const RETRY_AFTER_SECS: u32 = 1;
 /// The front door, and the API behind it once it exists.
 pub struct Gate {
     status: Arc<EngineStatus>,
+    /// Whose requests pass, checked before anything else.
+    admission: Arc<Admission>,
     /// Set once; read on every request without a lock.
     api: OnceLock<Router>,
 }
 
 impl Gate {
     /// A door with nothing behind it yet.
-    pub fn new(status: Arc<EngineStatus>) -> Arc<Self> {
+    pub fn new(status: Arc<EngineStatus>, admission: Arc<Admission>) -> Arc<Self> {
         Arc::new(Gate {
             status,
+            admission,
             api: OnceLock::new(),
         })
     }
@@ -80,7 +88,23 @@ fn reads_views(path: &str) -> bool {
     path == "/views" || path.starts_with("/views/")
 }
 
-async fn pass(gate: &Gate, request: Request) -> Response {
+async fn pass(gate: &Gate, mut request: Request) -> Response {
+    let query_token = take_query_token(request.uri()).map(|(uri, token)| {
+        *request.uri_mut() = uri;
+        token
+    });
+    let verdict = gate.admission.access.judge(
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+        query_token.as_deref(),
+    );
+    if verdict != Verdict::Admitted {
+        gate.admission
+            .unauthorized
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return unauthorized(verdict == Verdict::Wrong).into_response();
+    }
     let path = request.uri().path();
     let phase = gate.status.readiness.phase();
     match gate.api.get() {
@@ -107,5 +131,18 @@ async fn pass(gate: &Gate, request: Request) -> Response {
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             response
         }
+    }
+}
+
+fn unauthorized(wrong: bool) -> ApiError {
+    let message = if wrong {
+        "the token is not this engine's API token"
+    } else {
+        "this API needs a token: send `Authorization: Bearer <token>` with the engine's \
+         --api-token (a live stream may pass it as `?access_token=<token>`)"
+    };
+    ApiError::Unauthorized {
+        message: message.into(),
+        wrong,
     }
 }

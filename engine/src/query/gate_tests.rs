@@ -7,6 +7,7 @@ use axum::http::{Request, StatusCode};
 use serde_json::Value;
 use tower::ServiceExt;
 
+use super::admission::Admission;
 use super::gate::Gate;
 use super::router;
 use super::tests::fixture;
@@ -32,7 +33,7 @@ async fn get(gate: &Arc<Gate>, uri: &str) -> (StatusCode, Option<String>, Value)
 async fn before_the_state_is_open_only_health_and_readiness_answer() {
     let status = Arc::new(EngineStatus::new());
     status.readiness.starting();
-    let gate = Gate::new(Arc::clone(&status));
+    let gate = Gate::new(Arc::clone(&status), Admission::open());
     let (code, _, health) = get(&gate, "/healthz").await;
     assert_eq!(code, StatusCode::OK, "{health}");
     let (code, _, ready) = get(&gate, "/readyz").await;
@@ -60,7 +61,7 @@ async fn views_wait_for_the_restore_and_then_answer_while_the_engine_catches_up(
     let (_dir, state) = fixture();
     let status = Arc::clone(&state.status);
     status.readiness.starting();
-    let gate = Gate::new(Arc::clone(&status));
+    let gate = Gate::new(Arc::clone(&status), Admission::open());
     gate.open(router(state));
     status.readiness.enter(Phase::Restoring);
     let (code, _, body) = get(&gate, "/status").await;

@@ -40,6 +40,11 @@ struct LateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: String,
 }
@@ -199,6 +204,37 @@ fn registry(state: &QueryState) -> Registry {
         "transactions",
         "Output transactions (exactly-once output only)",
         transactions,
+    );
+
+    let admission = &state.admission;
+    let refused = Family::<ReasonLabels, Counter>::default();
+    for (reason, value) in [
+        ("connections", &admission.refused_connections),
+        ("streams", &admission.refused_streams),
+        ("body_size", &admission.refused_bodies),
+        ("unauthorized", &admission.unauthorized),
+    ] {
+        refused
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc_by(EngineStatus::count(value));
+    }
+    registry.register(
+        "http_refused",
+        "Requests and connections the HTTP server refused, per reason (a limit reached, or no valid token)",
+        refused,
+    );
+    let open = |count: usize| gauge(i64::try_from(count).unwrap_or(i64::MAX));
+    registry.register(
+        "http_open_connections",
+        "Open HTTP connections",
+        open(admission.open_connections()),
+    );
+    registry.register(
+        "http_open_streams",
+        "Open live streams (Server-Sent Events)",
+        open(admission.open_streams()),
     );
 
     let records_out = Family::<TopicLabels, Counter>::default();

@@ -13,13 +13,18 @@
 //! - [`status`]: `/status`, `/healthz` and `/readyz`.
 //! - [`gate`]: the front door that answers while the engine starts; [`server`]: the
 //!   server, bound first and stopped last.
+//! - [`access`]: the API token, for writes or for everything; [`admission`]: limits on
+//!   bodies, connections ([`connections`]) and live streams, each with a clear answer.
 //! - [`metrics`]: `/metrics`, in the Prometheus text format.
 //! - [`topology`]: `/topology`, as text, Graphviz DOT or JSON.
 //! - [`answers`]: every JSON answer as a type, which is also its OpenAPI schema.
 //! - `/openapi.json` is generated from the handlers' `#[utoipa::path]` annotations as they
 //!   are routed, so the document lists exactly the routes the router serves.
 
+pub mod access;
+pub mod admission;
 pub mod answers;
+pub mod connections;
 pub mod dashboard;
 pub mod error;
 pub mod events;
@@ -61,6 +66,8 @@ pub struct QueryState {
     pub(crate) openapi: Arc<utoipa::openapi::OpenApi>,
     /// Publishes `POST /events`; absent when the engine runs without a broker.
     pub(crate) publisher: Option<Arc<dyn EventPublisher>>,
+    /// The server's limits, and what they refused.
+    pub(crate) admission: Arc<admission::Admission>,
 }
 
 impl QueryState {
@@ -74,7 +81,14 @@ impl QueryState {
             http: metrics::HttpMetrics::default(),
             openapi,
             publisher: None,
+            admission: admission::Admission::open(),
         }
+    }
+
+    /// Serves under `admission`'s limits (the gate checks its token).
+    pub fn with_admission(mut self, admission: Arc<admission::Admission>) -> Self {
+        self.admission = admission;
+        self
     }
 
     /// Serves `POST /events` through `publisher`.
@@ -178,8 +192,10 @@ async fn openapi_json(State(state): State<QueryState>) -> Json<utoipa::openapi::
 
 /// The whole API as a router, testable in process with `tower::ServiceExt::oneshot`.
 pub fn router(state: QueryState) -> Router {
+    let max_body_bytes = state.admission.limits.max_body_bytes;
     routes()
         .0
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
         .fallback(|| async {
             ApiError::NotFound(
                 "no such route; try GET /views, GET /status or GET /openapi.json".into(),
@@ -192,6 +208,8 @@ pub fn router(state: QueryState) -> Router {
         .with_state(state)
 }
 
+#[cfg(test)]
+mod admission_tests;
 #[cfg(test)]
 mod events_tests;
 #[cfg(test)]

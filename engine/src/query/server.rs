@@ -3,12 +3,15 @@
 //! that fails half-way lets go of its port.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::ServiceExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use super::admission::Admission;
+use super::connections::CappedListener;
 use super::gate::GateService;
 use crate::error::EngineError;
 
@@ -20,8 +23,12 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds `addr` and serves `app` there.
-    pub async fn start(addr: SocketAddr, app: GateService) -> Result<Self, EngineError> {
+    /// Binds `addr` and serves `app` there, with at most the connections `admission` allows.
+    pub async fn start(
+        addr: SocketAddr,
+        app: GateService,
+        admission: Arc<Admission>,
+    ) -> Result<Self, EngineError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| EngineError::Http {
@@ -35,10 +42,13 @@ impl HttpServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             // Ends when asked to, or when the sender is dropped with the server.
-            let serving =
-                axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                });
+            let serving = axum::serve(
+                CappedListener::new(listener, admission),
+                app.into_make_service(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
             if let Err(error) = serving.await {
                 warn!(%error, "HTTP server stopped with an error");
             }

@@ -3,11 +3,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::QueryState;
+use super::admission::Admission;
 use super::answers::{
-    CheckpointInfo, Health, LateCount, PartitionStatus, PhaseEntered, Ready, ReadyHold, StateBytes,
-    StatusAnswer, Transactions,
+    CheckpointInfo, Health, HttpAdmission, LateCount, PartitionStatus, PhaseEntered, Ready,
+    ReadyHold, StateBytes, StatusAnswer, Transactions,
 };
 use crate::readiness::Phase;
 use crate::status::EngineStatus;
@@ -91,8 +93,25 @@ pub async fn status(State(state): State<QueryState>) -> Json<StatusAnswer> {
                 since: format_millis(since),
             })
             .collect(),
+        http: http_admission(&state.admission),
         error,
     })
+}
+
+fn http_admission(admission: &Admission) -> HttpAdmission {
+    let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    HttpAdmission {
+        token_required_for: admission.access.describe().to_string(),
+        max_body_bytes: admission.limits.max_body_bytes,
+        max_connections: admission.limits.max_connections,
+        open_connections: admission.open_connections(),
+        refused_connections: count(&admission.refused_connections),
+        max_streams: admission.limits.max_streams,
+        open_streams: admission.open_streams(),
+        refused_streams: count(&admission.refused_streams),
+        refused_bodies: count(&admission.refused_bodies),
+        unauthorized: count(&admission.unauthorized),
+    }
 }
 
 /// RocksDB's estimate of the size of every store (views and operator state), in bytes.

@@ -16,7 +16,8 @@
 //! Each event's `id` is the checkpoint it reflects. The server holds at most the change
 //! feed's bounded buffer for a subscriber; one that falls further behind (a slow client) is
 //! sent the current state again instead of the changes it missed. A client that goes away
-//! drops its stream, and nothing is kept for it.
+//! drops its stream, and nothing is kept for it. At most `--max-streams` streams are
+//! open at once; one more is answered 503.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -28,6 +29,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use serde_json::{Value, json};
 use sluice_state::KeyRange;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::QueryState;
@@ -88,6 +90,7 @@ pub struct StreamParams {
             content_type = "text/event-stream", body = String),
         (status = 400, description = "A bad parameter", body = ErrorBody),
         (status = 404, description = "No such view", body = ErrorBody),
+        (status = 503, description = "`--max-streams` streams are open already", body = ErrorBody),
     )
 )]
 pub async fn views_stream(
@@ -142,6 +145,7 @@ fn followed(state: &QueryState, view: String) -> Result<Followed, ApiError> {
         (status = 200, description = "Server-Sent Events: `snapshot`, then a `change` per committed change",
             content_type = "text/event-stream", body = String),
         (status = 404, description = "No such view", body = ErrorBody),
+        (status = 503, description = "`--max-streams` streams are open already", body = ErrorBody),
     )
 )]
 pub async fn key_stream(
@@ -161,6 +165,7 @@ pub async fn key_stream(
         (status = 200, description = "Server-Sent Events: an `entry` per key and `ready`, then a `change` per committed change",
             content_type = "text/event-stream", body = String),
         (status = 404, description = "No such view", body = ErrorBody),
+        (status = 503, description = "`--max-streams` streams are open already", body = ErrorBody),
     )
 )]
 pub async fn view_stream(
@@ -188,12 +193,15 @@ struct Follower {
     /// Commits up to this checkpoint id are in what was sent already.
     sent_up_to: u64,
     queued: VecDeque<Event>,
+    /// The stream's place under `--max-streams`, given back when the client goes away.
+    _place: OwnedSemaphorePermit,
 }
 
 fn follow(
     state: QueryState,
     subject: Subject,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let place = state.admission.stream()?;
     // Subscribed before the snapshot is read, so no commit falls between the two; commits
     // the snapshot already holds are skipped by id.
     let receiver = state.status.changes.subscribe();
@@ -203,6 +211,7 @@ fn follow(
         receiver,
         sent_up_to: 0,
         queued: VecDeque::new(),
+        _place: place,
     };
     follower.queue_current_state()?;
     let events = stream::unfold(follower, |mut follower| async move {

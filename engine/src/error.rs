@@ -45,6 +45,9 @@ pub enum EngineError {
     /// The state directory could not be opened or written.
     #[error("state error: {0}")]
     State(#[from] sluice_state::StateError),
+    /// A source partition is to be read from an offset its log no longer holds.
+    #[error("{0}")]
+    MissingOffsets(String),
     /// Settings that cannot go together.
     #[error("invalid configuration: {0}")]
     Config(String),

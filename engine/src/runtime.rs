@@ -12,7 +12,7 @@ use std::time::Duration;
 use sluice_state::StateDb;
 use timely::CommunicationConfig;
 use timely::WorkerConfig;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::checkpoint::restore::restore;
 use crate::checkpoint::{Checkpoint, Checkpointer, fingerprint};
@@ -21,6 +21,7 @@ use crate::epoch::Time;
 use crate::error::EngineError;
 use crate::kafka::admin::{ensure_topics, offsets_at_time, partition_counts};
 use crate::kafka::event_producer::{EventPublisher, KafkaEventProducer};
+use crate::kafka::missing_offsets::{OffsetGap, OffsetReset, OnMissingOffsets, gaps_at_start};
 use crate::kafka::monitor::spawn_watermark_monitor;
 use crate::kafka::quiet_errors::QuietErrors;
 use crate::kafka::{KafkaSettings, OutputProducer, TransactionalOutput};
@@ -78,6 +79,8 @@ pub struct EngineConfig {
     pub exactly_once: bool,
     /// What to do with an output record the broker refuses for good.
     pub on_output_error: OnOutputError,
+    /// What to do with a source partition whose next offset the log no longer holds.
+    pub on_missing_offsets: OnMissingOffsets,
     /// The name processing reports give the engine, e.g. the topology binary's.
     pub component: String,
     /// How often to publish processing reports to `monitoring-events`.
@@ -111,6 +114,7 @@ impl EngineConfig {
             replay: None,
             exactly_once: false,
             on_output_error: OnOutputError::Stop,
+            on_missing_offsets: OnMissingOffsets::Fail,
             idle_timeout: None,
         }
     }
@@ -140,6 +144,11 @@ pub(crate) struct RunEnv {
     /// Where partitions without a restored position start (a replay from a timestamp);
     /// offset zero otherwise.
     pub start_offsets: BTreeMap<(String, i32), i64>,
+    /// Partitions whose restored offset the log no longer holds, and where
+    /// `--on-missing-offsets` moved them; these start there instead.
+    pub moved_offsets: BTreeMap<(String, i32), i64>,
+    /// What sources do when a partition's next offset leaves the log while running.
+    pub on_missing_offsets: OnMissingOffsets,
     /// Whether output is transactional; the offsets then reach the consumer group through
     /// the transactions, and sources commit none of their own.
     pub exactly_once: bool,
@@ -178,12 +187,51 @@ impl RunEnv {
         let consumer = self
             .settings
             .consumer_config(&format!("sluice-w{worker}"))
+            // An offset the log no longer holds is an error the sources handle as
+            // --on-missing-offsets says (`render::reader`), never a silent reset.
+            .set("auto.offset.reset", "error")
             .create_with_context(QuietErrors::default())
             .map_err(|error| format!("cannot create the consumer of worker {worker}: {error}"))?;
         let shared = Arc::new(WorkerConsumer::new(consumer));
         consumers.insert(worker, Arc::downgrade(&shared));
         Ok(shared)
     }
+}
+
+/// Where `policy` moves each partition of `gaps`, recorded in the status; or the refusal
+/// that names them.
+fn move_past(
+    gaps: &[OffsetGap],
+    policy: OnMissingOffsets,
+    status: &EngineStatus,
+) -> Result<BTreeMap<(String, i32), i64>, EngineError> {
+    let mut moved = BTreeMap::new();
+    for gap in gaps {
+        let Some(to) = gap.moved_to(policy) else {
+            let mut refusal = gap.refusal(&crate::checkpoint::restore::program_name());
+            if gaps.len() > 1 {
+                let others: Vec<String> = gaps[1..]
+                    .iter()
+                    .map(|other| {
+                        format!("{}/{} from {}", other.topic, other.partition, other.needed)
+                    })
+                    .collect();
+                refusal.push_str(&format!(" (also: {})", others.join(", ")));
+            }
+            return Err(EngineError::MissingOffsets(refusal));
+        };
+        warn!(
+            topic = %gap.topic,
+            partition = gap.partition,
+            needed = gap.needed,
+            moved_to = to,
+            "{}; reading on from {to} as --on-missing-offsets says",
+            gap.cause()
+        );
+        status.record_offset_reset(OffsetReset::of(gap, to, "start"));
+        moved.insert((gap.topic.clone(), gap.partition), to);
+    }
+    Ok(moved)
 }
 
 /// Builds a topology without brokers, to learn its graph, topics and views.
@@ -366,6 +414,27 @@ pub async fn start(
         }
         _ => BTreeMap::new(),
     };
+    status.set_missing_offsets_policy(config.on_missing_offsets);
+    let moved_offsets = match &restored {
+        Some(checkpoint) => {
+            let needed: BTreeMap<(String, i32), i64> = partitions
+                .iter()
+                .flat_map(|(topic, count)| (0..*count).map(move |partition| (topic, partition)))
+                .filter_map(|(topic, partition)| {
+                    let position = checkpoint.position(topic, partition)?;
+                    Some(((topic.clone(), partition), position.offset))
+                })
+                .collect();
+            let settings = config.kafka.clone();
+            let timeout = config.broker_timeout;
+            let gaps =
+                tokio::task::spawn_blocking(move || gaps_at_start(&settings, &needed, timeout))
+                    .await
+                    .map_err(|error| EngineError::Dataflow(error.to_string()))??;
+            move_past(&gaps, config.on_missing_offsets, &status)?
+        }
+        None => BTreeMap::new(),
+    };
 
     let producer: Arc<dyn OutputSink> = if config.exactly_once {
         let settings = config.kafka.clone();
@@ -427,6 +496,8 @@ pub async fn start(
         checkpointer,
         restored,
         start_offsets,
+        moved_offsets,
+        on_missing_offsets: config.on_missing_offsets,
         exactly_once: config.exactly_once,
         idle_timeout: config.idle_timeout,
         idle_boards: Default::default(),

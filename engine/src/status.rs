@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
 use crate::feed::ChangeFeed;
+use crate::kafka::missing_offsets::{OffsetReset, OnMissingOffsets};
 use crate::readiness::Readiness;
 use crate::window_latency::WindowCloseLatency;
 
@@ -56,6 +57,8 @@ pub struct EngineStatus {
     /// committed (exactly-once output only).
     pub outbox_resent: AtomicU64,
     fatal: Mutex<Option<String>>,
+    /// What to do with offsets the log no longer holds, and the partitions moved past them.
+    missing_offsets: Mutex<(OnMissingOffsets, Vec<OffsetReset>)>,
     /// What holds the running engine back, for `/readyz`.
     pub readiness: Readiness,
     checkpoint: Mutex<Option<Checkpoint>>,
@@ -314,6 +317,29 @@ impl EngineStatus {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
+    }
+
+    /// Sets what the engine does with offsets the log no longer holds, for `/status`.
+    pub fn set_missing_offsets_policy(&self, policy: OnMissingOffsets) {
+        self.lock_missing_offsets().0 = policy;
+    }
+
+    /// Records a partition moved past offsets the log no longer holds.
+    pub fn record_offset_reset(&self, reset: OffsetReset) {
+        self.lock_missing_offsets().1.push(reset);
+    }
+
+    /// The policy for offsets the log no longer holds, and every partition it moved.
+    pub fn missing_offsets(&self) -> (OnMissingOffsets, Vec<OffsetReset>) {
+        self.lock_missing_offsets().clone()
+    }
+
+    fn lock_missing_offsets(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (OnMissingOffsets, Vec<OffsetReset>)> {
+        self.missing_offsets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records an error that must stop the engine; the first one wins.

@@ -105,6 +105,8 @@ pub fn resume_with_checkpoints(
         checkpointer,
         restored,
         start_offsets: Default::default(),
+        moved_offsets: Default::default(),
+        on_missing_offsets: Default::default(),
         exactly_once: false,
         idle_timeout: None,
         idle_boards: Default::default(),

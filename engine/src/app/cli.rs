@@ -17,6 +17,7 @@ use super::generator::GeneratorOptions;
 use super::produce::{ProduceOptions, produce};
 use crate::kafka::KafkaSettings;
 use crate::kafka::client_properties::PropertyError;
+use crate::kafka::missing_offsets::OnMissingOffsets;
 use crate::output::OnOutputError;
 use crate::plan::describe;
 use crate::query::access::{ApiAccess, ApiToken, TokenError};
@@ -232,6 +233,12 @@ pub(crate) struct EngineArgs {
     /// `<topic>.dlq` with the broker's answer and go on (not with --exactly-once).
     #[arg(long, value_enum, default_value_t = OnOutputError::Stop)]
     pub on_output_error: OnOutputError,
+    /// What to do with a source partition whose next offset the log no longer holds
+    /// (deleted by retention, or a recreated topic), at start or while running: stop and
+    /// name it (`fail`; `replay --from-beginning` rebuilds the state), or read on from the
+    /// log's start (`earliest`) or end (`latest`), accepting the gap. Shown in /status.
+    #[arg(long, value_enum, default_value_t = OnMissingOffsets::Fail)]
+    pub on_missing_offsets: OnMissingOffsets,
     /// How often to publish processing reports to `monitoring-events`, in milliseconds.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub report_interval_ms: u64,
@@ -252,6 +259,7 @@ impl EngineArgs {
         config.checkpoint_interval = Duration::from_millis(self.checkpoint_interval_ms);
         config.exactly_once = self.exactly_once;
         config.on_output_error = self.on_output_error;
+        config.on_missing_offsets = self.on_missing_offsets;
         if let Some(idle_timeout_ms) = self.idle_timeout_ms {
             config.idle_timeout = Some(Duration::from_millis(idle_timeout_ms));
         }

@@ -35,7 +35,7 @@ const RESERVED: [(&str, &str); 9] = [
     ),
     (
         "auto.offset.reset",
-        "the engine chooses where each partition is read from",
+        "the engine chooses where each partition is read from (see --on-missing-offsets)",
     ),
     (
         "enable.partition.eof",

@@ -4,8 +4,9 @@
 //! acknowledgements it waits for at checkpoints, and where refused records may go), the
 //! transactional producer of exactly-once output and its outbox, the monitor that fetches
 //! high watermarks and watches for partitions added while running, the dedupe helper that
-//! reads output exactly once, the producer of the HTTP event API, and a reader of input
-//! headers that does not trust their names to be UTF-8.
+//! reads output exactly once, the producer of the HTTP event API, a reader of input
+//! headers that does not trust their names to be UTF-8, and what to do when the offsets
+//! the state needs are gone from the log.
 
 pub mod admin;
 pub mod broker_errors;
@@ -14,6 +15,7 @@ pub mod dedupe;
 pub mod deliveries;
 pub mod event_producer;
 pub mod headers;
+pub mod missing_offsets;
 pub mod monitor;
 pub mod outbox;
 pub mod output_dead_letters;

@@ -212,6 +212,9 @@ pub struct StatusAnswer {
     pub phases: Vec<PhaseEntered>,
     /// Who may use the API, and how much of it at once.
     pub http: HttpAdmission,
+    /// What the engine does with source offsets the log no longer holds, and every
+    /// partition this run moved past such a gap.
+    pub missing_offsets: MissingOffsets,
     /// The error that stopped the engine, if one did.
     #[schema(required = true)]
     pub error: Option<String>,
@@ -286,6 +289,13 @@ pub struct HttpAdmission {
     pub refused_bodies: u64,
     /// Requests answered 401.
     pub unauthorized: u64,
+}
+
+/// `--on-missing-offsets` and what it did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MissingOffsets {
+    pub policy: crate::kafka::missing_offsets::OnMissingOffsets,
+    pub moved: Vec<crate::kafka::missing_offsets::OffsetReset>,
 }
 
 /// State size in bytes.

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::QueryState;
 use super::admission::Admission;
 use super::answers::{
-    CheckpointInfo, Health, HttpAdmission, LateCount, PartitionStatus, PhaseEntered, Ready,
-    ReadyHold, StateBytes, StatusAnswer, Transactions,
+    CheckpointInfo, Health, HttpAdmission, LateCount, MissingOffsets, PartitionStatus,
+    PhaseEntered, Ready, ReadyHold, StateBytes, StatusAnswer, Transactions,
 };
 use crate::readiness::Phase;
 use crate::status::EngineStatus;
@@ -94,6 +94,10 @@ pub async fn status(State(state): State<QueryState>) -> Json<StatusAnswer> {
             })
             .collect(),
         http: http_admission(&state.admission),
+        missing_offsets: {
+            let (policy, moved) = status.missing_offsets();
+            MissingOffsets { policy, moved }
+        },
         error,
     })
 }

@@ -13,6 +13,7 @@ use tracing::{error, warn};
 use super::worker_consumer::{SourceShare, WorkerConsumer};
 
 use crate::kafka::headers::read_all;
+use crate::kafka::missing_offsets::{OnMissingOffsets, is_offset_gone, move_while_running};
 use crate::status::EngineStatus;
 
 /// A record as read from a partition, borrowed from its reader.
@@ -96,6 +97,8 @@ pub(crate) struct KafkaReader {
     pub status: Arc<EngineStatus>,
     /// Stops the engine when the partitions cannot be read.
     pub shutdown: Arc<AtomicBool>,
+    /// What to do when a partition's next offset leaves the log.
+    pub on_missing_offsets: OnMissingOffsets,
     /// The source's queues, taken at its first read, once every source has said what it
     /// reads; and the records fetched before they were split off.
     share: Option<SourceShare>,
@@ -110,12 +113,14 @@ impl KafkaReader {
         topic: String,
         status: Arc<EngineStatus>,
         shutdown: Arc<AtomicBool>,
+        on_missing_offsets: OnMissingOffsets,
     ) -> Self {
         KafkaReader {
             shared,
             topic,
             status,
             shutdown,
+            on_missing_offsets,
             share: None,
             next_queue: 0,
         }
@@ -173,21 +178,33 @@ impl RecordReader for KafkaReader {
                 break;
             };
             read += 1;
+            if let Some(share) = queues
+                .iter_mut()
+                .find(|s| s.partition == message.partition())
+            {
+                share.next_offset = message.offset() + 1;
+            }
             handle(raw_of(&message, RawHeaders::Owned(message.headers())));
         }
         let count = queues.len();
+        let mut gone = None;
         for turn in 0..count {
-            let queue = &queues[(self.next_queue + turn) % count];
+            let share = &mut queues[(self.next_queue + turn) % count];
             while read < budget {
                 // Reading the clock for every record showed in profiles; every 64 is enough.
                 if read % 64 == 0 && Instant::now() >= deadline {
                     break;
                 }
-                match queue.poll(Duration::ZERO) {
+                match share.queue.poll(Duration::ZERO) {
                     None => break,
                     Some(Ok(message)) => {
                         read += 1;
+                        share.next_offset = message.offset() + 1;
                         handle(raw_of(&message, RawHeaders::Borrowed(message.headers())));
+                    }
+                    Some(Err(error)) if is_offset_gone(&error) => {
+                        gone = Some((share.partition, share.next_offset));
+                        break;
                     }
                     Some(Err(error)) => {
                         self.shared.consumer().context().consumer_error(&error);
@@ -198,6 +215,19 @@ impl RecordReader for KafkaReader {
         }
         if count > 0 {
             self.next_queue = (self.next_queue + 1) % count;
+        }
+        if let Some((partition, needed)) = gone {
+            let moved = move_while_running(
+                self.shared.consumer(),
+                &self.topic,
+                partition,
+                needed,
+                self.on_missing_offsets,
+                &self.status,
+            );
+            if let Err(refusal) = moved {
+                self.fail(refusal);
+            }
         }
         ReadOutcome::Read(read)
     }
@@ -376,6 +406,7 @@ mod tests {
             "t".into(),
             status,
             Arc::new(AtomicBool::new(false)),
+            Default::default(),
         )
     }
 

@@ -155,9 +155,12 @@ pub(crate) fn kafka_source<'scope, T: Data>(
             let start_offsets: Vec<(i32, i64)> = mine
                 .iter()
                 .map(|&partition| {
-                    let offset = match restored(partition) {
-                        Some(position) => position.offset,
-                        None => env
+                    let key = (config.topic.clone(), partition);
+                    let offset = match (env.moved_offsets.get(&key), restored(partition)) {
+                        // Past offsets the log no longer holds, as --on-missing-offsets says.
+                        (Some(&moved), _) => moved,
+                        (None, Some(position)) => position.offset,
+                        (None, None) => env
                             .start_offsets
                             .get(&(config.topic.clone(), partition))
                             .copied()
@@ -176,6 +179,7 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                             config.topic.clone(),
                             Arc::clone(&env.status),
                             Arc::clone(&env.shutdown),
+                            env.on_missing_offsets,
                         )) as Box<dyn RecordReader>)
                     }
                     Err(reason) => {

@@ -30,9 +30,18 @@ pub(crate) struct WorkerConsumer {
 /// A source's share of the consumer, as it takes it at its first read.
 pub(crate) struct SourceShare {
     /// Its partitions' queues.
-    pub queues: Vec<Queue>,
+    pub queues: Vec<PartitionShare>,
     /// Records fetched before the queues were split off, in the order they came.
     pub fetched_early: VecDeque<OwnedMessage>,
+}
+
+/// One partition of a source's share.
+pub(crate) struct PartitionShare {
+    pub partition: i32,
+    pub queue: Queue,
+    /// The next offset to read: where it was assigned, then past each record handed on.
+    /// An offset the log no longer holds is reported at this one.
+    pub next_offset: i64,
 }
 
 #[derive(Default)]
@@ -106,7 +115,7 @@ impl WorkerConsumer {
         self.consumer
             .assign(&list)
             .map_err(|error| format!("cannot assign the worker's partitions: {error}"))?;
-        for (topic, partition, _) in &assignment.wanted {
+        for (topic, partition, offset) in &assignment.wanted {
             let queue = self
                 .consumer
                 .split_partition_queue(topic, *partition)
@@ -119,7 +128,11 @@ impl WorkerConsumer {
                     fetched_early: VecDeque::new(),
                 })
                 .queues
-                .push(queue);
+                .push(PartitionShare {
+                    partition: *partition,
+                    queue,
+                    next_offset: *offset,
+                });
         }
         // Records fetched between the assignment and the split went to the consumer's own
         // queue; they come before anything in the partitions' queues.
@@ -266,8 +279,15 @@ mod tests {
             "orders".into(),
             Arc::clone(&status),
             Arc::clone(&shutdown),
+            Default::default(),
         );
-        let mut updates = KafkaReader::new(shared, "updates".into(), status, Arc::clone(&shutdown));
+        let mut updates = KafkaReader::new(
+            shared,
+            "updates".into(),
+            status,
+            Arc::clone(&shutdown),
+            Default::default(),
+        );
 
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut read_orders = read_all(&mut orders, 90, deadline);

@@ -22,6 +22,8 @@
 //!   running engine back (a broker away, output unacknowledged), for `/readyz`; [`window_latency`] times
 //!   each window from its close point to the checkpoint that makes it visible; [`feed`]
 //!   publishes each checkpoint's view changes to the live streams as it commits.
+//! - [`record`]: the envelope of every value, with the input headers it carries
+//!   ([`carried_headers`]).
 //! - [`time`], [`window`], [`watermark`]: event time, window assignment, partition clocks;
 //!   `late` (private): the one lateness rule, judged by the source that reads a record.
 //! - [`app`]: the command line (`run`, `replay`, `produce`, `demo`, `bench`, `describe`,
@@ -34,6 +36,7 @@
 )]
 
 pub mod app;
+pub mod carried_headers;
 pub mod checkpoint;
 pub mod dsl;
 pub mod epoch;

@@ -1,5 +1,6 @@
 //! The envelope every value travels in through the dataflow.
 
+pub use crate::carried_headers::CarriedHeaders;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +36,9 @@ pub struct Record<T> {
     pub watermark: u64,
     /// Where it came from.
     pub origin: Origin,
+    /// The headers of the input record it derives from, if it derives from one.
+    #[serde(default, skip_serializing_if = "CarriedHeaders::is_empty")]
+    pub headers: CarriedHeaders,
     /// The payload.
     pub value: T,
 }
@@ -47,6 +51,7 @@ impl<T> Record<T> {
             event_time: self.event_time,
             watermark: self.watermark,
             origin: self.origin,
+            headers: self.headers.clone(),
             value,
         }
     }
@@ -58,6 +63,7 @@ impl<T> Record<T> {
             event_time: self.event_time,
             watermark: self.watermark,
             origin: self.origin,
+            headers: self.headers,
             value: transform(self.value),
         }
     }
@@ -70,6 +76,7 @@ impl<T> Record<T> {
             event_time: self.event_time,
             watermark: self.watermark,
             origin: self.origin,
+            headers: self.headers,
             value: transform(self.value)?,
         })
     }

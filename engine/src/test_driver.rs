@@ -83,16 +83,34 @@ impl TopologyTestDriver {
         value: &V,
         event_time: i64,
     ) -> Result<(), EngineError> {
+        self.pipe_input_with_headers(topic, partition, key, value, event_time, &[])
+    }
+
+    /// Like [`Self::pipe_input_to`], with Kafka headers (a `traceparent`, say), which the
+    /// outputs derived from the record carry.
+    pub fn pipe_input_with_headers<V: Serialize>(
+        &mut self,
+        topic: &str,
+        partition: usize,
+        key: &str,
+        value: &V,
+        event_time: i64,
+        headers: &[(&str, &str)],
+    ) -> Result<(), EngineError> {
         let payload = serde_json::to_vec(value)
             .map_err(|error| EngineError::Dataflow(format!("cannot encode the input: {error}")))?;
-        self.push(
-            topic,
-            partition,
-            key.as_bytes().to_vec(),
+        let headers = headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+            .collect();
+        let record = MemoryRecord {
+            key: key.as_bytes().to_vec(),
             payload,
-            event_time,
-            false,
-        );
+            timestamp: event_time,
+            watermark_only: false,
+            headers,
+        };
+        self.push_record(topic, partition, record);
         Ok(())
     }
 
@@ -247,17 +265,18 @@ impl TopologyTestDriver {
         timestamp: i64,
         watermark_only: bool,
     ) {
-        self.input.push(
-            topic,
-            partition,
-            MemoryRecord {
-                key,
-                payload,
-                timestamp,
-                watermark_only,
-                headers: Vec::new(),
-            },
-        );
+        let record = MemoryRecord {
+            key,
+            payload,
+            timestamp,
+            watermark_only,
+            headers: Vec::new(),
+        };
+        self.push_record(topic, partition, record);
+    }
+
+    fn push_record(&mut self, topic: &str, partition: usize, record: MemoryRecord) {
+        self.input.push(topic, partition, record);
         self.pending = true;
     }
 
@@ -355,6 +374,38 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn input_headers_go_with_derived_records_and_not_with_window_results() {
+        let mut driver = TopologyTestDriver::new(clicks()).expect("driver");
+        let click = Click {
+            page: "a".into(),
+            at: 1_000,
+        };
+        let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        driver
+            .pipe_input_with_headers(
+                "clicks",
+                0,
+                "a",
+                &click,
+                click.at,
+                &[("traceparent", trace), ("sluice-id", "forged")],
+            )
+            .expect("piped");
+        driver.advance_watermark(20_000);
+        let pages = driver.read_output("pages").expect("output");
+        assert_eq!(pages.len(), 1);
+        assert_eq!(pages[0].headers["traceparent"], trace);
+        // Its own id, not the one that came in.
+        assert_eq!(pages[0].headers["sluice-id"], "clicks/0/0/0");
+        let counts = driver.read_output("click-counts").expect("output");
+        assert_eq!(counts.len(), 1, "{counts:?}");
+        assert!(
+            !counts[0].headers.contains_key("traceparent"),
+            "a window is many records' result: {counts:?}"
+        );
     }
 
     /// A scripted session, returning everything the driver showed along the way.

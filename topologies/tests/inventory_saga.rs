@@ -127,6 +127,53 @@ fn a_restock_of_a_depleted_item_brings_it_back_to_normal_once() {
     );
 }
 
+#[test]
+fn an_orders_headers_go_with_the_inventory_events_it_causes() {
+    let mut driver = driver();
+    pipe_product(&mut driver, &product("cola", 2, 2, 0));
+    let placed = order("traced", &[("cola", 2)], 1_000);
+    let trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    driver
+        .pipe_input_with_headers(
+            ORDER_EVENTS,
+            0,
+            placed.order_id(),
+            &placed,
+            placed.timestamp().millis(),
+            &[("traceparent", trace), ("tenant", "north")],
+        )
+        .expect("pipe order");
+    // A restock, without headers: what it causes carries none.
+    pipe_product(&mut driver, &product("cola", 5, 2, 2_000));
+    driver.advance_watermark(BASE + 60_000);
+    let written = driver.read_output(INVENTORY_EVENTS).expect("output");
+    let traced: Vec<(String, Option<&String>, Option<&String>)> = written
+        .iter()
+        .map(|event| {
+            (
+                event.value["event_type"].as_str().unwrap_or("").to_string(),
+                event.headers.get("traceparent"),
+                event.headers.get("tenant"),
+            )
+        })
+        .collect();
+    let north = "north".to_string();
+    let trace = trace.to_string();
+    assert_eq!(
+        traced,
+        vec![
+            ("StockReserved".into(), Some(&trace), Some(&north)),
+            ("StockDepleted".into(), Some(&trace), Some(&north)),
+            ("StockLevelNormalized".into(), None, None),
+        ]
+    );
+    assert!(
+        written
+            .iter()
+            .all(|event| event.headers.contains_key("sluice-id"))
+    );
+}
+
 /// A failed order is remembered for `DECIDED_ORDER_RETENTION` of event time: a resent copy
 /// within it meets the decision, one after it is decided afresh, and the forgotten order
 /// leaves the saga's state (not `order_status`). A confirmed order holds stock, so it is

@@ -1,7 +1,8 @@
 //! The inventory saga's scripted story (`saga/mod.rs`) through the whole `shop` on rdkafka's
 //! in-process mock cluster (a development broker, used here for speed), across a restart:
 //! the exact sequence of the saga's results on `inventory-events`, and both final views
-//! over HTTP.
+//! over HTTP. Every order is published with a `traceparent` header, which each inventory
+//! event that names the order carries.
 
 mod common;
 mod saga;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
@@ -24,14 +25,24 @@ use sluice_topologies::topics::{INVENTORY_EVENTS, ORDER_EVENTS, PRODUCT_UPDATES}
 use common::{mock_cluster_with_shop_topics, shop_config, wait_for};
 use saga::{order, product};
 
+/// The trace an order is published with.
+fn trace_of(order_id: &str) -> String {
+    format!("00-trace-of-{order_id}-00f067aa0ba902b7-01")
+}
+
 fn publish(producer: &BaseProducer, orders: &[OrderEvent], products: &[ProductUpdated]) {
     for event in orders {
         let payload = serde_json::to_string(event).expect("encodes");
+        let trace = trace_of(event.order_id());
         producer
             .send(
                 BaseRecord::to(ORDER_EVENTS)
                     .key(event.order_id())
-                    .payload(&payload),
+                    .payload(&payload)
+                    .headers(OwnedHeaders::new().insert(Header {
+                        key: "traceparent",
+                        value: Some(trace.as_str()),
+                    })),
             )
             .expect("queue");
     }
@@ -67,6 +78,14 @@ fn entries(body: &Value) -> Value {
 
 /// Every record of the one partition of `topic`, in order: its `sluice-id` and value.
 fn read_all(brokers: &str, topic: &str) -> Vec<(String, Value)> {
+    read_traced(brokers, topic)
+        .into_iter()
+        .map(|(id, value, _)| (id, value))
+        .collect()
+}
+
+/// As [`read_all`], with each record's `traceparent`, if it has one.
+fn read_traced(brokers: &str, topic: &str) -> Vec<(String, Value, Option<String>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "saga-reader")
@@ -85,15 +104,17 @@ fn read_all(brokers: &str, topic: &str) -> Vec<(String, Value)> {
     let mut found = Vec::new();
     while (found.len() as i64) < high && Instant::now() < deadline {
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
-            let id = message
-                .headers()
-                .and_then(|headers| headers.iter().find(|header| header.key == "sluice-id"))
-                .and_then(|header| header.value)
-                .map(|value| String::from_utf8_lossy(value).into_owned())
-                .unwrap_or_default();
+            let header = |name: &str| {
+                message
+                    .headers()
+                    .and_then(|headers| headers.iter().find(|header| header.key == name))
+                    .and_then(|header| header.value)
+                    .map(|value| String::from_utf8_lossy(value).into_owned())
+            };
+            let id = header("sluice-id").unwrap_or_default();
             let value = serde_json::from_slice(message.payload().unwrap_or_default())
                 .unwrap_or(Value::Null);
-            found.push((id, value));
+            found.push((id, value, header("traceparent")));
         }
     }
     assert_eq!(found.len() as i64, high, "{topic} read to its end");
@@ -171,6 +192,27 @@ async fn the_scripted_saga_runs_on_the_shop_across_a_restart() {
     engine.shutdown();
     engine.join().await.expect("a clean stop");
 
+    let traced = read_traced(&brokers, INVENTORY_EVENTS);
+    // Each event that names its order carries that order's trace; the others (a level
+    // that a catalog record moved, say) carry none.
+    let mut named = 0;
+    for (id, value, trace) in &traced {
+        match value["order_id"].as_str() {
+            Some(order_id) => {
+                named += 1;
+                assert_eq!(trace.as_deref(), Some(trace_of(order_id).as_str()), "{id}");
+            }
+            None if trace.is_some() => {
+                let caused_by_an_order = orders
+                    .iter()
+                    .chain(&rest)
+                    .any(|event| trace.as_deref() == Some(trace_of(event.order_id()).as_str()));
+                assert!(caused_by_an_order, "{id}: {value} carries {trace:?}");
+            }
+            None => {}
+        }
+    }
+    assert!(named > 0, "no event names its order: {traced:?}");
     let written = read_all(&brokers, INVENTORY_EVENTS);
     // Exactly the story's results, in order, each once, keyed by item.
     assert_eq!(saga_results(&written), saga::expected_events());

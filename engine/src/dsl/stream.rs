@@ -157,6 +157,7 @@ impl<'scope, T: Data> Stream<'scope, T> {
                 event_time,
                 watermark,
                 origin,
+                headers,
                 value,
             } = record;
             let mut key = Some(key);
@@ -174,6 +175,7 @@ impl<'scope, T: Data> Stream<'scope, T> {
                     event_time,
                     watermark,
                     origin,
+                    headers: headers.clone(),
                     value,
                 });
             }

@@ -21,7 +21,7 @@ use super::state::{CheckpointGate, OperatorState};
 use super::table::{TableChange, TableUpdates, keyed_changes, restore_values, write_values};
 use crate::checkpoint::Request;
 use crate::epoch::{Time, join, stamp_time};
-use crate::record::{Data, Origin, Record, key_hash};
+use crate::record::{CarriedHeaders, Data, Origin, Record, key_hash};
 
 /// A table's row as differential holds it: the envelope of the change that set it and its
 /// value as canonical JSON (object fields sorted), so that equal values are equal rows
@@ -90,6 +90,8 @@ impl Row {
             event_time: self.event_time,
             watermark: self.watermark,
             origin: self.origin,
+            // A row is state that many records made; it carries none's headers.
+            headers: CarriedHeaders::NONE,
             value,
         }
     }

@@ -12,6 +12,7 @@ use tracing::{error, warn};
 
 use super::worker_consumer::{SourceShare, WorkerConsumer};
 
+use crate::carried_headers::CarriedHeaders;
 use crate::kafka::headers::read_all;
 use crate::kafka::missing_offsets::{OnMissingOffsets, is_offset_gone, move_while_running};
 use crate::status::EngineStatus;
@@ -43,6 +44,21 @@ pub(crate) enum RawHeaders<'a> {
 }
 
 impl RawHeaders<'_> {
+    /// The headers its derived records carry; nothing is read or allocated when there are
+    /// none, as for most records.
+    pub(crate) fn carried(self) -> CarriedHeaders {
+        let none = match self {
+            RawHeaders::Borrowed(headers) => headers.is_none(),
+            RawHeaders::Owned(headers) => headers.is_none(),
+            RawHeaders::Memory(headers) => headers.is_empty(),
+        };
+        if none {
+            CarriedHeaders::NONE
+        } else {
+            CarriedHeaders::of(self.to_vec())
+        }
+    }
+
     /// The headers, name and value (a header without a value has an empty one).
     pub(crate) fn to_vec(self) -> Vec<(String, Vec<u8>)> {
         match self {

@@ -32,7 +32,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use super::idle::IdleBoard;
 use super::state::{CheckpointGate, OperatorState};
 use crate::epoch::{NO_WATERMARK, Time, at, stamp_time, watermark_of};
-use crate::record::{Data, Origin, Record, key_hash, worker_of};
+use crate::record::{CarriedHeaders, Data, Origin, Record, key_hash, worker_of};
 
 /// A record of the first stream or of the second.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -306,6 +306,7 @@ impl<L: Data, R: Data, S: Data> Sequencer<L, R, S> {
                 event_time,
                 watermark,
                 origin,
+                headers,
                 value,
             } = record;
             step(
@@ -317,20 +318,27 @@ impl<L: Data, R: Data, S: Data> Sequencer<L, R, S> {
                 },
                 &mut emitted,
             );
-            outputs.extend(stamp_outputs(&mut emitted, event_time, watermark, origin));
+            outputs.extend(stamp_outputs(
+                &mut emitted,
+                event_time,
+                watermark,
+                origin,
+                &headers,
+            ));
         }
     }
 }
 
-/// Outputs of one input record as records: its event time and origin, each with its own
-/// position (combined with the record's own, as an expansion does), so that every output
-/// has its own deterministic id.
-fn stamp_outputs<O>(
-    emitted: &mut Vec<(String, O)>,
+/// Outputs of one input record as records: its event time, origin and headers, each with
+/// its own position (combined with the record's own, as an expansion does), so that every
+/// output has its own deterministic id.
+fn stamp_outputs<'a, O>(
+    emitted: &'a mut Vec<(String, O)>,
     event_time: i64,
     watermark: u64,
     origin: Origin,
-) -> impl Iterator<Item = Record<O>> + '_ {
+    headers: &'a CarriedHeaders,
+) -> impl Iterator<Item = Record<O>> + 'a {
     emitted
         .drain(..)
         .enumerate()
@@ -342,6 +350,7 @@ fn stamp_outputs<O>(
                 index: crate::dsl::stream::expanded_position(origin.index, index as u32),
                 ..origin
             },
+            headers: headers.clone(),
             value,
         })
 }
@@ -460,6 +469,7 @@ where
                             record.event_time,
                             record.watermark,
                             record.origin,
+                            &record.headers,
                         ));
                     }
                     let sequence = sequence_of(&record);

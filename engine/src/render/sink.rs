@@ -92,11 +92,25 @@ pub(crate) fn to_topic<T: Data>(
                         continue;
                     }
                     write_record_id(&mut id, &source_topics, &record.origin, writer);
+                    let own = [(RECORD_ID_HEADER, id.as_bytes())];
+                    let carried = record.headers.as_slice();
+                    // Most records carry nothing: then no list is built.
+                    let with_carried: Vec<(&str, &[u8])>;
+                    let headers: &[(&str, &[u8])] = if carried.is_empty() {
+                        &own
+                    } else {
+                        with_carried = carried
+                            .iter()
+                            .map(|(name, value)| (name.as_str(), value.as_slice()))
+                            .chain(own)
+                            .collect();
+                        &with_carried
+                    };
                     env.output.send(&OutputRecord {
                         topic: &topic,
                         key: record.key.as_bytes(),
                         payload: &payload,
-                        headers: &[(RECORD_ID_HEADER, id.as_bytes())],
+                        headers,
                         origin: input_position(&source_topics, &record.origin),
                         epoch,
                     });

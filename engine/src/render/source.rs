@@ -393,6 +393,7 @@ pub(crate) fn kafka_source<'scope, T: Data>(
                                     event_time,
                                     watermark,
                                     origin,
+                                    headers: raw.headers.carried(),
                                     value,
                                 });
                             }

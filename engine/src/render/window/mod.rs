@@ -42,7 +42,7 @@ use keyed::Keyed;
 
 use super::state::{CheckpointGate, OperatorState};
 use crate::epoch::{Time, join, stamp_time, watermark_of};
-use crate::record::{Data, Origin, Record, key_hash, worker_of};
+use crate::record::{CarriedHeaders, Data, Origin, Record, key_hash, worker_of};
 use crate::window::{WindowBounds, WindowSpec};
 
 /// A change to one window's aggregate.
@@ -431,6 +431,7 @@ pub(super) fn change_record<A>(
         event_time: change.window.start,
         watermark,
         origin: NO_ORIGIN,
+        headers: CarriedHeaders::NONE,
         value: change,
     }
 }

@@ -3,7 +3,7 @@
 //! - [`source`]: the source operator with per-partition watermarks and checkpoint cuts;
 //!   [`reader`] feeds it from Kafka or from memory, [`worker_consumer`] is the one Kafka
 //!   consumer a worker's sources share, and [`idle`] lets quiet partitions stop holding
-//!   the watermark back.
+//!   the watermark back; [`nesting`] refuses records nested too deep to decode safely.
 //! - [`window`]: tumbling-window aggregation with lateness.
 //! - [`table`]: tables folded from windows with add and subtract.
 //! - [`upsert`]: tables read from a topic, one value per record key.
@@ -19,6 +19,7 @@
 pub(crate) mod arranged;
 pub(crate) mod idle;
 pub(crate) mod materialize;
+pub(crate) mod nesting;
 pub mod reader;
 pub(crate) mod sequence;
 pub mod sink;

@@ -28,6 +28,7 @@ use timely::dataflow::{Scope, Stream};
 use tracing::{debug, error, trace};
 
 use super::idle::IdleBoard;
+use super::nesting::{MAX_NESTING, nests_deeper_than};
 #[cfg(test)]
 use super::reader::RawHeaders;
 use super::reader::{KafkaReader, MemoryReader, RawRecord, ReadOutcome, RecordReader};
@@ -588,6 +589,11 @@ pub(crate) fn commit_to_group(consumer: &QuietConsumer, topic: &str, offsets: &[
 
 /// Decodes a record's JSON payload, or says why it cannot be read.
 pub(crate) fn decode_payload<T: Data>(payload: &[u8]) -> Result<T, String> {
+    if nests_deeper_than(payload, MAX_NESTING) {
+        return Err(format!(
+            "cannot decode record: it nests arrays or objects deeper than {MAX_NESTING} levels"
+        ));
+    }
     // sonic-rs rather than serde_json: the same serde types, decoded with SIMD; reading
     // JSON was the largest share of a worker's time in the end-to-end benchmark.
     sonic_rs::from_slice(payload).map_err(|error| format!("cannot decode record: {error}"))
@@ -846,5 +852,42 @@ mod tests {
             assert!(error.contains(says), "{error}");
         }
         assert_eq!(decoded(None).unwrap_err(), "record has no value");
+    }
+
+    /// Hostile payloads are errors with a reason, never a crash of the worker: every one
+    /// must reach the dead-letter topic and let the partition move on.
+    #[test]
+    fn garbage_huge_empty_misencoded_and_deeply_nested_payloads_are_errors() {
+        let deep = |depth: usize| {
+            let mut nested = "[".repeat(depth);
+            nested.push_str(&"]".repeat(depth));
+            nested
+        };
+        let ignored_field = format!(r#"{{"page":"a","at":1,"extra":{}}}"#, deep(1_000_000));
+        let huge_page = format!(r#"{{"page":"{}","at":1}}"#, "x".repeat(20 << 20));
+        let mut utf16 = vec![0xFF, 0xFE];
+        for unit in r#"{"page":"a","at":1}"#.encode_utf16() {
+            utf16.extend(unit.to_le_bytes());
+        }
+        let bad_utf8 = b"{\"page\":\"\xff\xfe\",\"at\":1}".to_vec();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("garbage", vec![0, 159, 146, 150, 255, 1, 2, 3]),
+            ("empty", Vec::new()),
+            ("UTF-16", utf16),
+            ("invalid UTF-8 in a string", bad_utf8),
+            ("a million open brackets", deep(1_000_000).into_bytes()),
+            ("unclosed nesting", "[".repeat(1_000_000).into_bytes()),
+            (
+                "deep nesting in an unknown field",
+                ignored_field.into_bytes(),
+            ),
+        ];
+        for (what, payload) in &cases {
+            let error = decoded(Some(payload)).expect_err(what);
+            assert!(error.contains("cannot decode"), "{what}: {error}");
+        }
+        // A huge record is read like any other: its size is the broker's limit to set.
+        let (click, _) = decoded(Some(huge_page.as_bytes())).expect("a 20 MiB record decodes");
+        assert_eq!(click.page.len(), 20 << 20);
     }
 }

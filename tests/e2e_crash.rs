@@ -15,7 +15,7 @@ mod harness;
 
 use std::collections::BTreeSet;
 
-use harness::crashes::{KillPoints, finish_and_check_views, kill_while_catching_up};
+use harness::crashes::{KillPoints, crash_scale, finish_and_check_views, kill_while_catching_up};
 use harness::kafka::Kafka;
 use harness::{DEADLINE, PreloadedRun};
 use serde_json::Value;
@@ -46,8 +46,9 @@ fn expected_ids(settings: &KafkaSettings) -> BTreeSet<String> {
 }
 
 #[test]
-fn five_kills_lose_nothing_and_the_dedupe_helper_reads_exactly_once() {
+fn kills_lose_nothing_and_the_dedupe_helper_reads_exactly_once() {
     let mut kill_points = KillPoints::from_env();
+    let (events, kills) = crash_scale(EVENTS, KILLS);
 
     let kafka = Kafka::start();
     let brokers = kafka.brokers();
@@ -56,17 +57,17 @@ fn five_kills_lose_nothing_and_the_dedupe_helper_reads_exactly_once() {
         state: _state,
         base,
         args,
-    } = PreloadedRun::prepare(&brokers, EVENTS, SEED);
+    } = PreloadedRun::prepare(&brokers, events, SEED);
 
     kill_while_catching_up(
         &shop,
         &args,
         &base,
-        (EVENTS, KILLS, 5_000),
+        (events, kills, 5_000),
         &mut kill_points,
     );
 
-    let want = finish_and_check_views(&shop, &args, (&base, &brokers), (EVENTS, SEED));
+    let want = finish_and_check_views(&shop, &args, (&base, &brokers), (events, SEED));
 
     let settings = KafkaSettings::new(&brokers);
     let want_ids = expected_ids(&settings);
@@ -80,7 +81,7 @@ fn five_kills_lose_nothing_and_the_dedupe_helper_reads_exactly_once() {
         })
         .expect("inventory-events reads to its end");
     eprintln!(
-        "inventory-events after {KILLS} kills: {} records, {} duplicates, {} unique",
+        "inventory-events after {kills} kills: {} records, {} duplicates, {} unique",
         report.records, report.duplicates, report.kept
     );
     // At least once: every expected event is there, duplicates or not.

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use harness::crashes::{KillPoints, finish_and_check_views, kill_while_catching_up};
+use harness::crashes::{KillPoints, crash_scale, finish_and_check_views, kill_while_catching_up};
 use harness::kafka::Kafka;
 use harness::orders::produce_orders;
 use harness::{
@@ -97,11 +97,12 @@ fn split_ids(ids: &BTreeMap<String, usize>) -> (usize, usize) {
 }
 
 #[test]
-fn five_kills_during_catch_up_and_a_committed_reader_sees_every_event_exactly_once() {
+fn kills_during_catch_up_and_a_committed_reader_sees_every_event_exactly_once() {
     let _alone = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(|held| held.into_inner());
     let mut kill_points = KillPoints::from_env();
+    let (events, kills) = crash_scale(EVENTS, KILLS);
     let kafka = Kafka::start();
     let brokers = kafka.brokers();
     let PreloadedRun {
@@ -109,7 +110,7 @@ fn five_kills_during_catch_up_and_a_committed_reader_sees_every_event_exactly_on
         state: _state,
         base,
         mut args,
-    } = PreloadedRun::prepare(&brokers, EVENTS, SEED);
+    } = PreloadedRun::prepare(&brokers, events, SEED);
     args.push("--exactly-once".to_string());
 
     // Past a checkpoint beyond where the last run died, then on for a random number of
@@ -118,11 +119,11 @@ fn five_kills_during_catch_up_and_a_committed_reader_sees_every_event_exactly_on
         &shop,
         &args,
         &base,
-        (EVENTS, KILLS, 3_000),
+        (events, kills, 3_000),
         &mut kill_points,
     );
 
-    let want = finish_and_check_views(&shop, &args, (&base, &brokers), (EVENTS, SEED));
+    let want = finish_and_check_views(&shop, &args, (&base, &brokers), (events, SEED));
 
     // Exactly once, with nothing but the broker's isolation: every order line and every
     // saga result once, and nothing else.
@@ -146,7 +147,7 @@ fn five_kills_during_catch_up_and_a_committed_reader_sees_every_event_exactly_on
     );
     assert!(committed.keys().all(|id| uncommitted.contains_key(id)));
     eprintln!(
-        "inventory-events after {KILLS} kills: {kept} committed, {} aborted",
+        "inventory-events after {kills} kills: {kept} committed, {} aborted",
         written - kept
     );
 }

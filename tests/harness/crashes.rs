@@ -40,6 +40,22 @@ impl KillPoints {
     }
 }
 
+/// How many orders and kills a crash test runs: its own defaults, or `SLUICE_CRASH_EVENTS`
+/// and `SLUICE_KILLS` (`scripts/faults.sh` sets them for its long runs).
+pub fn crash_scale(events: u64, kills: usize) -> (u64, usize) {
+    let read = |name: &str| {
+        std::env::var(name).ok().map(|value| {
+            value
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("{name}={value} is not a count"))
+        })
+    };
+    let events = read("SLUICE_CRASH_EVENTS").unwrap_or(events);
+    let kills = read("SLUICE_KILLS").map_or(kills, |kills| kills as usize);
+    eprintln!("{kills} kills over {events} orders");
+    (events, kills)
+}
+
 /// How far a run has read: the sum of its `order-events` partitions' next offsets.
 fn read_position(status: &Value) -> i64 {
     order_partitions(status)

@@ -443,13 +443,7 @@ async fn every_view_matches_an_independent_computation() {
         .collect();
     late_views.sort();
     assert_eq!(late_views, minute_views, "{status}");
-    let orders_read: u64 = status["partitions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|partition| partition["topic"] == "order-events")
-        .filter_map(|partition| partition["processed"].as_u64())
-        .sum();
+    let orders_read = common::orders_processed(&status);
     assert_eq!(orders_read, records.len() as u64 - 1, "{status}");
 
     // The saga decides what both topics' watermarks have passed; the rest waits.

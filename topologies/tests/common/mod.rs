@@ -82,6 +82,17 @@ pub fn checkpointed(status: &Value) -> i64 {
         .unwrap_or(0)
 }
 
+/// Records of `order-events` this run read and decoded, from a `/status` answer.
+pub fn orders_processed(status: &Value) -> u64 {
+    status["partitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|partition| partition["topic"] == "order-events")
+        .filter_map(|partition| partition["processed"].as_u64())
+        .sum()
+}
+
 /// Waits until checkpoints hold `records` records, then for `more` checkpoints after that
 /// one: what "nothing is left to happen" looks like from outside.
 pub async fn wait_until_settled(engine: &RunningEngine, records: i64, more: u64) -> Value {

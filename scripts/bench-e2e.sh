@@ -19,6 +19,10 @@ shift || true
 SHOP=${SHOP:-${CARGO_TARGET_DIR:-target}/release/shop}
 # local-tansu.sh sets BROKER to the broker's pid: keep the choice apart.
 KIND=${BROKER:-tansu}
+if [ "${TLS:-0}" = 1 ] && [ "$KIND" != kafka ]; then
+  echo "TLS=1 needs BROKER=kafka (Tansu 0.6 has no TLS listener here)" >&2
+  exit 2
+fi
 here=$(dirname "$0")
 
 CLIENT_FLAGS=()
@@ -81,7 +85,7 @@ broker_cpu() {
 cpu_before=$(broker_cpu)
 started=$(date +%s.%N)
 "$SHOP" bench --brokers "$ADDRESS" --events "$EVENTS" --partitions 4 \
-  --fetch-wait-max-ms 10 --log warn "${CLIENT_FLAGS[@]}" "$@"
+  --fetch-wait-max-ms 10 --log warn ${CLIENT_FLAGS[@]+"${CLIENT_FLAGS[@]}"} "$@"
 awk -v before="$cpu_before" -v after="$(broker_cpu)" -v started="$started" -v ended="$(date +%s.%N)" \
   -v broker="$KIND" 'BEGIN {
     cpu = after - before; wall = ended - started

@@ -51,7 +51,8 @@ run() {
   started=$(date +%s)
   echo "== $name: $what" >&2
   # The tests' own reports (kill points, duplicates, records kept) go to the log too.
-  if env RUST_TEST_NOCAPTURE=1 "${env[@]}" cargo test --profile "$PROFILE" "$@" >"$out/$name.log" 2>&1; then
+  # ${env[@]+...}: an empty array is "unbound" under set -u before bash 4.4.
+  if env RUST_TEST_NOCAPTURE=1 ${env[@]+"${env[@]}"} cargo test --profile "$PROFILE" "$@" >"$out/$name.log" 2>&1; then
     outcome=passed
   else
     outcome=FAILED

@@ -191,6 +191,11 @@ pub(crate) struct HttpArgs {
     #[arg(long, default_value_t = HttpLimits::default().max_streams as u64,
         value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_streams: u64,
+    /// Seconds a connection may stay silent (no request, no answer, no keep-alive) before
+    /// it is closed, so that idle connections cannot hold every place.
+    #[arg(long, default_value_t = HttpLimits::default().idle_timeout.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub http_idle_timeout_secs: u64,
 }
 
 impl HttpArgs {
@@ -207,6 +212,7 @@ impl HttpArgs {
             max_body_bytes: size(self.max_body_bytes),
             max_connections: size(self.max_connections),
             max_streams: size(self.max_streams),
+            idle_timeout: Duration::from_secs(self.http_idle_timeout_secs),
         };
         Ok(())
     }

@@ -151,6 +151,8 @@ pub fn is_offset_gone(error: &KafkaError) -> bool {
 
 /// How long to wait for the broker while moving a partition past a gap.
 const WHILE_RUNNING_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many times to ask for a partition's bounds before giving up on it.
+const WHILE_RUNNING_ATTEMPTS: usize = 3;
 
 /// Deals with a partition of `topic` whose next offset, `needed`, left the log while the
 /// engine ran (retention overtook a lagging engine, or the topic was recreated): moves it
@@ -163,24 +165,36 @@ pub fn move_while_running<C: ConsumerContext, K: Consumer<C>>(
     policy: OnMissingOffsets,
     status: &EngineStatus,
 ) -> Result<(), String> {
-    let bounds = consumer
-        .fetch_watermarks(topic, partition, WHILE_RUNNING_TIMEOUT)
-        .map_err(|error| {
-            format!(
-                "source partition {topic}/{partition} is to be read from offset {needed}, which \
-                 its log no longer holds, and the broker did not say where the log is now: {error}"
-            )
-        })?;
-    // The broker said the offset is gone; bounds read a moment later may have moved on.
-    let gap = OffsetGap::of(topic, partition, needed, bounds).unwrap_or(OffsetGap {
-        topic: topic.to_string(),
-        partition,
-        needed,
-        log_start: bounds.0,
-        log_end: bounds.1,
-    });
-    let Some(to) = gap.moved_to(policy) else {
-        return Err(gap.refusal(&crate::checkpoint::restore::program_name()));
+    // A broker that does not answer once is asked again: under `earliest|latest` the user
+    // accepted the gap, and one lost answer must not turn it into a stop.
+    let mut last_error = None;
+    let mut bounds = None;
+    for _ in 0..WHILE_RUNNING_ATTEMPTS {
+        match consumer.fetch_watermarks(topic, partition, WHILE_RUNNING_TIMEOUT) {
+            Ok(found) => {
+                bounds = Some(found);
+                break;
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    let Some(bounds) = bounds else {
+        let error = last_error
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+        return Err(format!(
+            "source partition {topic}/{partition} is to be read from offset {needed}, which \
+             its log no longer holds, and the broker did not say where the log is now: {error}"
+        ));
+    };
+    // The broker said the offset is gone; if the log holds it again a moment later (an
+    // answer from a broker that was behind), the partition reads on from it, moving nowhere.
+    let gap = OffsetGap::of(topic, partition, needed, bounds);
+    let to = match &gap {
+        Some(gap) => gap
+            .moved_to(policy)
+            .ok_or_else(|| gap.refusal(&crate::checkpoint::restore::program_name()))?,
+        None => needed,
     };
     // librdkafka stopped fetching the partition when it reported the gap, and a stopped
     // partition cannot seek; assigned again, it fetches from `to`. Its queue stays split
@@ -196,15 +210,25 @@ pub fn move_while_running<C: ConsumerContext, K: Consumer<C>>(
         .incremental_unassign(&stop)
         .and_then(|()| consumer.incremental_assign(&start))
         .map_err(|error| format!("cannot move {topic}/{partition} to offset {to}: {error}"))?;
-    warn!(
-        topic,
-        partition,
-        needed,
-        moved_to = to,
-        "{}; reading on from {to} as --on-missing-offsets says",
-        gap.cause()
-    );
-    status.record_offset_reset(OffsetReset::of(&gap, to, "running"));
+    match gap {
+        Some(gap) => {
+            warn!(
+                topic,
+                partition,
+                needed,
+                moved_to = to,
+                "{}; reading on from {to} as --on-missing-offsets says",
+                gap.cause()
+            );
+            status.record_offset_reset(OffsetReset::of(&gap, to, "running"));
+        }
+        None => warn!(
+            topic,
+            partition,
+            needed,
+            "the broker said this offset was out of range, and its log holds it now; reading on from it"
+        ),
+    }
     Ok(())
 }
 

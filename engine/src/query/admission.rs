@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -25,6 +26,9 @@ pub struct HttpLimits {
     /// Live streams (Server-Sent Events) at once; each holds a connection and a place in
     /// the change feed.
     pub max_streams: usize,
+    /// How long a connection may send and receive nothing before it is closed, so that
+    /// silent connections cannot hold every place (a stream's keep-alives count as traffic).
+    pub idle_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -33,6 +37,7 @@ impl Default for HttpLimits {
             max_body_bytes: 1 << 20,
             max_connections: 512,
             max_streams: 128,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -128,6 +133,7 @@ mod tests {
                 max_body_bytes: 10,
                 max_connections: 1,
                 max_streams: 2,
+                idle_timeout: Duration::from_secs(60),
             },
         );
         let connection = admission.connection().expect("room for one");

@@ -20,6 +20,9 @@ use crate::readiness::Phase;
 use crate::status::EngineStatus;
 
 const TOKEN: &str = "a-token-of-the-tests-0123456789";
+/// The idle timeout of the connection test: long enough for the refusal to be seen first
+/// on a loaded machine.
+const IDLE: Duration = Duration::from_secs(3);
 
 struct Answer {
     status: StatusCode,
@@ -210,6 +213,7 @@ async fn connections_beyond_the_limit_are_answered_503_and_closed() {
         ApiAccess::default(),
         HttpLimits {
             max_connections: 1,
+            idle_timeout: IDLE,
             ..HttpLimits::default()
         },
     );
@@ -240,17 +244,29 @@ async fn connections_beyond_the_limit_are_answered_503_and_closed() {
             refused.to_ascii_lowercase().contains("retry-after: 5"),
             "{refused}"
         );
-        // Once it closes, the place is free again.
-        drop(holder);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Silent past the idle timeout, the holder is closed and its place is free again,
+        // though its client never let go.
+        let quiet_since = Instant::now();
+        let deadline = quiet_since + IDLE + Duration::from_secs(10);
         loop {
             let answer = raw_get(addr, "/healthz");
             if answer.starts_with("HTTP/1.1 200") {
                 break;
             }
             assert!(Instant::now() < deadline, "no place came free: {answer}");
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(50));
         }
+        assert!(quiet_since.elapsed() >= IDLE - Duration::from_millis(100));
+        let mut holder = holder;
+        holder
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut rest = Vec::new();
+        // The server closed it: the read ends rather than timing out.
+        assert!(
+            holder.read_to_end(&mut rest).is_ok(),
+            "the idle connection was closed"
+        );
         admission
             .refused_connections
             .load(std::sync::atomic::Ordering::Relaxed)

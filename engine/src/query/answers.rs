@@ -279,6 +279,8 @@ pub struct HttpAdmission {
     pub max_body_bytes: usize,
     pub max_connections: usize,
     pub open_connections: usize,
+    /// Seconds a silent connection is kept.
+    pub idle_timeout_secs: u64,
     /// Connections answered 503 because `max_connections` were open.
     pub refused_connections: u64,
     pub max_streams: usize,

@@ -109,6 +109,7 @@ fn http_admission(admission: &Admission) -> HttpAdmission {
         max_body_bytes: admission.limits.max_body_bytes,
         max_connections: admission.limits.max_connections,
         open_connections: admission.open_connections(),
+        idle_timeout_secs: admission.limits.idle_timeout.as_secs(),
         refused_connections: count(&admission.refused_connections),
         max_streams: admission.limits.max_streams,
         open_streams: admission.open_streams(),

@@ -203,7 +203,9 @@ impl RecordReader for KafkaReader {
             handle(raw_of(&message, RawHeaders::Owned(message.headers())));
         }
         let count = queues.len();
-        let mut gone = None;
+        // Every partition that reported a gap in this read: librdkafka reports it once and
+        // stops fetching the partition, so one left unhandled would stall for good.
+        let mut gone: Vec<(i32, i64)> = Vec::new();
         for turn in 0..count {
             let share = &mut queues[(self.next_queue + turn) % count];
             while read < budget {
@@ -219,7 +221,7 @@ impl RecordReader for KafkaReader {
                         handle(raw_of(&message, RawHeaders::Borrowed(message.headers())));
                     }
                     Some(Err(error)) if is_offset_gone(&error) => {
-                        gone = Some((share.partition, share.next_offset));
+                        gone.push((share.partition, share.next_offset));
                         break;
                     }
                     Some(Err(error)) => {
@@ -232,7 +234,7 @@ impl RecordReader for KafkaReader {
         if count > 0 {
             self.next_queue = (self.next_queue + 1) % count;
         }
-        if let Some((partition, needed)) = gone {
+        for (partition, needed) in gone {
             let moved = move_while_running(
                 self.shared.consumer(),
                 &self.topic,
@@ -243,6 +245,7 @@ impl RecordReader for KafkaReader {
             );
             if let Err(refusal) = moved {
                 self.fail(refusal);
+                break;
             }
         }
         ReadOutcome::Read(read)

@@ -35,15 +35,13 @@ impl CarriedHeaders {
     pub const NONE: CarriedHeaders = CarriedHeaders(None);
 
     /// The headers of `all` that are not Sluice's own.
-    pub fn of(all: Vec<(String, Vec<u8>)>) -> Self {
-        let carried: Vec<(String, Vec<u8>)> = all
-            .into_iter()
-            .filter(|(name, _)| !name.starts_with(SLUICE_HEADER_PREFIX))
-            .collect();
-        if carried.is_empty() {
+    pub fn of(mut all: HeaderList) -> Self {
+        // In place: the list read from the record is the one kept, one allocation a record.
+        all.retain(|(name, _)| !name.starts_with(SLUICE_HEADER_PREFIX));
+        if all.is_empty() {
             CarriedHeaders::NONE
         } else {
-            CarriedHeaders(Some(Arc::new(carried)))
+            CarriedHeaders(Some(Arc::new(all)))
         }
     }
 
